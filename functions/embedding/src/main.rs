@@ -1,0 +1,11 @@
+//! Cloud Run function `embedding`: CLIP embeddings and pixel features per photo, fed by
+//! upload events (flow A) and album calls. All logic lives in `ongi-shared`.
+
+use ongi_shared::modules::{Module, Modules};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    ongi_shared::http::app::serve_from_env(Modules::only(Module::Embedding))
+        .await
+        .map_err(anyhow::Error::new)
+}

@@ -1,0 +1,72 @@
+//! The `ongi` binary: every function in one process (`ongi serve`), plus the CLI.
+//! It only parses arguments and calls `ongi-shared`.
+
+use std::net::IpAddr;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ongi_shared::config::Settings;
+use ongi_shared::http::{Application, shutdown};
+use ongi_shared::modules::Modules;
+
+#[derive(Parser)]
+#[command(name = "ongi", version, about = "The AI back end of a photo-album app")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve every function in one process, on embedded defaults (no setting needed):
+    /// photos from ./data/uploads, an in-process cache; Redis and GCS when configured.
+    Serve {
+        /// Port to listen on (overrides PORT).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Address to bind (overrides ONGI_HOST). Loopback by default: this process has no
+        /// authentication of its own (on Cloud Run, IAM guards the functions).
+        #[arg(long, default_value = "127.0.0.1")]
+        host: IpAddr,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { port, host } => serve(port, host).await,
+    }
+}
+
+async fn serve(port: Option<u16>, host: IpAddr) -> anyhow::Result<()> {
+    let mut settings = Settings::from_env()?;
+    if let Some(port) = port {
+        settings.port = port;
+    }
+    if std::env::var_os("ONGI_HOST").is_none() {
+        settings.host = host;
+    }
+    ongi_shared::telemetry::init_logging(settings.log_format);
+    tracing::info!(settings = ?settings, "starting ongi serve");
+    report_missing_parts(&settings);
+    let app = Application::build(settings, Modules::all())
+        .await
+        .context("cannot start ongi serve")?;
+    println!("ongi serve: listening on http://{}", app.address());
+    app.run_until_stopped(shutdown::signal()).await?;
+    Ok(())
+}
+
+/// One line per missing part, so a first run says what it lacks and how to add it.
+fn report_missing_parts(settings: &Settings) {
+    if !settings.model_dir.is_dir() {
+        tracing::warn!(
+            "no model folder at {}: model-based analyses are unavailable (set ONGI_MODEL_DIR or pass --models)",
+            settings.model_dir.display()
+        );
+    }
+    if settings.ort_dylib_path.is_none() {
+        tracing::warn!("ORT_DYLIB_PATH is not set: the ONNX Runtime library is needed for CLIP and face models");
+    }
+}

@@ -1,0 +1,10 @@
+//! Cloud Run function `quality`: low-quality photos with reasons. All logic lives in `ongi-shared`.
+
+use ongi_shared::modules::{Module, Modules};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    ongi_shared::http::app::serve_from_env(Modules::only(Module::Quality))
+        .await
+        .map_err(anyhow::Error::new)
+}

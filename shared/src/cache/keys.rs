@@ -1,0 +1,75 @@
+//! Every cache key, built in one place. Keys carry a schema version and the model id, so a
+//! new model or a new record layout never reads old values: it simply misses.
+//!
+//! `{prefix}v{schema}:{kind}:{model}:{id}`, e.g. `ongi:v1:feat:clip-vit-b32@2f1c:9a0b…`.
+//! The prefix (default `ongi:`) lets tests share one Redis without seeing each other.
+
+use crate::domain::{BucketName, ContentHash};
+
+/// Bumped whenever the layout of a cached record changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CacheKey(String);
+
+impl CacheKey {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Keyspace {
+    prefix: String,
+}
+
+impl Keyspace {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self { prefix: prefix.into() }
+    }
+
+    fn key(&self, kind: &str, model: &str, id: &str) -> CacheKey {
+        CacheKey(format!("{}v{SCHEMA_VERSION}:{kind}:{model}:{id}", self.prefix))
+    }
+
+    /// The per-photo feature record computed by `model` from the photo's bytes.
+    pub fn features(&self, model: &str, hash: &ContentHash) -> CacheKey {
+        self.key("feat", model, &hash.to_hex())
+    }
+
+    /// `bucket/object#generation` → content hash, so a repeated upload event needs no download.
+    pub fn alias(&self, bucket: &BucketName, object: &str, generation: i64) -> CacheKey {
+        CacheKey(format!(
+            "{}v{SCHEMA_VERSION}:alias:{bucket}/{object}#{generation}",
+            self.prefix
+        ))
+    }
+
+    /// The faces found in a photo by a detector + embedder pair.
+    pub fn faces(&self, models: &str, hash: &ContentHash) -> CacheKey {
+        self.key("faces", models, &hash.to_hex())
+    }
+
+    /// A text embedding (prompts, concepts), keyed by the hash of the text.
+    pub fn text(&self, model: &str, text: &str) -> CacheKey {
+        self.key("text", model, &ContentHash::of(text.as_bytes()).to_hex())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_carry_schema_model_and_prefix() {
+        let ks = Keyspace::new("t1:");
+        let h = ContentHash::of(b"photo");
+        let a = ks.features("clip-a", &h);
+        let b = ks.features("clip-b", &h);
+        assert!(a.as_str().starts_with("t1:v1:feat:clip-a:"));
+        assert_ne!(a, b, "a new model must never read the old model's vectors");
+        let bucket = BucketName::parse("uploads").unwrap();
+        assert_eq!(ks.alias(&bucket, "a.jpg", 7).as_str(), "t1:v1:alias:uploads/a.jpg#7");
+        assert_ne!(ks.text("m", "a dog"), ks.text("m", "a cat"));
+    }
+}

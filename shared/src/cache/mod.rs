@@ -1,0 +1,107 @@
+//! The feature cache: per-photo features shared by every function (DESIGN.md "Redis layout").
+//!
+//! - [`FeatureCache`] is the raw trait, implemented by [`redis::RedisCache`] (Memorystore)
+//!   and [`memory::MemoryCache`] (in-process, for `ongi serve` without `REDIS_URL`).
+//! - [`Cache`] is what the request path uses: it turns every cache failure into a miss,
+//!   logged and counted, because a cache outage must cost recomputation, never a 500.
+//! - [`keys::Keyspace`] builds every key (schema version, model id, content hash);
+//!   [`codec`] stores vectors as little-endian `f32`, not JSON.
+
+pub mod codec;
+pub mod keys;
+pub mod memory;
+pub mod redis;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+pub use keys::{CacheKey, Keyspace};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cache unavailable: {0}")]
+    Unavailable(String),
+    #[error("cache error: {0}")]
+    Other(String),
+}
+
+#[async_trait]
+pub trait FeatureCache: Send + Sync + 'static {
+    /// One round trip for many keys; the result is aligned with `keys`.
+    async fn get_many(&self, keys: &[CacheKey]) -> Result<Vec<Option<Bytes>>, CacheError>;
+
+    /// One round trip for many entries, each with the same time to live.
+    async fn set_many(&self, entries: &[(CacheKey, Bytes)], ttl: Duration) -> Result<(), CacheError>;
+
+    /// A round trip proving the cache answers (for `/readyz`).
+    async fn ping(&self) -> Result<(), CacheError>;
+
+    fn kind(&self) -> &'static str;
+}
+
+/// The cache as the request path sees it: failures become misses (and a log line and a
+/// counter), so a request always succeeds by computing what the cache could not give.
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<dyn FeatureCache>,
+    keyspace: Keyspace,
+    ttl: Duration,
+}
+
+impl Cache {
+    pub fn new(inner: Arc<dyn FeatureCache>, keyspace: Keyspace, ttl: Duration) -> Self {
+        Self { inner, keyspace, ttl }
+    }
+
+    pub fn keyspace(&self) -> &Keyspace {
+        &self.keyspace
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+
+    /// Values aligned with `keys`; every key is a miss when the cache is down.
+    pub async fn get_many(&self, keys: &[CacheKey]) -> Vec<Option<Bytes>> {
+        if keys.is_empty() {
+            return Vec::new();
+        }
+        match self.inner.get_many(keys).await {
+            Ok(values) => {
+                let hits = values.iter().filter(|v| v.is_some()).count() as u64;
+                metrics::counter!("ongi_cache_hits_total").increment(hits);
+                metrics::counter!("ongi_cache_misses_total").increment(keys.len() as u64 - hits);
+                values
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, keys = keys.len(), "cache read failed; computing instead");
+                metrics::counter!("ongi_cache_errors_total", "op" => "get").increment(1);
+                metrics::counter!("ongi_cache_misses_total").increment(keys.len() as u64);
+                vec![None; keys.len()]
+            }
+        }
+    }
+
+    /// Stores entries; a failure is logged and counted, never returned.
+    /// Returns whether the write reached the cache.
+    pub async fn set_many(&self, entries: &[(CacheKey, Bytes)]) -> bool {
+        if entries.is_empty() {
+            return true;
+        }
+        match self.inner.set_many(entries, self.ttl).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, entries = entries.len(), "cache write failed; results not cached");
+                metrics::counter!("ongi_cache_errors_total", "op" => "set").increment(1);
+                false
+            }
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), CacheError> {
+        self.inner.ping().await
+    }
+}

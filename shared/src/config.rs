@@ -1,0 +1,391 @@
+//! Settings, read once from the environment at start-up (DESIGN.md "Settings").
+//!
+//! Every setting has an embedded default that works on a laptop (`ongi serve` needs none).
+//! A setting that is present but malformed stops the process with one line naming it:
+//! a typo in `REDIS_URL` must not silently fall back to the in-process cache.
+//! Parsing takes a lookup function rather than reading `std::env` directly, so tests
+//! never mutate the process environment.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::domain::BucketName;
+
+/// One malformed or missing setting. `Display` is the one line printed at start-up.
+#[derive(Debug, thiserror::Error)]
+#[error("setting {name} {problem}")]
+pub struct SettingsError {
+    pub name: &'static str,
+    pub problem: String,
+}
+
+impl SettingsError {
+    fn malformed(name: &'static str, value: &str, expected: &str) -> Self {
+        let shown: String = value.chars().take(80).collect();
+        Self {
+            name,
+            problem: format!("is malformed: {shown:?} (expected {expected})"),
+        }
+    }
+
+    fn missing(name: &'static str, why: &str) -> Self {
+        Self {
+            name,
+            problem: format!("is missing: {why}"),
+        }
+    }
+}
+
+/// A secret string whose `Debug` never shows the value, so `Settings` can be logged whole.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line in Cloud Logging's format (Cloud Run).
+    Json,
+    /// Readable lines for a terminal.
+    Text,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaceDetector {
+    Yunet,
+    Mtcnn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageBackend {
+    /// `$ONGI_DATA_DIR/<bucket>/<object>`, as fake-gcs-server lays buckets out.
+    Local,
+    /// Google Cloud Storage (or its emulator when `STORAGE_EMULATOR_HOST` is set).
+    Gcs,
+}
+
+/// Limits checked on every photo before any pixel is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestLimits {
+    pub max_bytes: u64,
+    pub max_pixels: u64,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 50 * 1024 * 1024,
+            max_pixels: 100_000_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GeminiSettings {
+    pub api_key: Option<Secret>,
+    pub endpoint: String,
+    pub model: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `PORT` (Cloud Run sets it), default 8080.
+    pub port: u16,
+    /// `ONGI_HOST`: the address to bind, default 0.0.0.0 (a container); `ongi serve` defaults to loopback.
+    pub host: IpAddr,
+    /// `ONGI_MODEL_DIR`, default `./models`.
+    pub model_dir: PathBuf,
+    /// `ORT_DYLIB_PATH`: the ONNX Runtime shared library.
+    pub ort_dylib_path: Option<PathBuf>,
+    /// `REDIS_URL`: the shared feature cache and the style queue; in-process when absent.
+    pub redis_url: Option<String>,
+    /// `ONGI_CACHE_TTL_SECS`, default 30 days.
+    pub cache_ttl: Duration,
+    /// `ONGI_CACHE_PREFIX`: prepended to every Redis key (tests use one per test).
+    pub cache_prefix: String,
+    /// `ONGI_STORAGE`: `local` or `gcs`; default `gcs` when `STORAGE_EMULATOR_HOST` is set, else `local`.
+    pub storage: StorageBackend,
+    /// `ONGI_BUCKET`, default `uploads`.
+    pub bucket: BucketName,
+    /// `ONGI_RESULTS_BUCKET`, default `results`.
+    pub results_bucket: BucketName,
+    /// `ONGI_DATA_DIR`, default `./data`: the local buckets.
+    pub data_dir: PathBuf,
+    /// `STORAGE_EMULATOR_HOST`, e.g. `http://127.0.0.1:4443`.
+    pub storage_emulator_host: Option<String>,
+    /// `PUBSUB_EMULATOR_HOST`, e.g. `127.0.0.1:8085`.
+    pub pubsub_emulator_host: Option<String>,
+    /// `GOOGLE_CLOUD_PROJECT`.
+    pub google_cloud_project: Option<String>,
+    /// `EMBEDDING_URL`: where the non-embedding functions compute missing features on Cloud Run.
+    pub embedding_url: Option<String>,
+    pub gemini: GeminiSettings,
+    /// `ONGI_FACE_DETECTOR`: `yunet` (default) or `mtcnn`.
+    pub face_detector: FaceDetector,
+    /// `ONGI_LOG_FORMAT`: `json` or `text`; default `json` on Cloud Run (`K_SERVICE` set), else `text`.
+    pub log_format: LogFormat,
+    /// `ONGI_MAX_IMAGE_BYTES` (default 50 MiB) and `ONGI_MAX_IMAGE_PIXELS` (default 100 MP).
+    pub limits: IngestLimits,
+}
+
+impl Settings {
+    /// Reads the process environment. The only place that does.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Settings with every default, as `ongi serve` gets on a fresh machine.
+    pub fn defaults() -> Self {
+        Self::from_lookup(|_| None).expect("the embedded defaults are valid; this is a bug")
+    }
+
+    /// Parses settings from any lookup (the environment, or a map in tests).
+    /// An empty value counts as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+
+        let port = parse_or(&get, "PORT", 8080u16, "a TCP port number, 0-65535")?;
+        let host = parse_or(
+            &get,
+            "ONGI_HOST",
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            "an IP address such as 0.0.0.0 or 127.0.0.1",
+        )?;
+        let model_dir = get("ONGI_MODEL_DIR").map_or_else(|| PathBuf::from("models"), PathBuf::from);
+        let ort_dylib_path = get("ORT_DYLIB_PATH").map(PathBuf::from);
+
+        let redis_url = match get("REDIS_URL") {
+            Some(url) => {
+                if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://")) {
+                    return Err(SettingsError::malformed(
+                        "REDIS_URL",
+                        &url,
+                        "redis://host:port[/db] or rediss://…",
+                    ));
+                }
+                redis::Client::open(url.as_str())
+                    .map_err(|e| SettingsError::malformed("REDIS_URL", &url, &format!("a Redis URL ({e})")))?;
+                Some(url)
+            }
+            None => None,
+        };
+        let cache_ttl = Duration::from_secs(parse_or(
+            &get,
+            "ONGI_CACHE_TTL_SECS",
+            30 * 24 * 3600u64,
+            "a number of seconds",
+        )?);
+        if cache_ttl.is_zero() {
+            return Err(SettingsError::malformed("ONGI_CACHE_TTL_SECS", "0", "at least 1 second"));
+        }
+        let cache_prefix = get("ONGI_CACHE_PREFIX").unwrap_or_else(|| "ongi:".to_owned());
+
+        let storage_emulator_host = match get("STORAGE_EMULATOR_HOST") {
+            Some(h) => Some(parse_http_base("STORAGE_EMULATOR_HOST", &h)?),
+            None => None,
+        };
+        let storage = match get("ONGI_STORAGE").as_deref() {
+            None if storage_emulator_host.is_some() => StorageBackend::Gcs,
+            None => StorageBackend::Local,
+            Some("local") => StorageBackend::Local,
+            Some("gcs") => StorageBackend::Gcs,
+            Some(other) => return Err(SettingsError::malformed("ONGI_STORAGE", other, "local or gcs")),
+        };
+        let bucket = parse_bucket(&get, "ONGI_BUCKET", "uploads")?;
+        let results_bucket = parse_bucket(&get, "ONGI_RESULTS_BUCKET", "results")?;
+        let data_dir = get("ONGI_DATA_DIR").map_or_else(|| PathBuf::from("data"), PathBuf::from);
+
+        let pubsub_emulator_host = get("PUBSUB_EMULATOR_HOST");
+        if let Some(h) = &pubsub_emulator_host
+            && !h.contains(':')
+        {
+            return Err(SettingsError::malformed("PUBSUB_EMULATOR_HOST", h, "host:port"));
+        }
+        let google_cloud_project = get("GOOGLE_CLOUD_PROJECT");
+        let embedding_url = match get("EMBEDDING_URL") {
+            Some(u) => Some(parse_http_base("EMBEDDING_URL", &u)?),
+            None => None,
+        };
+
+        let gemini = GeminiSettings {
+            api_key: get("GEMINI_API_KEY").map(Secret),
+            endpoint: match get("GEMINI_ENDPOINT") {
+                Some(u) => parse_http_base("GEMINI_ENDPOINT", &u)?,
+                None => "https://generativelanguage.googleapis.com".to_owned(),
+            },
+            model: get("GEMINI_MODEL").unwrap_or_else(|| "gemini-2.5-flash".to_owned()),
+        };
+        let face_detector = match get("ONGI_FACE_DETECTOR").as_deref() {
+            None | Some("yunet") => FaceDetector::Yunet,
+            Some("mtcnn") => FaceDetector::Mtcnn,
+            Some(other) => return Err(SettingsError::malformed("ONGI_FACE_DETECTOR", other, "yunet or mtcnn")),
+        };
+        let on_cloud_run = get("K_SERVICE").is_some();
+        let log_format = match get("ONGI_LOG_FORMAT").as_deref() {
+            None if on_cloud_run => LogFormat::Json,
+            None => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some("text") => LogFormat::Text,
+            Some(other) => return Err(SettingsError::malformed("ONGI_LOG_FORMAT", other, "json or text")),
+        };
+        let defaults = IngestLimits::default();
+        let limits = IngestLimits {
+            max_bytes: parse_or(&get, "ONGI_MAX_IMAGE_BYTES", defaults.max_bytes, "a number of bytes")?,
+            max_pixels: parse_or(&get, "ONGI_MAX_IMAGE_PIXELS", defaults.max_pixels, "a number of pixels")?,
+        };
+        if limits.max_bytes == 0 || limits.max_pixels == 0 {
+            return Err(SettingsError::malformed(
+                "ONGI_MAX_IMAGE_BYTES/ONGI_MAX_IMAGE_PIXELS",
+                "0",
+                "a positive limit",
+            ));
+        }
+        if storage == StorageBackend::Gcs && storage_emulator_host.is_none() && !on_cloud_run && google_cloud_project.is_none()
+        {
+            return Err(SettingsError::missing(
+                "GOOGLE_CLOUD_PROJECT",
+                "ONGI_STORAGE=gcs outside Cloud Run needs the project (or STORAGE_EMULATOR_HOST for the emulator)",
+            ));
+        }
+
+        Ok(Self {
+            port,
+            host,
+            model_dir,
+            ort_dylib_path,
+            redis_url,
+            cache_ttl,
+            cache_prefix,
+            storage,
+            bucket,
+            results_bucket,
+            data_dir,
+            storage_emulator_host,
+            pubsub_emulator_host,
+            google_cloud_project,
+            embedding_url,
+            gemini,
+            face_detector,
+            log_format,
+            limits,
+        })
+    }
+}
+
+fn parse_or<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+    expected: &str,
+) -> Result<T, SettingsError> {
+    match get(name) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|_| SettingsError::malformed(name, &v, expected)),
+    }
+}
+
+fn parse_bucket(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: &str,
+) -> Result<BucketName, SettingsError> {
+    let value = get(name).unwrap_or_else(|| default.to_owned());
+    BucketName::parse(&value).map_err(|e| SettingsError::malformed(name, &value, &e.to_string()))
+}
+
+/// Accepts `http(s)://host[:port][/path]` or a bare `host:port` (the emulator convention),
+/// and returns it with a scheme and without a trailing slash.
+fn parse_http_base(name: &'static str, value: &str) -> Result<String, SettingsError> {
+    let with_scheme = if value.starts_with("http://") || value.starts_with("https://") {
+        value.to_owned()
+    } else if value.contains("://") {
+        return Err(SettingsError::malformed(name, value, "an http:// or https:// URL"));
+    } else {
+        format!("http://{value}")
+    };
+    let rest = with_scheme.split_once("://").map(|(_, r)| r).unwrap_or_default();
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(SettingsError::malformed(name, value, "an http:// or https:// URL with a host"));
+    }
+    Ok(with_scheme.trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_need_no_setting() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.port, 8080);
+        assert_eq!(s.storage, StorageBackend::Local);
+        assert_eq!(s.bucket.as_str(), "uploads");
+        assert_eq!(s.results_bucket.as_str(), "results");
+        assert_eq!(s.data_dir, PathBuf::from("data"));
+        assert_eq!(s.log_format, LogFormat::Text);
+        assert!(s.redis_url.is_none());
+        assert_eq!(s.limits, IngestLimits::default());
+    }
+
+    #[test]
+    fn malformed_settings_name_themselves_in_one_line() {
+        for (name, value) in [
+            ("PORT", "eighty"),
+            ("PORT", "70000"),
+            ("REDIS_URL", "localhost:6379"),
+            ("ONGI_BUCKET", "Bad_Bucket!"),
+            ("ONGI_LOG_FORMAT", "xml"),
+            ("ONGI_FACE_DETECTOR", "haar"),
+            ("ONGI_STORAGE", "s3"),
+            ("ONGI_MAX_IMAGE_BYTES", "-1"),
+            ("EMBEDDING_URL", "ftp://x"),
+            ("ONGI_CACHE_TTL_SECS", "0"),
+        ] {
+            let err = settings(&[(name, value)]).unwrap_err();
+            let line = err.to_string();
+            assert!(line.contains(name), "{line}");
+            assert!(!line.contains('\n'), "{line}");
+        }
+    }
+
+    #[test]
+    fn emulator_host_selects_gcs_and_gets_a_scheme() {
+        let s = settings(&[("STORAGE_EMULATOR_HOST", "127.0.0.1:4443")]).unwrap();
+        assert_eq!(s.storage, StorageBackend::Gcs);
+        assert_eq!(s.storage_emulator_host.as_deref(), Some("http://127.0.0.1:4443"));
+    }
+
+    #[test]
+    fn gcs_without_project_or_emulator_is_missing_a_setting() {
+        let err = settings(&[("ONGI_STORAGE", "gcs")]).unwrap_err();
+        assert_eq!(err.name, "GOOGLE_CLOUD_PROJECT");
+    }
+
+    #[test]
+    fn cloud_run_defaults_to_json_logs_and_secrets_are_redacted() {
+        let s = settings(&[("K_SERVICE", "quality"), ("GEMINI_API_KEY", "sk-very-secret")]).unwrap();
+        assert_eq!(s.log_format, LogFormat::Json);
+        let dump = format!("{s:?}");
+        assert!(!dump.contains("sk-very-secret"), "{dump}");
+        assert_eq!(s.gemini.api_key.unwrap().expose(), "sk-very-secret");
+    }
+}

@@ -1,0 +1,142 @@
+//! Building and running the server. [`Application::build`] is the only way to start one, so
+//! tests run exactly what production runs (zero2prod's shape): bind first (port 0 works),
+//! read the real port back, then [`Application::run_until_stopped`].
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use super::observe::{make_span, record_metrics};
+use super::shutdown::DRAIN_TIMEOUT;
+use super::state::{AppState, StateError};
+use super::{MAX_BODY_BYTES, routes};
+use crate::config::Settings;
+use crate::modules::Modules;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0}")]
+    State(#[from] StateError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    address: SocketAddr,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(settings: Settings, modules: Modules) -> Result<Self, BuildError> {
+        // The recorder must exist before the first metric is recorded.
+        let _ = crate::telemetry::metrics_handle();
+        let addr = SocketAddr::new(settings.host, settings.port);
+        let state = AppState::from_settings(settings, modules).await?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| BuildError::Bind { addr, source })?;
+        let address = listener
+            .local_addr()
+            .map_err(|source| BuildError::Bind { addr, source })?;
+        let router = router(state.clone());
+        Ok(Self {
+            listener,
+            router,
+            address,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish for at most
+    /// [`DRAIN_TIMEOUT`].
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), std::io::Error> {
+        tracing::info!(
+            address = %self.address,
+            service = %self.state.modules.service_name(),
+            storage = self.state.store.kind(),
+            cache = self.state.cache.kind(),
+            "ready"
+        );
+        let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
+        let graceful = async move {
+            shutdown.await;
+            let _ = draining_tx.send(());
+        };
+        let serve = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(graceful)
+            .into_future();
+        tokio::pin!(serve);
+        tokio::select! {
+            result = &mut serve => return result,
+            _ = draining_rx => {}
+        }
+        match tokio::time::timeout(DRAIN_TIMEOUT, serve).await {
+            Ok(result) => {
+                tracing::info!("drained; stopped");
+                result
+            }
+            Err(_) => {
+                tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}; stopping anyway");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn router(state: AppState) -> Router {
+    routes::router(&state)
+        .layer(middleware::from_fn(record_metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Outermost first on the way in: set the id, trace with it, propagate it out.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(make_span))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Why a process could not start or stopped with an error. `Display` is one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Settings(#[from] crate::config::SettingsError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The whole start-up of one process: settings, logs, build, serve until SIGTERM.
+/// Each function's `main` is this call with its module.
+pub async fn serve_from_env(modules: Modules) -> Result<(), ServeError> {
+    let settings = Settings::from_env()?;
+    crate::telemetry::init_logging(settings.log_format);
+    tracing::info!(settings = ?settings, "starting");
+    let app = Application::build(settings, modules).await?;
+    Ok(app.run_until_stopped(super::shutdown::signal()).await?)
+}

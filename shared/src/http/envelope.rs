@@ -1,0 +1,40 @@
+//! The response envelope of every album route (DESIGN.md "HTTP contract"):
+//! `{"message": "success", "data": …}` plus optional fields beside them, such as
+//! `invalid_images` for photos that could not be read.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A photo that could not be used, with a stable machine-readable reason
+/// (`empty`, `corrupt`, `unsupported_format`, `too_large`, `not_found`, …) and a sentence.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct InvalidImage {
+    pub image: String,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Envelope<T: Serialize> {
+    pub message: &'static str,
+    pub data: T,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub invalid_images: Vec<InvalidImage>,
+}
+
+/// A 201 `success` answer.
+pub fn success<T: Serialize>(data: T, invalid_images: Vec<InvalidImage>) -> Response {
+    (
+        StatusCode::CREATED,
+        Json(Envelope {
+            message: "success",
+            data,
+            invalid_images,
+        }),
+    )
+        .into_response()
+}

@@ -1,0 +1,91 @@
+//! The one place where request errors become status codes and envelopes.
+//!
+//! Clients get the envelope's `message` and a sentence in `error`; the logs get the cause
+//! chain. Internal errors never leak their detail to the client.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request itself is wrong: malformed JSON, a bad reference, too many images.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The body is over the JSON limit.
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// The route exists in the contract but its module has not been built yet.
+    #[error("{0} has not been built yet: this route answers no results until it lands")]
+    NotImplemented(&'static str),
+    /// Load is being shed or a dependency is down; the client may retry after a while.
+    #[error("{message}")]
+    Unavailable { message: String, retry_after: Duration },
+    /// A bug or an unexpected failure: logged with its cause, opaque to the client.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// `invalid_request`, `not_implemented`, `service_unavailable` or `internal_server_error`.
+    pub message: &'static str,
+    /// Always `null` on errors.
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<()>,
+    /// What went wrong, in a sentence.
+    pub error: String,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn message(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) | Self::PayloadTooLarge(_) => "invalid_request",
+            Self::NotImplemented(_) => "not_implemented",
+            Self::Unavailable { .. } => "service_unavailable",
+            Self::Internal(_) => "internal_server_error",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let error = match &self {
+            Self::Internal(cause) => {
+                tracing::error!(cause = %cause, "internal error");
+                "an internal error occurred; it has been logged".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                message: self.message(),
+                data: None,
+                error,
+            }),
+        )
+            .into_response();
+        if let Self::Unavailable { retry_after, .. } = &self
+            && let Ok(v) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response
+    }
+}

@@ -1,0 +1,29 @@
+//! The HTTP layer every process shares (axum).
+//!
+//! - [`app`]: [`Application::build`](app::Application::build), the only way to start a server,
+//!   in production and in tests alike (port 0 works; read the real one from `port()`).
+//! - [`envelope`] and [`error`]: the `{"message", "data"}` envelope and the one place where
+//!   errors become status codes.
+//! - [`extract`]: JSON bodies with the envelope's errors instead of axum's plain-text ones.
+//! - [`request`]: request bodies and their validation (reference rules, per-call limits).
+//! - [`routes`]: one file per group of routes; [`openapi`]: the OpenAPI document.
+//! - [`observe`]: request ids and per-route latency metrics; [`shutdown`]: SIGTERM handling.
+
+pub mod app;
+pub mod envelope;
+pub mod error;
+pub mod extract;
+pub mod observe;
+pub mod openapi;
+pub mod request;
+pub mod routes;
+pub mod shutdown;
+pub mod state;
+
+pub use app::{Application, BuildError};
+pub use state::AppState;
+
+/// JSON bodies larger than this are refused (413) before they are parsed.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// At most this many image references in one call (400 beyond).
+pub const MAX_REFS_PER_CALL: usize = 1000;

@@ -1,0 +1,130 @@
+//! Request bodies of the album routes and their validation. A handler receives only
+//! validated [`ImageRef`]s: every reference rule of DESIGN.md is applied here, once, and a
+//! bad reference is a 400 that names it.
+
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::MAX_REFS_PER_CALL;
+use super::error::ApiError;
+use crate::domain::{BucketName, ImageRef};
+
+/// `{"images": [ref, …]}`: embedding, duplicates, quality, people.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImagesRequest {
+    /// Object names in the uploads bucket, or `gs://bucket/object`.
+    pub images: Vec<String>,
+}
+
+/// `{"images": [ref, …], "concepts": [str, …]}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CategoriesRequest {
+    pub images: Vec<String>,
+    /// The album's concepts (tags chosen in the app), optional.
+    #[serde(default)]
+    pub concepts: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreCategory {
+    pub category: String,
+    pub images: Vec<String>,
+}
+
+/// `{"categories": [{"category", "images": [ref, …]}, …]}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreRequest {
+    pub categories: Vec<ScoreCategory>,
+}
+
+/// `{"image": ref, "style": str, …}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct StyleRequest {
+    pub image: String,
+    /// A preset (ghibli, watercolor, …) or free text.
+    pub style: String,
+}
+
+/// Validates a list of references against the rules and the served bucket.
+/// `field` names the list in error messages (`images`, `categories[2].images`).
+pub fn validate_refs(field: &str, raw: &[String], bucket: &BucketName) -> Result<Vec<ImageRef>, ApiError> {
+    if raw.is_empty() {
+        return Err(ApiError::InvalidRequest(format!("{field} is empty: send at least one image")));
+    }
+    if raw.len() > MAX_REFS_PER_CALL {
+        return Err(ApiError::InvalidRequest(format!(
+            "{field} has {} images; at most {MAX_REFS_PER_CALL} are accepted per call",
+            raw.len()
+        )));
+    }
+    raw.iter()
+        .enumerate()
+        .map(|(i, r)| validate_ref(&format!("{field}[{i}]"), r, bucket))
+        .collect()
+}
+
+pub fn validate_ref(field: &str, raw: &str, bucket: &BucketName) -> Result<ImageRef, ApiError> {
+    let shown = || raw.chars().take(120).collect::<String>();
+    let parsed = ImageRef::parse(raw).map_err(|e| ApiError::InvalidRequest(format!("{field} {:?}: {e}", shown())))?;
+    if let Some(other) = parsed.bucket()
+        && other != bucket
+    {
+        return Err(ApiError::InvalidRequest(format!(
+            "{field} {:?}: bucket {other} is not served here; photos are read from bucket {bucket}",
+            shown()
+        )));
+    }
+    Ok(parsed)
+}
+
+/// Validates every list of a score request, with the per-call limit over all of them.
+pub fn validate_score(req: &ScoreRequest, bucket: &BucketName) -> Result<Vec<(String, Vec<ImageRef>)>, ApiError> {
+    if req.categories.is_empty() {
+        return Err(ApiError::InvalidRequest("categories is empty".into()));
+    }
+    let total: usize = req.categories.iter().map(|c| c.images.len()).sum();
+    if total > MAX_REFS_PER_CALL {
+        return Err(ApiError::InvalidRequest(format!(
+            "categories hold {total} images; at most {MAX_REFS_PER_CALL} are accepted per call"
+        )));
+    }
+    req.categories
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Ok((c.category.clone(), validate_refs(&format!("categories[{i}].images"), &c.images, bucket)?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bucket() -> BucketName {
+        BucketName::parse("uploads").unwrap()
+    }
+
+    #[test]
+    fn names_the_bad_reference_and_its_position() {
+        let refs = vec!["a.jpg".to_owned(), "../etc/passwd".to_owned()];
+        let err = validate_refs("images", &refs, &bucket()).unwrap_err().to_string();
+        assert!(err.contains("images[1]") && err.contains("../etc/passwd"), "{err}");
+    }
+
+    #[test]
+    fn limits_count_and_foreign_buckets() {
+        let many = vec!["a.jpg".to_owned(); MAX_REFS_PER_CALL + 1];
+        assert!(validate_refs("images", &many, &bucket()).is_err());
+        let ok = vec!["a.jpg".to_owned(); MAX_REFS_PER_CALL];
+        assert_eq!(validate_refs("images", &ok, &bucket()).unwrap().len(), MAX_REFS_PER_CALL);
+        let err = validate_refs("images", &["gs://results/x.png".to_owned()], &bucket())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bucket results is not served here"), "{err}");
+        assert!(validate_refs("images", &["gs://uploads/x.png".to_owned()], &bucket()).is_ok());
+        assert!(validate_refs("images", &[], &bucket()).is_err());
+    }
+}

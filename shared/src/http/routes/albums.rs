@@ -1,0 +1,83 @@
+//! The album routes of DESIGN.md "HTTP contract".
+//!
+//! Each handler validates its request fully (so callers learn about bad input now), then
+//! answers 501 until its module lands: no invented results.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::extract::ApiJson;
+use crate::http::request::{
+    CategoriesRequest, ImagesRequest, ScoreRequest, StyleRequest, validate_ref, validate_refs, validate_score,
+};
+use crate::http::state::AppState;
+
+type ApiResult = Result<Response, ApiError>;
+
+#[utoipa::path(post, path = "/api/albums/embedding", tag = "albums", request_body = ImagesRequest,
+    responses((status = 201, description = "Embeddings computed and cached"),
+              (status = 400, body = ErrorBody), (status = 501, body = ErrorBody)))]
+pub async fn embedding(State(state): State<AppState>, ApiJson(req): ApiJson<ImagesRequest>) -> ApiResult {
+    validate_refs("images", &req.images, &state.settings.bucket)?;
+    Err(ApiError::NotImplemented("the embedding module"))
+}
+
+#[utoipa::path(post, path = "/api/albums/categories", tag = "albums", request_body = CategoriesRequest,
+    responses((status = 201, description = "[{category, images}]"),
+              (status = 400, body = ErrorBody), (status = 501, body = ErrorBody)))]
+pub async fn categories(State(state): State<AppState>, ApiJson(req): ApiJson<CategoriesRequest>) -> ApiResult {
+    validate_refs("images", &req.images, &state.settings.bucket)?;
+    Err(ApiError::NotImplemented("the category module"))
+}
+
+#[utoipa::path(post, path = "/api/albums/duplicates", tag = "albums", request_body = ImagesRequest,
+    responses((status = 201, description = "[[ref, …], …]: groups of two or more"),
+              (status = 400, body = ErrorBody), (status = 501, body = ErrorBody)))]
+pub async fn duplicates(State(state): State<AppState>, ApiJson(req): ApiJson<ImagesRequest>) -> ApiResult {
+    validate_refs("images", &req.images, &state.settings.bucket)?;
+    Err(ApiError::NotImplemented("the duplicate module"))
+}
+
+#[utoipa::path(post, path = "/api/albums/quality", tag = "albums", request_body = ImagesRequest,
+    responses((status = 201, description = "[ref]: the low-quality photos"),
+              (status = 400, body = ErrorBody), (status = 501, body = ErrorBody)))]
+pub async fn quality(State(state): State<AppState>, ApiJson(req): ApiJson<ImagesRequest>) -> ApiResult {
+    validate_refs("images", &req.images, &state.settings.bucket)?;
+    Err(ApiError::NotImplemented("the quality module"))
+}
+
+#[utoipa::path(post, path = "/api/albums/score", tag = "albums", request_body = ScoreRequest,
+    responses((status = 201, description = "[{category, images: [{image, score}]}]"),
+              (status = 400, body = ErrorBody), (status = 501, body = ErrorBody)))]
+pub async fn score(State(state): State<AppState>, ApiJson(req): ApiJson<ScoreRequest>) -> ApiResult {
+    validate_score(&req, &state.settings.bucket)?;
+    Err(ApiError::NotImplemented("the score module"))
+}
+
+#[utoipa::path(post, path = "/api/albums/people", tag = "albums", request_body = ImagesRequest,
+    responses((status = 201, description = "[{images, representative_face}]"),
+              (status = 400, body = ErrorBody), (status = 501, body = ErrorBody)))]
+pub async fn people(State(state): State<AppState>, ApiJson(req): ApiJson<ImagesRequest>) -> ApiResult {
+    validate_refs("images", &req.images, &state.settings.bucket)?;
+    Err(ApiError::NotImplemented("the people module"))
+}
+
+#[utoipa::path(post, path = "/api/albums/style", tag = "style", request_body = StyleRequest,
+    responses((status = 202, description = "{job_id, status}"),
+              (status = 400, body = ErrorBody), (status = 501, body = ErrorBody)))]
+pub async fn style_submit(State(state): State<AppState>, ApiJson(req): ApiJson<StyleRequest>) -> ApiResult {
+    validate_ref("image", &req.image, &state.settings.bucket)?;
+    if req.style.trim().is_empty() {
+        return Err(ApiError::InvalidRequest("style is empty: name a preset or describe a style".into()));
+    }
+    Err(ApiError::NotImplemented("the style module"))
+}
+
+#[utoipa::path(get, path = "/api/albums/style/{job_id}", tag = "style",
+    params(("job_id" = String, Path, description = "The id returned by POST /api/albums/style")),
+    responses((status = 200, description = "{status, result_url?, prompt?, error?}"),
+              (status = 501, body = ErrorBody)))]
+pub async fn style_status(Path(_job_id): Path<String>) -> ApiResult {
+    Err(ApiError::NotImplemented("the style module"))
+}

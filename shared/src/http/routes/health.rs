@@ -1,0 +1,97 @@
+//! `/healthz` (alive), `/readyz` (dependencies answer), `/metrics`, `/openapi.json`.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{StatusCode, header};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::http::openapi::document;
+use crate::http::state::AppState;
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+    pub service: String,
+    pub version: &'static str,
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
+pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        service: state.modules.service_name(),
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Check {
+    /// `redis`, `memory`, `gcs`, `local`.
+    pub kind: &'static str,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: &'static str,
+    pub cache: Check,
+    pub storage: Check,
+}
+
+async fn check<E: std::fmt::Display>(kind: &'static str, fut: impl Future<Output = Result<(), E>>) -> Check {
+    match tokio::time::timeout(CHECK_TIMEOUT, fut).await {
+        Ok(Ok(())) => Check { kind, ok: true, error: None },
+        Ok(Err(e)) => Check {
+            kind,
+            ok: false,
+            error: Some(e.to_string()),
+        },
+        Err(_) => Check {
+            kind,
+            ok: false,
+            error: Some(format!("no answer within {CHECK_TIMEOUT:?}")),
+        },
+    }
+}
+
+/// 200 when the cache and the store answer, 503 otherwise (naming what failed).
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let (cache, storage) = tokio::join!(
+        check(state.cache.kind(), state.cache.ping()),
+        check(state.store.kind(), state.store.check(&state.settings.bucket)),
+    );
+    let ready = cache.ok && storage.ok;
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = Readiness {
+        status: if ready { "ready" } else { "not_ready" },
+        cache,
+        storage,
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format")))]
+pub async fn metrics() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        crate::telemetry::metrics_handle().render(),
+    )
+        .into_response()
+}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "health", responses((status = 200, description = "This document")))]
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(document())
+}

@@ -1,0 +1,39 @@
+//! Routes, one file per group. [`router`] mounts the ones the process's modules serve.
+
+pub mod albums;
+pub mod events;
+pub mod health;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use super::state::AppState;
+use crate::modules::Module;
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let mut router = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(health::openapi))
+        .route("/batch/reprocess", post(events::batch_reprocess));
+    for module in state.modules.iter() {
+        router = match module {
+            Module::Embedding => router
+                .route("/api/albums/embedding", post(albums::embedding))
+                .route("/events/storage", post(events::storage)),
+            Module::Category => router.route("/api/albums/categories", post(albums::categories)),
+            Module::Duplicate => router.route("/api/albums/duplicates", post(albums::duplicates)),
+            Module::Quality => router.route("/api/albums/quality", post(albums::quality)),
+            Module::Score => router.route("/api/albums/score", post(albums::score)),
+            Module::People => router.route("/api/albums/people", post(albums::people)),
+            Module::Style => router
+                .route("/api/albums/style", post(albums::style_submit))
+                .route("/api/albums/style/{job_id}", get(albums::style_status)),
+        };
+    }
+    if state.modules.iter().any(Module::has_per_photo_step) {
+        router = router.route("/events/features", post(events::features));
+    }
+    router
+}

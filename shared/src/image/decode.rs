@@ -1,0 +1,202 @@
+//! Decoding with limits: bytes → oriented RGB pixels.
+//!
+//! JPEG goes through `jpeg-decoder`, which can decode at 1/2, 1/4 or 1/8 scale straight from
+//! the DCT coefficients (the `image` crate's JPEG decoder cannot), and handles CMYK and
+//! progressive files. PNG and WebP go through `image`. EXIF orientation is applied in both
+//! paths, so callers always see the photo the right way up.
+
+use std::io::Cursor;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
+
+use super::error::ImageError;
+use super::format::{ImageFormat, Sniffed, sniff};
+use crate::config::IngestLimits;
+
+/// What the caller needs from the decode.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DecodeOptions {
+    /// The smallest short side the caller can work with. A JPEG is then decoded at the
+    /// smallest DCT scale whose short side is still at least this (never below it).
+    /// `None` decodes at full resolution.
+    pub min_short_side: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DecodedImage {
+    /// The pixels, the right way up (EXIF orientation applied), possibly at reduced scale.
+    pub pixels: RgbImage,
+    pub format: ImageFormat,
+    /// The full-resolution size, the right way up.
+    pub source_width: u32,
+    pub source_height: u32,
+    /// 1, 2, 4 or 8: how much smaller than the source `pixels` is (JPEG only).
+    pub scale_denominator: u32,
+    /// The EXIF orientation that was applied (1 = none).
+    pub exif_orientation: u8,
+}
+
+/// Decodes `bytes` within `limits`. Never panics: every input gives pixels or an [`ImageError`].
+pub fn decode(bytes: &[u8], limits: &IngestLimits, options: DecodeOptions) -> Result<DecodedImage, ImageError> {
+    if bytes.is_empty() {
+        return Err(ImageError::Empty);
+    }
+    if bytes.len() as u64 > limits.max_bytes {
+        return Err(ImageError::TooLarge(format!(
+            "{} bytes, the limit is {}",
+            bytes.len(),
+            limits.max_bytes
+        )));
+    }
+    let format = match sniff(bytes) {
+        Sniffed::Supported(format) => format,
+        Sniffed::Unsupported(name) => return Err(ImageError::UnsupportedFormat(name)),
+        Sniffed::Unknown if looks_like_text(bytes) => {
+            return Err(ImageError::Corrupt("the bytes are text, not an image".into()));
+        }
+        Sniffed::Unknown => return Err(ImageError::Corrupt("no JPEG, PNG or WebP signature".into())),
+    };
+    // The decoders are third-party code fed untrusted bytes. They are expected to return
+    // errors, but one panic must cost one photo, never the process or the album.
+    catch_unwind(AssertUnwindSafe(|| match format {
+        ImageFormat::Jpeg => decode_jpeg(bytes, limits, options),
+        ImageFormat::Png | ImageFormat::WebP => decode_with_image(bytes, format, limits),
+    }))
+    .unwrap_or_else(|_| Err(ImageError::Corrupt("the decoder failed on this file".into())))
+}
+
+fn looks_like_text(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(512)];
+    std::str::from_utf8(head).is_ok_and(|s| s.chars().all(|c| !c.is_control() || c.is_whitespace()))
+}
+
+fn check_pixels(width: u32, height: u32, limits: &IngestLimits) -> Result<(), ImageError> {
+    if width == 0 || height == 0 {
+        return Err(ImageError::Corrupt(format!("the header declares {width}x{height} pixels")));
+    }
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_pixels {
+        return Err(ImageError::TooLarge(format!(
+            "{width}x{height} is {pixels} pixels, the limit is {}",
+            limits.max_pixels
+        )));
+    }
+    Ok(())
+}
+
+fn decode_jpeg(bytes: &[u8], limits: &IngestLimits, options: DecodeOptions) -> Result<DecodedImage, ImageError> {
+    let corrupt = |e: jpeg_decoder::Error| ImageError::Corrupt(format!("JPEG: {e}"));
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_pixels.saturating_mul(4)).unwrap_or(usize::MAX));
+    decoder.read_info().map_err(corrupt)?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| ImageError::Corrupt("JPEG: no frame header".into()))?;
+    let (width, height) = (u32::from(info.width), u32::from(info.height));
+    check_pixels(width, height, limits)?;
+
+    if let Some(min_side) = options.min_short_side {
+        let short = width.min(height);
+        if min_side > 0 && short > min_side {
+            // Ask for the aspect-preserving size whose short side is `min_side`; the decoder
+            // picks the smallest DCT scale that reaches it, so the short side stays ≥ min_side.
+            let req_w = (u64::from(width) * u64::from(min_side)).div_ceil(u64::from(short));
+            let req_h = (u64::from(height) * u64::from(min_side)).div_ceil(u64::from(short));
+            decoder
+                .scale(
+                    u16::try_from(req_w).unwrap_or(u16::MAX),
+                    u16::try_from(req_h).unwrap_or(u16::MAX),
+                )
+                .map_err(corrupt)?;
+        }
+    }
+    let data = decoder.decode().map_err(corrupt)?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| ImageError::Corrupt("JPEG: no frame header".into()))?;
+    let (out_w, out_h) = (u32::from(info.width), u32::from(info.height));
+    let rgb = to_rgb(&data, info.pixel_format, out_w, out_h)?;
+    let exif_orientation = decoder
+        .exif_data()
+        .and_then(Orientation::from_exif_chunk)
+        .map_or(1, Orientation::to_exif);
+    let scale_denominator = (width / out_w.max(1)).max(1);
+    Ok(oriented(rgb, ImageFormat::Jpeg, width, height, scale_denominator, exif_orientation))
+}
+
+/// Converts jpeg-decoder's output to RGB.
+fn to_rgb(data: &[u8], format: jpeg_decoder::PixelFormat, w: u32, h: u32) -> Result<RgbImage, ImageError> {
+    use jpeg_decoder::PixelFormat as P;
+    let n = (w as usize) * (h as usize);
+    if data.len() < n * format.pixel_bytes() {
+        return Err(ImageError::Corrupt("JPEG: the decoder returned too few pixels".into()));
+    }
+    let mut out = Vec::with_capacity(n * 3);
+    match format {
+        P::RGB24 => out.extend_from_slice(&data[..n * 3]),
+        P::L8 => data[..n].iter().for_each(|&l| out.extend_from_slice(&[l, l, l])),
+        // 16-bit samples come big-endian; keep the high byte.
+        P::L16 => data[..n * 2].chunks_exact(2).for_each(|p| out.extend_from_slice(&[p[0], p[0], p[0]])),
+        // jpeg-decoder undoes Adobe's inversion, so these are ink amounts (0 = no ink).
+        P::CMYK32 => data[..n * 4].chunks_exact(4).for_each(|p| {
+            let k = 255 - u32::from(p[3]);
+            let ch = |c: u8| ((255 - u32::from(c)) * k / 255) as u8;
+            out.extend_from_slice(&[ch(p[0]), ch(p[1]), ch(p[2])]);
+        }),
+    }
+    RgbImage::from_raw(w, h, out).ok_or_else(|| ImageError::Corrupt("JPEG: inconsistent pixel buffer".into()))
+}
+
+fn decode_with_image(bytes: &[u8], format: ImageFormat, limits: &IngestLimits) -> Result<DecodedImage, ImageError> {
+    let name = match format {
+        ImageFormat::Png => "PNG",
+        _ => "WebP",
+    };
+    let corrupt = |e: image::ImageError| match e {
+        image::ImageError::Limits(l) => ImageError::TooLarge(format!("{name}: {l}")),
+        other => ImageError::Corrupt(format!("{name}: {other}")),
+    };
+    let reader = ImageReader::with_format(
+        Cursor::new(bytes),
+        match format {
+            ImageFormat::Png => image::ImageFormat::Png,
+            _ => image::ImageFormat::WebP,
+        },
+    );
+    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    let (width, height) = decoder.dimensions();
+    check_pixels(width, height, limits)?;
+    let mut decoder_limits = Limits::default();
+    decoder_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8));
+    decoder.set_limits(decoder_limits).map_err(corrupt)?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    // 16-bit and grey images are scaled to 8-bit RGB; an alpha channel is dropped.
+    let rgb = image.to_rgb8();
+    Ok(oriented(rgb, format, width, height, 1, orientation.to_exif()))
+}
+
+fn oriented(
+    pixels: RgbImage,
+    format: ImageFormat,
+    width: u32,
+    height: u32,
+    scale_denominator: u32,
+    exif_orientation: u8,
+) -> DecodedImage {
+    let orientation = Orientation::from_exif(exif_orientation).unwrap_or(Orientation::NoTransforms);
+    let mut image = DynamicImage::ImageRgb8(pixels);
+    image.apply_orientation(orientation);
+    let swaps = matches!(exif_orientation, 5..=8);
+    let (source_width, source_height) = if swaps { (height, width) } else { (width, height) };
+    DecodedImage {
+        pixels: image.into_rgb8(),
+        format,
+        source_width,
+        source_height,
+        scale_denominator,
+        exif_orientation: if (1..=8).contains(&exif_orientation) { exif_orientation } else { 1 },
+    }
+}

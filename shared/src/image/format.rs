@@ -1,0 +1,81 @@
+//! Format sniffing from magic bytes. The name of a file says nothing (the app renames
+//! every upload to `<uuid>.webp`); its first bytes do. Formats we cannot decode are still
+//! recognised, so the caller is told "HEIC is not supported" rather than "corrupt".
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageFormat {
+    Jpeg,
+    Png,
+    WebP,
+}
+
+/// What the first bytes say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sniffed {
+    Supported(ImageFormat),
+    /// A real image format we do not decode, by its usual name.
+    Unsupported(&'static str),
+    Unknown,
+}
+
+pub fn sniff(bytes: &[u8]) -> Sniffed {
+    let starts = |magic: &[u8]| bytes.starts_with(magic);
+    if starts(&[0xFF, 0xD8, 0xFF]) {
+        return Sniffed::Supported(ImageFormat::Jpeg);
+    }
+    if starts(b"\x89PNG\r\n\x1a\n") {
+        return Sniffed::Supported(ImageFormat::Png);
+    }
+    if bytes.len() >= 12 && starts(b"RIFF") && &bytes[8..12] == b"WEBP" {
+        return Sniffed::Supported(ImageFormat::WebP);
+    }
+    if starts(b"GIF87a") || starts(b"GIF89a") {
+        return Sniffed::Unsupported("GIF");
+    }
+    if bytes.len() >= 12 && &bytes[4..8] == b"ftyp" {
+        // ISO base media: the major brand names the codec.
+        return match &bytes[8..12] {
+            b"heic" | b"heix" | b"hevc" | b"hevx" | b"heim" | b"heis" | b"hevm" | b"hevs" | b"mif1" | b"msf1" => {
+                Sniffed::Unsupported("HEIC")
+            }
+            b"avif" | b"avis" => Sniffed::Unsupported("AVIF"),
+            _ => Sniffed::Unsupported("ISO media (MP4/MOV)"),
+        };
+    }
+    if starts(b"II*\0") || starts(b"MM\0*") {
+        return Sniffed::Unsupported("TIFF");
+    }
+    if starts(b"BM") && bytes.len() >= 14 {
+        return Sniffed::Unsupported("BMP");
+    }
+    if starts(&[0xFF, 0x0A]) || starts(b"\0\0\0\x0CJXL \r\n\x87\n") {
+        return Sniffed::Unsupported("JPEG XL");
+    }
+    if starts(b"8BPS") {
+        return Sniffed::Unsupported("PSD");
+    }
+    if starts(b"%PDF") {
+        return Sniffed::Unsupported("PDF");
+    }
+    if starts(&[0, 0, 1, 0]) {
+        return Sniffed::Unsupported("ICO");
+    }
+    Sniffed::Unknown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_supported_and_unsupported_signatures() {
+        assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Sniffed::Supported(ImageFormat::Jpeg));
+        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Sniffed::Supported(ImageFormat::WebP));
+        assert_eq!(sniff(b"RIFF\0\0\0\0WAVEfmt "), Sniffed::Unknown);
+        assert_eq!(sniff(b"\0\0\0\x18ftypheic\0\0\0\0"), Sniffed::Unsupported("HEIC"));
+        assert_eq!(sniff(b"\0\0\0\x1cftypavif\0\0\0\0"), Sniffed::Unsupported("AVIF"));
+        assert_eq!(sniff(b"GIF89a\x01\0"), Sniffed::Unsupported("GIF"));
+        assert_eq!(sniff(b"hello"), Sniffed::Unknown);
+        assert_eq!(sniff(b""), Sniffed::Unknown);
+    }
+}

@@ -1,0 +1,25 @@
+//! # ongi-shared: the core every Ongi binary uses
+//!
+//! Every Cloud Run function (`functions/*`), the `ongi` binary and the GPU worker are thin
+//! `main`s over this crate. Dependencies point one way:
+//! `http` → (`cache`, `storage`, `image`) → `domain`, with `config` and `telemetry` at the side.
+//!
+//! | module | owns | must not |
+//! |---|---|---|
+//! | [`config`] | the typed [`Settings`](config::Settings) read from the environment; one-line errors | read the environment anywhere else |
+//! | [`telemetry`] | the tracing subscriber (JSON for Cloud Logging, text locally) and the Prometheus recorder | — |
+//! | [`domain`] | validated values: [`ImageRef`](domain::ImageRef), [`BucketName`](domain::BucketName), [`ContentHash`](domain::ContentHash) | do I/O |
+//! | [`image`] | decoding untrusted bytes: format sniffing, header limits, reduced-scale JPEG, EXIF orientation | panic on any input |
+//! | [`storage`] | the [`ObjectStore`](storage::ObjectStore) trait; Cloud Storage and a local folder | let a reference leave its bucket |
+//! | [`cache`] | the [`FeatureCache`](cache::FeatureCache) trait; Redis and in-process; versioned keys; LE vectors | turn a cache outage into a failed request |
+//! | [`http`] | the axum application: envelope, errors, limits, request ids, health, metrics, OpenAPI, shutdown | hold analysis logic |
+//! | [`modules`] | which analysis modules a process serves | — |
+
+pub mod cache;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod image;
+pub mod modules;
+pub mod storage;
+pub mod telemetry;

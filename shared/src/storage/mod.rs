@@ -1,0 +1,78 @@
+//! Object storage: one trait, two implementations.
+//!
+//! - [`gcs::GcsStore`]: Google Cloud Storage through the official client (or
+//!   fake-gcs-server when `STORAGE_EMULATOR_HOST` is set).
+//! - [`local::LocalStore`]: a folder per bucket under `ONGI_DATA_DIR`, laid out as
+//!   fake-gcs-server lays out its `-data` folder, for `ongi serve` on a laptop.
+//!
+//! Object names reaching a store have already passed [`ImageRef`](crate::domain::ImageRef)
+//! validation; the local store checks again on the resolved path, because the file system
+//! (symlinks) can still lead outside the root.
+
+pub mod gcs;
+pub mod local;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::domain::BucketName;
+
+/// Signed URLs never live longer than this, whatever the caller asks for.
+pub const MAX_SIGNED_URL_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// An object's bytes and the generation they belong to (GCS bumps the generation on
+/// every overwrite, so `bucket/object#generation` names one immutable version).
+#[derive(Debug, Clone)]
+pub struct StoredObject {
+    pub bytes: Bytes,
+    pub generation: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("object {bucket}/{object} was not found")]
+    NotFound { bucket: String, object: String },
+    #[error("object {bucket}/{object} is {size} bytes, over the {limit}-byte limit")]
+    TooLarge {
+        bucket: String,
+        object: String,
+        size: u64,
+        limit: u64,
+    },
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
+    #[error("{0} is not supported by this store")]
+    Unsupported(&'static str),
+    #[error("storage error: {0}")]
+    Other(String),
+}
+
+impl StorageError {
+    /// Whether a retry may succeed (the caller answers 503 rather than naming the photo).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+#[async_trait]
+pub trait ObjectStore: Send + Sync + 'static {
+    /// Reads a whole object. Objects over `max_bytes` are refused before their body is read.
+    async fn get(&self, bucket: &BucketName, object: &str, max_bytes: u64) -> Result<StoredObject, StorageError>;
+
+    /// Writes (or overwrites) an object and returns its new generation.
+    async fn put(&self, bucket: &BucketName, object: &str, bytes: Bytes, content_type: &str)
+    -> Result<i64, StorageError>;
+
+    /// A time-limited GET URL for an object; `ttl` is capped at [`MAX_SIGNED_URL_TTL`].
+    async fn signed_url(&self, bucket: &BucketName, object: &str, ttl: Duration) -> Result<String, StorageError>;
+
+    /// A cheap round trip proving the store answers (for `/readyz`).
+    async fn check(&self, bucket: &BucketName) -> Result<(), StorageError>;
+
+    /// A short name for logs and `/readyz`.
+    fn kind(&self) -> &'static str;
+}
