@@ -188,7 +188,11 @@ impl Settings {
             "a number of seconds",
         )?);
         if cache_ttl.is_zero() {
-            return Err(SettingsError::malformed("ONGI_CACHE_TTL_SECS", "0", "at least 1 second"));
+            return Err(SettingsError::malformed(
+                "ONGI_CACHE_TTL_SECS",
+                "0",
+                "at least 1 second",
+            ));
         }
         let cache_prefix = get("ONGI_CACHE_PREFIX").unwrap_or_else(|| "ongi:".to_owned());
 
@@ -252,7 +256,10 @@ impl Settings {
                 "a positive limit",
             ));
         }
-        if storage == StorageBackend::Gcs && storage_emulator_host.is_none() && !on_cloud_run && google_cloud_project.is_none()
+        if storage == StorageBackend::Gcs
+            && storage_emulator_host.is_none()
+            && !on_cloud_run
+            && google_cloud_project.is_none()
         {
             return Err(SettingsError::missing(
                 "GOOGLE_CLOUD_PROJECT",
@@ -292,7 +299,10 @@ fn parse_or<T: std::str::FromStr>(
 ) -> Result<T, SettingsError> {
     match get(name) {
         None => Ok(default),
-        Some(v) => v.trim().parse().map_err(|_| SettingsError::malformed(name, &v, expected)),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| SettingsError::malformed(name, &v, expected)),
     }
 }
 
@@ -318,7 +328,11 @@ fn parse_http_base(name: &'static str, value: &str) -> Result<String, SettingsEr
     let rest = with_scheme.split_once("://").map(|(_, r)| r).unwrap_or_default();
     let host = rest.split('/').next().unwrap_or_default();
     if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(SettingsError::malformed(name, value, "an http:// or https:// URL with a host"));
+        return Err(SettingsError::malformed(
+            name,
+            value,
+            "an http:// or https:// URL with a host",
+        ));
     }
     Ok(with_scheme.trim_end_matches('/').to_owned())
 }

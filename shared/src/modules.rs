@@ -39,7 +39,10 @@ impl Module {
 
     /// Whether this module has a per-photo step fed by the `ongi-features` topic.
     pub fn has_per_photo_step(self) -> bool {
-        matches!(self, Module::Category | Module::Quality | Module::Score | Module::People)
+        matches!(
+            self,
+            Module::Category | Module::Quality | Module::Score | Module::People
+        )
     }
 }
 

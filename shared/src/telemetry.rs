@@ -21,7 +21,12 @@ pub fn init_logging(format: LogFormat) {
     let _ = match format {
         LogFormat::Json => registry.with(tracing_stackdriver::layer()).try_init(),
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_target(false).compact())
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_target(false)
+                    .compact(),
+            )
             .try_init(),
     };
 }

@@ -16,7 +16,7 @@ pub fn encode_f32_le(values: &[f32]) -> Bytes {
 }
 
 pub fn decode_f32_le(bytes: &[u8]) -> Result<Vec<f32>, CodecError> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(CodecError(bytes.len()));
     }
     Ok(bytes

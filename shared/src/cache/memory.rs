@@ -94,11 +94,17 @@ mod tests {
             .await
             .unwrap();
         cache
-            .set_many(&[(k("b"), Bytes::from_static(b"2")), (k("c"), Bytes::from_static(b"3"))], Duration::from_secs(60))
+            .set_many(
+                &[(k("b"), Bytes::from_static(b"2")), (k("c"), Bytes::from_static(b"3"))],
+                Duration::from_secs(60),
+            )
             .await
             .unwrap();
         let got = cache.get_many(&[k("a"), k("b"), k("c")]).await.unwrap();
-        assert_eq!(got, vec![None, Some(Bytes::from_static(b"2")), Some(Bytes::from_static(b"3"))]);
+        assert_eq!(
+            got,
+            vec![None, Some(Bytes::from_static(b"2")), Some(Bytes::from_static(b"3"))]
+        );
         assert!(cache.lock().len() <= 2);
     }
 }

@@ -70,7 +70,12 @@ impl FeatureCache for RedisCache {
         let mut pipe = redis::pipe();
         let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         for (key, value) in entries {
-            pipe.cmd("SET").arg(key.as_str()).arg(value.as_ref()).arg("PX").arg(millis).ignore();
+            pipe.cmd("SET")
+                .arg(key.as_str())
+                .arg(value.as_ref())
+                .arg("PX")
+                .arg(millis)
+                .ignore();
         }
         pipe.query_async::<()>(&mut con).await.map_err(classify)
     }

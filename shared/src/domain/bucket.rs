@@ -22,7 +22,11 @@ impl BucketName {
             && ok_edge(name.chars().last())
             && !name.contains("..")
             && name.split('.').all(|part| !part.is_empty() && part.len() <= 63);
-        if valid { Ok(Self(name.to_owned())) } else { Err(InvalidBucketName) }
+        if valid {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(InvalidBucketName)
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -45,7 +49,17 @@ mod tests {
         for ok in ["uploads", "my-bucket_01", "a.b.c", "abc"] {
             assert!(BucketName::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "ab", "Uploads", "-abc", "abc-", "a..b", "a/b", "a b", &"x".repeat(64)] {
+        for bad in [
+            "",
+            "ab",
+            "Uploads",
+            "-abc",
+            "abc-",
+            "a..b",
+            "a/b",
+            "a b",
+            &"x".repeat(64),
+        ] {
             assert!(BucketName::parse(bad).is_err(), "{bad}");
         }
     }

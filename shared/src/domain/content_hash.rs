@@ -43,7 +43,10 @@ mod tests {
     #[test]
     fn hex_round_trip_and_known_value() {
         let h = ContentHash::of(b"abc");
-        assert_eq!(h.to_hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            h.to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_eq!(ContentHash::from_hex(&h.to_hex()), Some(h));
         assert_eq!(ContentHash::from_hex("zz"), None);
     }

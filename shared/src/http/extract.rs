@@ -31,7 +31,9 @@ fn reject(rejection: JsonRejection) -> ApiError {
         return ApiError::PayloadTooLarge(MAX_BODY_BYTES);
     }
     let why = match &rejection {
-        JsonRejection::MissingJsonContentType(_) => "the body must be JSON with Content-Type: application/json".to_owned(),
+        JsonRejection::MissingJsonContentType(_) => {
+            "the body must be JSON with Content-Type: application/json".to_owned()
+        }
         JsonRejection::JsonSyntaxError(e) => format!("the body is not valid JSON: {}", e.body_text()),
         JsonRejection::JsonDataError(e) => format!("the body does not match the request schema: {}", e.body_text()),
         other => format!("the body could not be read: {}", other.body_text()),

@@ -53,7 +53,9 @@ pub struct StyleRequest {
 /// `field` names the list in error messages (`images`, `categories[2].images`).
 pub fn validate_refs(field: &str, raw: &[String], bucket: &BucketName) -> Result<Vec<ImageRef>, ApiError> {
     if raw.is_empty() {
-        return Err(ApiError::InvalidRequest(format!("{field} is empty: send at least one image")));
+        return Err(ApiError::InvalidRequest(format!(
+            "{field} is empty: send at least one image"
+        )));
     }
     if raw.len() > MAX_REFS_PER_CALL {
         return Err(ApiError::InvalidRequest(format!(
@@ -95,7 +97,12 @@ pub fn validate_score(req: &ScoreRequest, bucket: &BucketName) -> Result<Vec<(St
     req.categories
         .iter()
         .enumerate()
-        .map(|(i, c)| Ok((c.category.clone(), validate_refs(&format!("categories[{i}].images"), &c.images, bucket)?)))
+        .map(|(i, c)| {
+            Ok((
+                c.category.clone(),
+                validate_refs(&format!("categories[{i}].images"), &c.images, bucket)?,
+            ))
+        })
         .collect()
 }
 
@@ -119,7 +126,10 @@ mod tests {
         let many = vec!["a.jpg".to_owned(); MAX_REFS_PER_CALL + 1];
         assert!(validate_refs("images", &many, &bucket()).is_err());
         let ok = vec!["a.jpg".to_owned(); MAX_REFS_PER_CALL];
-        assert_eq!(validate_refs("images", &ok, &bucket()).unwrap().len(), MAX_REFS_PER_CALL);
+        assert_eq!(
+            validate_refs("images", &ok, &bucket()).unwrap().len(),
+            MAX_REFS_PER_CALL
+        );
         let err = validate_refs("images", &["gs://results/x.png".to_owned()], &bucket())
             .unwrap_err()
             .to_string();

@@ -31,7 +31,11 @@ impl AppState {
             Some(url) => Arc::new(RedisCache::new(url).map_err(|e| StateError::Cache(e.to_string()))?),
             None => Arc::new(MemoryCache::default()),
         };
-        let cache = Cache::new(backend, Keyspace::new(settings.cache_prefix.clone()), settings.cache_ttl);
+        let cache = Cache::new(
+            backend,
+            Keyspace::new(settings.cache_prefix.clone()),
+            settings.cache_ttl,
+        );
         Ok(Self {
             settings: Arc::new(settings),
             modules,

@@ -74,7 +74,9 @@ fn looks_like_text(bytes: &[u8]) -> bool {
 
 fn check_pixels(width: u32, height: u32, limits: &IngestLimits) -> Result<(), ImageError> {
     if width == 0 || height == 0 {
-        return Err(ImageError::Corrupt(format!("the header declares {width}x{height} pixels")));
+        return Err(ImageError::Corrupt(format!(
+            "the header declares {width}x{height} pixels"
+        )));
     }
     let pixels = u64::from(width) * u64::from(height);
     if pixels > limits.max_pixels {
@@ -123,7 +125,14 @@ fn decode_jpeg(bytes: &[u8], limits: &IngestLimits, options: DecodeOptions) -> R
         .and_then(Orientation::from_exif_chunk)
         .map_or(1, Orientation::to_exif);
     let scale_denominator = (width / out_w.max(1)).max(1);
-    Ok(oriented(rgb, ImageFormat::Jpeg, width, height, scale_denominator, exif_orientation))
+    Ok(oriented(
+        rgb,
+        ImageFormat::Jpeg,
+        width,
+        height,
+        scale_denominator,
+        exif_orientation,
+    ))
 }
 
 /// Converts jpeg-decoder's output to RGB.
@@ -138,7 +147,9 @@ fn to_rgb(data: &[u8], format: jpeg_decoder::PixelFormat, w: u32, h: u32) -> Res
         P::RGB24 => out.extend_from_slice(&data[..n * 3]),
         P::L8 => data[..n].iter().for_each(|&l| out.extend_from_slice(&[l, l, l])),
         // 16-bit samples come big-endian; keep the high byte.
-        P::L16 => data[..n * 2].chunks_exact(2).for_each(|p| out.extend_from_slice(&[p[0], p[0], p[0]])),
+        P::L16 => data[..n * 2]
+            .chunks_exact(2)
+            .for_each(|p| out.extend_from_slice(&[p[0], p[0], p[0]])),
         // jpeg-decoder undoes Adobe's inversion, so these are ink amounts (0 = no ink).
         P::CMYK32 => data[..n * 4].chunks_exact(4).for_each(|p| {
             let k = 255 - u32::from(p[3]);
@@ -197,6 +208,10 @@ fn oriented(
         source_width,
         source_height,
         scale_denominator,
-        exif_orientation: if (1..=8).contains(&exif_orientation) { exif_orientation } else { 1 },
+        exif_orientation: if (1..=8).contains(&exif_orientation) {
+            exif_orientation
+        } else {
+            1
+        },
     }
 }

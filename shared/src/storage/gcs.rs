@@ -21,6 +21,15 @@ use crate::domain::BucketName;
 /// Any single storage call that takes longer than this is treated as an outage.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The client's default retries transient errors for up to 5 minutes, far past any
+/// request's patience; an outage should surface as a clear 503 within seconds.
+fn retry_policy() -> impl google_cloud_gax::retry_policy::RetryPolicy {
+    use google_cloud_gax::retry_policy::RetryPolicyExt;
+    google_cloud_storage::retry_policy::RetryableErrors
+        .with_time_limit(Duration::from_secs(8))
+        .with_attempt_limit(3)
+}
+
 #[derive(Clone)]
 pub struct GcsStore {
     client: Storage,
@@ -42,6 +51,7 @@ impl GcsStore {
     /// Production: Application Default Credentials, and a signer from the same credentials.
     pub async fn production() -> Result<Self, StorageError> {
         let client = Storage::builder()
+            .with_retry_policy(retry_policy())
             .build()
             .await
             .map_err(|e| StorageError::Other(format!("cannot build the Cloud Storage client: {e}")))?;
@@ -65,6 +75,7 @@ impl GcsStore {
         let endpoint = endpoint.trim_end_matches('/').to_owned();
         let client = Storage::builder()
             .with_endpoint(endpoint.clone())
+            .with_retry_policy(retry_policy())
             .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build())
             .build()
             .await
@@ -88,20 +99,21 @@ fn classify(bucket: &BucketName, object: &str, e: google_cloud_storage::Error) -
             object: object.to_owned(),
         },
         Some(403) | Some(401) => StorageError::Refused(format!("{bucket}/{object}: permission denied")),
-        Some(code) if code >= 500 || code == 429 => StorageError::Unavailable(format!("{bucket}/{object}: HTTP {code}")),
+        Some(code) if code >= 500 || code == 429 => {
+            StorageError::Unavailable(format!("{bucket}/{object}: HTTP {code}"))
+        }
         Some(code) => StorageError::Other(format!("{bucket}/{object}: HTTP {code}: {e}")),
         // No HTTP status: the request never got an answer (connection refused, DNS, TLS).
         None => StorageError::Unavailable(format!("{bucket}/{object}: {e}")),
     }
 }
 
-async fn with_timeout<T>(
-    what: &str,
-    fut: impl Future<Output = Result<T, StorageError>>,
-) -> Result<T, StorageError> {
-    tokio::time::timeout(CALL_TIMEOUT, fut)
-        .await
-        .unwrap_or_else(|_| Err(StorageError::Unavailable(format!("{what} timed out after {CALL_TIMEOUT:?}"))))
+async fn with_timeout<T>(what: &str, fut: impl Future<Output = Result<T, StorageError>>) -> Result<T, StorageError> {
+    tokio::time::timeout(CALL_TIMEOUT, fut).await.unwrap_or_else(|_| {
+        Err(StorageError::Unavailable(format!(
+            "{what} timed out after {CALL_TIMEOUT:?}"
+        )))
+    })
 }
 
 #[async_trait]

@@ -41,10 +41,7 @@ impl LocalStore {
     /// The lexical path of an object, refusing anything but plain relative segments.
     fn lexical_path(&self, bucket: &BucketName, object: &str) -> Result<PathBuf, StorageError> {
         let relative = Path::new(object);
-        let plain = !object.is_empty()
-            && relative
-                .components()
-                .all(|c| matches!(c, Component::Normal(_)));
+        let plain = !object.is_empty() && relative.components().all(|c| matches!(c, Component::Normal(_)));
         if !plain || object.ends_with('/') {
             return Err(StorageError::Refused(format!(
                 "{object:?} is not a plain object name inside bucket {bucket}"

@@ -64,8 +64,13 @@ pub trait ObjectStore: Send + Sync + 'static {
     async fn get(&self, bucket: &BucketName, object: &str, max_bytes: u64) -> Result<StoredObject, StorageError>;
 
     /// Writes (or overwrites) an object and returns its new generation.
-    async fn put(&self, bucket: &BucketName, object: &str, bytes: Bytes, content_type: &str)
-    -> Result<i64, StorageError>;
+    async fn put(
+        &self,
+        bucket: &BucketName,
+        object: &str,
+        bytes: Bytes,
+        content_type: &str,
+    ) -> Result<i64, StorageError>;
 
     /// A time-limited GET URL for an object; `ttl` is capped at [`MAX_SIGNED_URL_TTL`].
     async fn signed_url(&self, bucket: &BucketName, object: &str, ttl: Duration) -> Result<String, StorageError>;

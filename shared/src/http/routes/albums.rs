@@ -69,7 +69,9 @@ pub async fn people(State(state): State<AppState>, ApiJson(req): ApiJson<ImagesR
 pub async fn style_submit(State(state): State<AppState>, ApiJson(req): ApiJson<StyleRequest>) -> ApiResult {
     validate_ref("image", &req.image, &state.settings.bucket)?;
     if req.style.trim().is_empty() {
-        return Err(ApiError::InvalidRequest("style is empty: name a preset or describe a style".into()));
+        return Err(ApiError::InvalidRequest(
+            "style is empty: name a preset or describe a style".into(),
+        ));
     }
     Err(ApiError::NotImplemented("the style module"))
 }

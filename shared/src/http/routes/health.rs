@@ -49,7 +49,11 @@ pub struct Readiness {
 
 async fn check<E: std::fmt::Display>(kind: &'static str, fut: impl Future<Output = Result<(), E>>) -> Check {
     match tokio::time::timeout(CHECK_TIMEOUT, fut).await {
-        Ok(Ok(())) => Check { kind, ok: true, error: None },
+        Ok(Ok(())) => Check {
+            kind,
+            ok: true,
+            error: None,
+        },
         Ok(Err(e)) => Check {
             kind,
             ok: false,
@@ -72,7 +76,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         check(state.store.kind(), state.store.check(&state.settings.bucket)),
     );
     let ready = cache.ok && storage.ok;
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = Readiness {
         status: if ready { "ready" } else { "not_ready" },
         cache,

@@ -1,0 +1,264 @@
+//! The HTTP plumbing, through the real application on a real port: envelope and status
+//! mapping, limits, request ids, health, readiness, metrics, OpenAPI, graceful shutdown.
+
+use std::time::{Duration, Instant};
+
+use ongi_shared::modules::{Module, Modules};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::{free_port, redis_url, spawn_app, storage_emulator};
+
+#[tokio::test]
+async fn health_metrics_and_openapi() {
+    let app = spawn_app(Modules::all(), &[]).await;
+    let health: Value = reqwest::get(app.url("/healthz")).await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["service"], "ongi");
+
+    let ready = reqwest::get(app.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["cache"]["kind"], "memory");
+    assert_eq!(ready["storage"]["kind"], "local");
+
+    let spec: Value = reqwest::get(app.url("/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/api/albums/quality",
+        "/api/albums/people",
+        "/api/albums/style/{job_id}",
+        "/readyz",
+    ] {
+        assert!(
+            spec["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+
+    let metrics = reqwest::get(app.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("ongi_http_requests_total"), "{metrics}");
+    assert!(metrics.contains("route=\"/healthz\""), "labelled by route template");
+    assert!(metrics.contains("ongi_http_request_duration_seconds_bucket"));
+}
+
+#[tokio::test]
+async fn request_ids_are_made_or_kept() {
+    let app = spawn_app(Modules::all(), &[]).await;
+    let made = reqwest::get(app.url("/healthz")).await.unwrap();
+    let id = made.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    let kept = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "caller-chosen-id")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.headers()["x-request-id"], "caller-chosen-id");
+}
+
+async fn expect_error(resp: reqwest::Response, status: u16, message: &str, mentions: &str) {
+    assert_eq!(resp.status().as_u16(), status);
+    let body: Value = resp.json().await.expect("an envelope, not plain text");
+    assert_eq!(body["message"], message, "{body}");
+    assert!(body["data"].is_null(), "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.contains(mentions), "{error:?} should mention {mentions:?}");
+}
+
+#[tokio::test]
+async fn bad_requests_get_the_envelope_and_name_the_problem() {
+    let app = spawn_app(Modules::all(), &[]).await;
+    let bad_ref = app
+        .post_json("/api/albums/quality", &json!({"images": ["a.jpg", "../../etc/passwd"]}))
+        .await;
+    expect_error(bad_ref, 400, "invalid_request", "images[1] \"../../etc/passwd\"").await;
+
+    let url_ref = app
+        .post_json(
+            "/api/albums/duplicates",
+            &json!({"images": ["http://169.254.169.254/x"]}),
+        )
+        .await;
+    expect_error(url_ref, 400, "invalid_request", "never fetched").await;
+
+    let empty = app.post_json("/api/albums/people", &json!({"images": []})).await;
+    expect_error(empty, 400, "invalid_request", "images is empty").await;
+
+    let too_many: Vec<String> = (0..1001).map(|i| format!("{i}.jpg")).collect();
+    let many = app
+        .post_json("/api/albums/embedding", &json!({"images": too_many}))
+        .await;
+    expect_error(many, 400, "invalid_request", "at most 1000").await;
+
+    let malformed = app
+        .client
+        .post(app.url("/api/albums/quality"))
+        .header("content-type", "application/json")
+        .body("{\"images\": [")
+        .send()
+        .await
+        .unwrap();
+    expect_error(malformed, 400, "invalid_request", "not valid JSON").await;
+
+    let wrong_type = app
+        .client
+        .post(app.url("/api/albums/quality"))
+        .body("images=a.jpg")
+        .send()
+        .await
+        .unwrap();
+    expect_error(wrong_type, 400, "invalid_request", "Content-Type").await;
+
+    let wrong_shape = app.post_json("/api/albums/score", &json!({"categories": "food"})).await;
+    expect_error(wrong_shape, 400, "invalid_request", "schema").await;
+
+    let foreign = app
+        .post_json("/api/albums/quality", &json!({"images": ["gs://someone-else/a.jpg"]}))
+        .await;
+    expect_error(foreign, 400, "invalid_request", "not served here").await;
+
+    let huge = format!("{{\"images\": [\"{}\"]}}", "a".repeat(1024 * 1024 + 10));
+    let too_big = app
+        .client
+        .post(app.url("/api/albums/quality"))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    expect_error(too_big, 413, "invalid_request", "larger than 1048576 bytes").await;
+}
+
+#[tokio::test]
+async fn routes_whose_module_has_not_landed_say_so() {
+    let app = spawn_app(Modules::all(), &[]).await;
+    for (path, body) in [
+        ("/api/albums/embedding", json!({"images": ["a.jpg"]})),
+        (
+            "/api/albums/categories",
+            json!({"images": ["a.jpg"], "concepts": ["여행"]}),
+        ),
+        ("/api/albums/duplicates", json!({"images": ["a.jpg", "b.jpg"]})),
+        ("/api/albums/quality", json!({"images": ["gs://uploads/a.jpg"]})),
+        (
+            "/api/albums/score",
+            json!({"categories": [{"category": "food", "images": ["a.jpg"]}]}),
+        ),
+        ("/api/albums/people", json!({"images": ["a.jpg"]})),
+        ("/api/albums/style", json!({"image": "a.jpg", "style": "ghibli"})),
+    ] {
+        let resp = app.post_json(path, &body).await;
+        expect_error(resp, 501, "not_implemented", "has not been built yet").await;
+    }
+    let status = reqwest::get(app.url("/api/albums/style/some-job")).await.unwrap();
+    expect_error(status, 501, "not_implemented", "style module").await;
+}
+
+#[tokio::test]
+async fn a_function_serves_only_its_own_routes() {
+    let app = spawn_app(Modules::only(Module::Quality), &[]).await;
+    let quality = app
+        .post_json("/api/albums/quality", &json!({"images": ["a.jpg"]}))
+        .await;
+    assert_eq!(quality.status(), 501);
+    let people = app.post_json("/api/albums/people", &json!({"images": ["a.jpg"]})).await;
+    assert_eq!(people.status(), 404);
+    let health: Value = reqwest::get(app.url("/healthz")).await.unwrap().json().await.unwrap();
+    assert_eq!(health["service"], "quality");
+}
+
+#[tokio::test]
+async fn readiness_names_the_dependency_that_is_down() {
+    let dead_redis = format!("redis://127.0.0.1:{}", free_port());
+    let app = spawn_app(Modules::all(), &[("REDIS_URL", &dead_redis)]).await;
+    let resp = reqwest::get(app.url("/readyz")).await.unwrap();
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["cache"]["kind"], "redis");
+    assert_eq!(body["cache"]["ok"], false);
+    assert_eq!(body["storage"]["ok"], true);
+    // Alive all the same: liveness does not depend on Redis.
+    assert_eq!(reqwest::get(app.url("/healthz")).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn ready_with_real_redis_and_the_storage_emulator() {
+    let app = spawn_app(
+        Modules::all(),
+        &[
+            ("REDIS_URL", &redis_url()),
+            ("STORAGE_EMULATOR_HOST", &storage_emulator()),
+        ],
+    )
+    .await;
+    let resp = reqwest::get(app.url("/readyz")).await.unwrap();
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["cache"]["kind"], "redis");
+    assert_eq!(body["storage"]["kind"], "gcs");
+}
+
+/// Sends the head of a request whose body is still to come, so it is in flight.
+async fn start_slow_request(addr: std::net::SocketAddr, body: &str) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /api/albums/quality HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body.as_bytes()[..5]).await.unwrap();
+    stream
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish() {
+    let mut app = spawn_app(Modules::all(), &[]).await;
+    let body = r#"{"images": ["a.jpg"]}"#;
+    let mut stream = start_slow_request(app.address, body).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.stop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // New connections are no longer accepted…
+    assert!(
+        reqwest::Client::new()
+            .get(app.url("/healthz"))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .is_err()
+    );
+    // …but the request in flight completes with its real answer.
+    stream.write_all(&body.as_bytes()[5..]).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 501"), "{response}");
+    let result = tokio::time::timeout(Duration::from_secs(5), &mut app.handle).await;
+    assert!(
+        matches!(result, Ok(Ok(Ok(())))),
+        "the server stopped cleanly: {result:?}"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_gives_up_on_a_stuck_request_after_the_drain_timeout() {
+    let mut app = spawn_app(Modules::all(), &[]).await;
+    let _stuck = start_slow_request(app.address, r#"{"images": ["a.jpg"]}"#).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    app.stop();
+    let result = tokio::time::timeout(Duration::from_secs(15), &mut app.handle).await;
+    assert!(matches!(result, Ok(Ok(Ok(())))), "{result:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(12),
+        "stopped after {waited:?}"
+    );
+}

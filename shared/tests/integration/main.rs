@@ -1,0 +1,12 @@
+//! Integration tests of the shared core, in one binary (one link step for all of them).
+//!
+//! They talk to real servers: Redis at `REDIS_URL` and fake-gcs-server at
+//! `STORAGE_EMULATOR_HOST`, both started by `.ci/run`. A missing server fails the test with
+//! one line saying so; nothing here is mocked.
+
+mod decode_corpus;
+mod gcs_store;
+mod http_api;
+mod local_store;
+mod redis_cache;
+mod support;
