@@ -54,7 +54,11 @@ fn sigterm(child: &Child) {
 async fn serve_starts_with_no_settings_answers_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = start(dir.path());
-    assert!(server.base.starts_with("http://127.0.0.1:"), "loopback by default: {}", server.base);
+    assert!(
+        server.base.starts_with("http://127.0.0.1:"),
+        "loopback by default: {}",
+        server.base
+    );
 
     let health: serde_json::Value = reqwest::get(format!("{}/healthz", server.base))
         .await
@@ -65,8 +69,15 @@ async fn serve_starts_with_no_settings_answers_and_stops_on_sigterm() {
     assert_eq!(health["status"], "ok");
     assert_eq!(health["service"], "ongi");
     let ready = reqwest::get(format!("{}/readyz", server.base)).await.unwrap();
-    assert_eq!(ready.status(), 200, "embedded defaults are ready: local folder, in-process cache");
-    assert!(dir.path().join("data").is_dir(), "the local buckets folder ./data is created");
+    assert_eq!(
+        ready.status(),
+        200,
+        "embedded defaults are ready: local folder, in-process cache"
+    );
+    assert!(
+        dir.path().join("data").is_dir(),
+        "the local buckets folder ./data is created"
+    );
 
     sigterm(&server.child);
     let started = Instant::now();
@@ -74,7 +85,10 @@ async fn serve_starts_with_no_settings_answers_and_stops_on_sigterm() {
         if let Some(status) = server.child.try_wait().unwrap() {
             break status;
         }
-        assert!(started.elapsed() < Duration::from_secs(12), "ongi serve did not stop on SIGTERM");
+        assert!(
+            started.elapsed() < Duration::from_secs(12),
+            "ongi serve did not stop on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "a clean exit after SIGTERM: {status}");
