@@ -20,6 +20,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod image;
+pub mod model;
 pub mod modules;
 pub mod storage;
 pub mod telemetry;

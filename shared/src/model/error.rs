@@ -1,0 +1,19 @@
+//! Model errors: every way loading or running a model can fail, as one-line messages.
+
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ModelError {
+    #[error("ORT_DYLIB_PATH is not set: ONNX Runtime is needed for {0} (it comes from the PyPI onnxruntime wheel)")]
+    RuntimeNotConfigured(&'static str),
+    #[error("cannot load the ONNX Runtime library {path}: {reason}")]
+    RuntimeLoad { path: PathBuf, reason: String },
+    #[error("model file {0} is missing (run `ongi models fetch`, or set ONGI_MODEL_DIR)")]
+    Missing(PathBuf),
+    #[error("cannot load model {path}: {reason}")]
+    Load { path: PathBuf, reason: String },
+    #[error("model {model} does not have the expected I/O contract: {reason}")]
+    Contract { model: String, reason: String },
+    #[error("inference failed in {model}: {reason}")]
+    Inference { model: String, reason: String },
+}

@@ -1,0 +1,12 @@
+//! Models: the ONNX Runtime environment, the CLIP encoders and their preprocessing, and the
+//! model folder's manifest.
+//!
+//! - [`runtime`]: loads ONNX Runtime from `ORT_DYLIB_PATH` once per process; builds sessions.
+//! - [`clip`]: the image and text encoders and the standard CLIP preprocessing.
+//! - [`error`]: [`ModelError`], one line per failure.
+
+pub mod clip;
+pub mod error;
+pub mod runtime;
+
+pub use error::ModelError;

@@ -1,0 +1,74 @@
+//! The ONNX Runtime environment: loaded once per process from `ORT_DYLIB_PATH` (the
+//! `load-dynamic` feature: nothing is downloaded at build time), and sessions built on it
+//! with intra-op threads sized to the CPUs this process may use.
+//!
+//! `ort` reads `ORT_DYLIB_PATH` by itself on first use and panics if the library is
+//! missing; calling `ort::init_from` here first turns that into a [`ModelError`].
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+
+use super::error::ModelError;
+
+static ENVIRONMENT: OnceLock<Result<(PathBuf, Environment), ModelError>> = OnceLock::new();
+
+/// The process's ONNX Runtime, loading the library on first call. Only one library can be
+/// loaded per process: later calls with another path get the first one.
+pub fn environment(library: Option<&Path>, needed_for: &'static str) -> Result<&'static Environment, ModelError> {
+    let loaded = ENVIRONMENT.get_or_init(|| {
+        let path = library.ok_or(ModelError::RuntimeNotConfigured(needed_for))?;
+        if !path.is_file() {
+            return Err(ModelError::RuntimeLoad {
+                path: path.to_owned(),
+                reason: "no such file".into(),
+            });
+        }
+        let builder = ort::init_from(path).map_err(|e| ModelError::RuntimeLoad {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let env = builder.with_name("ongi").build().map_err(|e| ModelError::RuntimeLoad {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok((path.to_owned(), env))
+    });
+    match loaded {
+        Ok((_, env)) => Ok(env),
+        Err(ModelError::RuntimeNotConfigured(_)) if library.is_none() => {
+            Err(ModelError::RuntimeNotConfigured(needed_for))
+        }
+        Err(e) => Err(e.clone()),
+    }
+}
+
+/// Threads for one session: every CPU this process may use (Cloud Run's CPU limit shows up
+/// in `available_parallelism` through the cgroup quota).
+pub fn intra_op_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Loads an ONNX model file into a session on the process's environment.
+pub fn load_session(env: &Environment, path: &Path, threads: usize) -> Result<Session, ModelError> {
+    if !path.is_file() {
+        return Err(ModelError::Missing(path.to_owned()));
+    }
+    let load = |reason: String| ModelError::Load {
+        path: path.to_owned(),
+        reason,
+    };
+    Session::builder(env)
+        .map_err(|e| load(e.to_string()))?
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|e| load(e.to_string()))?
+        .with_intra_threads(threads)
+        .map_err(|e| load(e.to_string()))?
+        .with_inter_threads(1)
+        .map_err(|e| load(e.to_string()))?
+        .commit_from_file(path)
+        .map_err(|e| load(e.to_string()))
+}
