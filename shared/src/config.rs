@@ -129,6 +129,10 @@ pub struct Settings {
     pub pubsub_emulator_host: Option<String>,
     /// `GOOGLE_CLOUD_PROJECT`.
     pub google_cloud_project: Option<String>,
+    /// `ONGI_FEATURES_TOPIC`, default `ongi-features`: published once a photo's features are cached.
+    pub features_topic: String,
+    /// Whether to publish to Pub/Sub: on Cloud Run (`K_SERVICE`) or with `PUBSUB_EMULATOR_HOST`.
+    pub publish: bool,
     /// `EMBEDDING_URL`: where the non-embedding functions compute missing features on Cloud Run.
     pub embedding_url: Option<String>,
     pub gemini: GeminiSettings,
@@ -218,6 +222,24 @@ impl Settings {
             return Err(SettingsError::malformed("PUBSUB_EMULATOR_HOST", h, "host:port"));
         }
         let google_cloud_project = get("GOOGLE_CLOUD_PROJECT");
+        let features_topic = get("ONGI_FEATURES_TOPIC").unwrap_or_else(|| "ongi-features".to_owned());
+        if !features_topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.~+%".contains(c))
+        {
+            return Err(SettingsError::malformed(
+                "ONGI_FEATURES_TOPIC",
+                &features_topic,
+                "a Pub/Sub topic id",
+            ));
+        }
+        let publish = pubsub_emulator_host.is_some() || get("K_SERVICE").is_some();
+        if publish && google_cloud_project.is_none() {
+            return Err(SettingsError::missing(
+                "GOOGLE_CLOUD_PROJECT",
+                "publishing to Pub/Sub (Cloud Run or PUBSUB_EMULATOR_HOST) needs the project",
+            ));
+        }
         let embedding_url = match get("EMBEDDING_URL") {
             Some(u) => Some(parse_http_base("EMBEDDING_URL", &u)?),
             None => None,
@@ -282,6 +304,8 @@ impl Settings {
             storage_emulator_host,
             pubsub_emulator_host,
             google_cloud_project,
+            features_topic,
+            publish,
             embedding_url,
             gemini,
             face_detector,
@@ -396,7 +420,12 @@ mod tests {
 
     #[test]
     fn cloud_run_defaults_to_json_logs_and_secrets_are_redacted() {
-        let s = settings(&[("K_SERVICE", "quality"), ("GEMINI_API_KEY", "sk-very-secret")]).unwrap();
+        let s = settings(&[
+            ("K_SERVICE", "quality"),
+            ("GOOGLE_CLOUD_PROJECT", "p"),
+            ("GEMINI_API_KEY", "sk-very-secret"),
+        ])
+        .unwrap();
         assert_eq!(s.log_format, LogFormat::Json);
         let dump = format!("{s:?}");
         assert!(!dump.contains("sk-very-secret"), "{dump}");

@@ -13,14 +13,17 @@
 //! | [`storage`] | the [`ObjectStore`](storage::ObjectStore) trait; Cloud Storage and a local folder | let a reference leave its bucket |
 //! | [`cache`] | the [`FeatureCache`](cache::FeatureCache) trait; Redis and in-process; versioned keys; LE vectors | turn a cache outage into a failed request |
 //! | [`http`] | the axum application: envelope, errors, limits, request ids, health, metrics, OpenAPI, shutdown | hold analysis logic |
+//! | [`model`] | ONNX Runtime, the CLIP encoders, the model folder's [`manifest`](model::manifest) (pinned SHA-256, licences, `fetch`/`verify`) | panic or download on a missing model |
 //! | [`modules`] | which analysis modules a process serves | — |
 
 pub mod cache;
 pub mod config;
 pub mod domain;
+pub mod events;
 pub mod http;
 pub mod image;
 pub mod model;
 pub mod modules;
+pub mod pipeline;
 pub mod storage;
 pub mod telemetry;

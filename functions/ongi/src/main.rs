@@ -1,7 +1,10 @@
 //! The `ongi` binary: every function in one process (`ongi serve`), plus the CLI.
 //! It only parses arguments and calls `ongi-shared`.
 
+mod models_cmd;
+
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -29,6 +32,32 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1")]
         host: IpAddr,
     },
+    /// Download (`fetch`) or check (`verify`) the model weights: SHA-256 pinned, licences listed.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Download the production weights into the model folder (valid files are kept), and
+    /// write the manifest there as manifest.toml.
+    Fetch {
+        /// The model folder.
+        #[arg(long, value_name = "DIR", env = "ONGI_MODEL_DIR", default_value = "models")]
+        models: PathBuf,
+        /// Fetch the files listed in this manifest instead of the embedded production manifest.
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
+    },
+    /// Check the model folder against its manifest.toml (or the production manifest): size,
+    /// SHA-256 and licence of every file.
+    Verify {
+        /// The model folder.
+        #[arg(long, value_name = "DIR", env = "ONGI_MODEL_DIR", default_value = "models")]
+        models: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -36,6 +65,10 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { port, host } => serve(port, host).await,
+        Command::Models { command } => match command {
+            ModelsCommand::Fetch { models, manifest } => models_cmd::fetch(&models, manifest.as_deref()).await,
+            ModelsCommand::Verify { models } => models_cmd::verify(&models),
+        },
     }
 }
 

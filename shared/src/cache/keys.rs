@@ -45,6 +45,12 @@ impl Keyspace {
         ))
     }
 
+    /// `bucket/object` → the generation and hash last computed for it: lets an album call
+    /// find its photos' features in one round trip without asking storage for generations.
+    pub fn latest(&self, bucket: &BucketName, object: &str) -> CacheKey {
+        CacheKey(format!("{}v{SCHEMA_VERSION}:latest:{bucket}/{object}", self.prefix))
+    }
+
     /// The faces found in a photo by a detector + embedder pair.
     pub fn faces(&self, models: &str, hash: &ContentHash) -> CacheKey {
         self.key("faces", models, &hash.to_hex())

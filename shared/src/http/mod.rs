@@ -9,6 +9,7 @@
 //! - [`routes`]: one file per group of routes; [`openapi`]: the OpenAPI document.
 //! - [`observe`]: request ids and per-route latency metrics; [`shutdown`]: SIGTERM handling.
 
+pub mod album;
 pub mod app;
 pub mod envelope;
 pub mod error;

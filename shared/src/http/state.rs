@@ -3,9 +3,15 @@
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use crate::cache::{Cache, Keyspace, memory::MemoryCache, redis::RedisCache};
 use crate::config::{Settings, StorageBackend};
-use crate::modules::Modules;
+use crate::events::publish::{LogPublisher, PubSubPublisher, Publisher};
+use crate::model::Models;
+use crate::modules::{Module, Modules};
+use crate::pipeline::FeatureService;
+use crate::pipeline::batcher::Batcher;
 use crate::storage::{ObjectStore, StorageError, gcs::GcsStore, local::LocalStore};
 
 #[derive(Clone)]
@@ -14,7 +20,16 @@ pub struct AppState {
     pub modules: Modules,
     pub store: Arc<dyn ObjectStore>,
     pub cache: Cache,
+    pub models: Arc<Models>,
+    pub features: Arc<FeatureService>,
+    /// Where `ongi-features` messages go.
+    pub features_publisher: Arc<dyn Publisher>,
 }
+
+/// Up to this many photos share one CLIP inference call…
+const MAX_BATCH: usize = 16;
+/// …gathered for at most this long after the first one arrives.
+const MAX_BATCH_WAIT: Duration = Duration::from_millis(5);
 
 impl AppState {
     /// Builds the clients the settings ask for. Nothing here waits for a dependency to
@@ -36,11 +51,50 @@ impl AppState {
             Keyspace::new(settings.cache_prefix.clone()),
             settings.cache_ttl,
         );
+        // Only the embedding function loads CLIP's image encoder; the others read features
+        // from the cache (or ask the embedding service for them on Cloud Run).
+        let models = if modules.contains(Module::Embedding) {
+            let dir = settings.model_dir.clone();
+            let ort = settings.ort_dylib_path.clone();
+            tokio::task::spawn_blocking(move || Models::load(&dir, ort.as_deref()))
+                .await
+                .unwrap_or_else(|e| Models::none(format!("model loading failed: {e}")))
+        } else {
+            Models::none("this function needs no model")
+        };
+        let models = Arc::new(models);
+        let batcher = models
+            .clip_visual
+            .clone()
+            .map(|m| Batcher::start(m, MAX_BATCH, MAX_BATCH_WAIT));
+        let features = Arc::new(FeatureService::new(
+            store.clone(),
+            cache.clone(),
+            models.clone(),
+            batcher,
+            settings.limits,
+            settings.bucket.clone(),
+        ));
+        let features_publisher: Arc<dyn Publisher> = match (&settings.google_cloud_project, settings.publish) {
+            (Some(project), true) if modules.contains(Module::Embedding) => Arc::new(
+                PubSubPublisher::new(
+                    project,
+                    &settings.features_topic,
+                    settings.pubsub_emulator_host.as_deref(),
+                )
+                .await
+                .map_err(|e| StateError::Publisher(e.to_string()))?,
+            ),
+            _ => Arc::new(LogPublisher),
+        };
         Ok(Self {
             settings: Arc::new(settings),
             modules,
             store,
             cache,
+            models,
+            features,
+            features_publisher,
         })
     }
 }
@@ -51,4 +105,6 @@ pub enum StateError {
     Storage(#[from] StorageError),
     #[error("cache: {0}")]
     Cache(String),
+    #[error("{0}")]
+    Publisher(String),
 }

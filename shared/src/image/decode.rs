@@ -22,6 +22,8 @@ pub struct DecodeOptions {
     /// smallest DCT scale whose short side is still at least this (never below it).
     /// `None` decodes at full resolution.
     pub min_short_side: Option<u32>,
+    /// Likewise for the long side (the blur metric works at a 300 px long side).
+    pub min_long_side: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,20 +101,30 @@ fn decode_jpeg(bytes: &[u8], limits: &IngestLimits, options: DecodeOptions) -> R
     let (width, height) = (u32::from(info.width), u32::from(info.height));
     check_pixels(width, height, limits)?;
 
-    if let Some(min_side) = options.min_short_side {
-        let short = width.min(height);
-        if min_side > 0 && short > min_side {
-            // Ask for the aspect-preserving size whose short side is `min_side`; the decoder
-            // picks the smallest DCT scale that reaches it, so the short side stays ≥ min_side.
-            let req_w = (u64::from(width) * u64::from(min_side)).div_ceil(u64::from(short));
-            let req_h = (u64::from(height) * u64::from(min_side)).div_ceil(u64::from(short));
-            decoder
-                .scale(
-                    u16::try_from(req_w).unwrap_or(u16::MAX),
-                    u16::try_from(req_h).unwrap_or(u16::MAX),
-                )
-                .map_err(corrupt)?;
-        }
+    // The smallest fraction of the source that satisfies both minimums, as short:source ratio.
+    let short = width.min(height);
+    let long = width.max(height);
+    let by_short = options.min_short_side.map(|m| (u64::from(m), u64::from(short)));
+    let by_long = options.min_long_side.map(|m| (u64::from(m), u64::from(long)));
+    let need = match (by_short, by_long) {
+        // Compare m1/s1 with m2/s2 without division.
+        (Some(a), Some(b)) => Some(if a.0 * b.1 >= b.0 * a.1 { a } else { b }),
+        (a, b) => a.or(b),
+    };
+    if let Some((min_side, side)) = need
+        && min_side > 0
+        && side > min_side
+    {
+        // Ask for the aspect-preserving size whose side is `min_side`; the decoder picks
+        // the smallest DCT scale that reaches it, so that side stays ≥ min_side.
+        let req_w = (u64::from(width) * min_side).div_ceil(side);
+        let req_h = (u64::from(height) * min_side).div_ceil(side);
+        decoder
+            .scale(
+                u16::try_from(req_w).unwrap_or(u16::MAX),
+                u16::try_from(req_h).unwrap_or(u16::MAX),
+            )
+            .map_err(corrupt)?;
     }
     let data = decoder.decode().map_err(corrupt)?;
     let info = decoder

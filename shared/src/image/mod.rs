@@ -9,6 +9,7 @@
 
 mod decode;
 mod error;
+pub mod features;
 mod format;
 
 pub use decode::{DecodeOptions, DecodedImage, decode};

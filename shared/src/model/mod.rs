@@ -4,9 +4,14 @@
 //! - [`runtime`]: loads ONNX Runtime from `ORT_DYLIB_PATH` once per process; builds sessions.
 //! - [`clip`]: the image and text encoders and the standard CLIP preprocessing.
 //! - [`error`]: [`ModelError`], one line per failure.
+//! - [`manifest`]: the model folder's `manifest.toml` (files, pinned SHA-256, licences, I/O
+//!   contracts), `verify` and `fetch_with` behind `ongi models verify | fetch`.
 
 pub mod clip;
 pub mod error;
+pub mod loaded;
+pub mod manifest;
 pub mod runtime;
 
 pub use error::ModelError;
+pub use loaded::Models;

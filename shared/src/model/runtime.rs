@@ -19,8 +19,17 @@ static ENVIRONMENT: OnceLock<Result<(PathBuf, Environment), ModelError>> = OnceL
 /// The process's ONNX Runtime, loading the library on first call. Only one library can be
 /// loaded per process: later calls with another path get the first one.
 pub fn environment(library: Option<&Path>, needed_for: &'static str) -> Result<&'static Environment, ModelError> {
+    // Without a path, only an environment loaded earlier can serve; nothing is recorded, so
+    // a later call that names the library can still load it.
+    let Some(path) = library.or_else(|| {
+        ENVIRONMENT
+            .get()
+            .and_then(|l| l.as_ref().ok())
+            .map(|(p, _)| p.as_path())
+    }) else {
+        return Err(ModelError::RuntimeNotConfigured(needed_for));
+    };
     let loaded = ENVIRONMENT.get_or_init(|| {
-        let path = library.ok_or(ModelError::RuntimeNotConfigured(needed_for))?;
         if !path.is_file() {
             return Err(ModelError::RuntimeLoad {
                 path: path.to_owned(),
@@ -39,9 +48,6 @@ pub fn environment(library: Option<&Path>, needed_for: &'static str) -> Result<&
     });
     match loaded {
         Ok((_, env)) => Ok(env),
-        Err(ModelError::RuntimeNotConfigured(_)) if library.is_none() => {
-            Err(ModelError::RuntimeNotConfigured(needed_for))
-        }
         Err(e) => Err(e.clone()),
     }
 }

@@ -115,6 +115,7 @@ fn jpeg_is_decoded_at_a_reduced_dct_scale_when_asked() {
         &IngestLimits::default(),
         DecodeOptions {
             min_short_side: Some(min_side),
+            ..Default::default()
         },
     )
     .unwrap();
@@ -140,15 +141,17 @@ fn jpeg_is_decoded_at_a_reduced_dct_scale_when_asked() {
         assert!(off <= 8, "({x},{y}): full {a:?} vs reduced {b:?}");
     }
     // Never below the requested short side, even when the request is awkward.
-    let odd = decode(
-        &bytes,
-        &IngestLimits::default(),
-        DecodeOptions {
-            min_short_side: Some(97),
-        },
-    )
-    .unwrap();
+    let opts = |short, long| DecodeOptions {
+        min_short_side: short,
+        min_long_side: long,
+    };
+    let odd = decode(&bytes, &IngestLimits::default(), opts(Some(97), None)).unwrap();
     assert!(odd.pixels.height() >= 97, "{}", odd.pixels.height());
+    // Both minimums: the long side decides here (300 px long needs 1/2 scale: 512x384).
+    let both = decode(&bytes, &IngestLimits::default(), opts(Some(97), Some(300))).unwrap();
+    assert_eq!((both.pixels.width(), both.pixels.height()), (512, 384));
+    let long_only = decode(&bytes, &IngestLimits::default(), opts(None, Some(100))).unwrap();
+    assert_eq!((long_only.pixels.width(), long_only.pixels.height()), (128, 96));
 }
 
 #[test]
@@ -197,6 +200,7 @@ fn no_prefix_or_bit_flip_of_a_valid_file_panics() {
                 &IngestLimits::default(),
                 DecodeOptions {
                     min_short_side: Some(8),
+                    ..Default::default()
                 },
             );
         }

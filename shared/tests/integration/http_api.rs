@@ -139,7 +139,6 @@ async fn bad_requests_get_the_envelope_and_name_the_problem() {
 async fn routes_whose_module_has_not_landed_say_so() {
     let app = spawn_app(Modules::all(), &[]).await;
     for (path, body) in [
-        ("/api/albums/embedding", json!({"images": ["a.jpg"]})),
         (
             "/api/albums/categories",
             json!({"images": ["a.jpg"], "concepts": ["여행"]}),

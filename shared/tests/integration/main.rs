@@ -6,8 +6,11 @@
 
 mod clip_parity;
 mod decode_corpus;
+mod e2e_upload;
+mod embedding_api;
 mod gcs_store;
 mod http_api;
 mod local_store;
+mod pixel_features;
 mod redis_cache;
 mod support;

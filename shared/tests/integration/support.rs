@@ -54,6 +54,11 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// The local buckets folder (`ONGI_DATA_DIR`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data_dir.path()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }
@@ -78,6 +83,10 @@ impl TestApp {
 /// Starts the real application on port 0 with a temporary data folder, local storage and
 /// the in-process cache, plus any `extra` settings.
 pub async fn spawn_app(modules: Modules, extra: &[(&str, &str)]) -> TestApp {
+    // Logs only when asked for: `TEST_LOG=1 cargo test …`.
+    if std::env::var_os("TEST_LOG").is_some() {
+        ongi_shared::telemetry::init_logging(ongi_shared::config::LogFormat::Text);
+    }
     let data_dir = tempfile::tempdir().expect("temp dir");
     let mut env: HashMap<String, String> = HashMap::from([
         ("PORT".into(), "0".into()),

@@ -13,7 +13,10 @@
 use image::RgbImage;
 
 pub const CLIP_SIZE: u32 = 224;
+// The constants exactly as OpenAI and Hugging Face publish them (f32 rounds them the same way).
+#[allow(clippy::excessive_precision)]
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+#[allow(clippy::excessive_precision)]
 pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
 /// Floats per preprocessed image: 3 × 224 × 224.

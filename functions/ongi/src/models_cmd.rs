@@ -1,0 +1,159 @@
+//! `ongi models fetch | verify`: installs the production weights into the model folder, and
+//! checks a folder against its manifest. The work is done by
+//! [`ongi_shared::model::manifest`]; this module prints it: one line per model on stdout, a
+//! progress bar on a terminal, and one line on stderr (from `main`) when something fails.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use ongi_shared::model::manifest::{self, FetchObserver, FetchOptions, Manifest, ModelEntry, ModelStatus};
+
+/// `ongi models fetch`: installs every file of the production manifest (or of
+/// `manifest_file`) into `dir`, and writes the manifest there.
+pub async fn fetch(dir: &Path, manifest_file: Option<&Path>) -> anyhow::Result<()> {
+    let manifest = match manifest_file {
+        Some(path) => Manifest::from_file(path).map_err(|e| anyhow!("{e}"))?,
+        None => Manifest::production(),
+    };
+    println!(
+        "ongi models fetch: {} files into {} (manifest: {})",
+        manifest.models().len(),
+        dir.display(),
+        manifest.origin()
+    );
+    let mut progress = Progress { bar: None };
+    let result = manifest::fetch_with(&manifest, dir, &FetchOptions::default(), &mut progress).await;
+    progress.clear();
+    let report = result.map_err(|e| anyhow!("{e}"))?;
+    println!(
+        "done: {} installed, {} already present, {} optional files skipped; run 'ongi models verify' to check the folder",
+        report.installed.len(),
+        report.present.len(),
+        report.skipped.len()
+    );
+    Ok(())
+}
+
+/// `ongi models verify`: checks `dir` against its `manifest.toml` (or the production manifest)
+/// and fails when a required file is missing or any file is wrong.
+pub fn verify(dir: &Path) -> anyhow::Result<()> {
+    if !dir.is_dir() {
+        bail!(
+            "no model folder at {}: run 'ongi models fetch --models {}', or set ONGI_MODEL_DIR / --models",
+            dir.display(),
+            dir.display()
+        );
+    }
+    let report = manifest::verify(dir).map_err(|e| anyhow!("{e}"))?;
+    println!("model folder {} (manifest: {})", dir.display(), report.manifest);
+    for check in &report.checks {
+        let size = check.size.map_or_else(|| "-".to_owned(), |s| format!("{s} bytes"));
+        let optional = if check.required { "" } else { " (optional)" };
+        let detail = match &check.status {
+            ModelStatus::Ok | ModelStatus::Missing => String::new(),
+            other => format!("  — {other}"),
+        };
+        println!(
+            "{:<10} {:<38} {:>16}  {}{optional}{detail}",
+            check.status.label(),
+            check.file,
+            size,
+            check.licence
+        );
+    }
+    let failures: Vec<&str> = report.failures().map(|c| c.file.as_str()).collect();
+    if !failures.is_empty() {
+        bail!(
+            "{} model file(s) missing or wrong in {}: {}; run 'ongi models fetch' or copy them in by hand",
+            failures.len(),
+            dir.display(),
+            failures.join(", ")
+        );
+    }
+    let unpinned = report
+        .checks
+        .iter()
+        .filter(|c| matches!(c.status, ModelStatus::Unpinned { .. }))
+        .count();
+    if unpinned > 0 {
+        println!("all required models are present; {unpinned} file(s) cannot be checked until their hash is pinned");
+    } else {
+        println!("all required models are present and valid");
+    }
+    Ok(())
+}
+
+/// Prints one line per model and draws a progress bar (only on a terminal: indicatif hides
+/// it when stderr is redirected).
+struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    fn clear(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn bar_for(total: Option<u64>) -> ProgressBar {
+    match total {
+        Some(total) => {
+            let bar = ProgressBar::new(total);
+            if let Ok(style) =
+                ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
+            {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar
+        }
+        None => {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec}") {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        }
+    }
+}
+
+impl FetchObserver for Progress {
+    fn download_started(&mut self, model: &ModelEntry, total: Option<u64>) {
+        self.clear();
+        let bar = bar_for(total);
+        let host = model.source_host().unwrap_or_default();
+        bar.set_message(format!("{} ({host})", model.file));
+        self.bar = Some(bar);
+    }
+
+    fn download_progress(&mut self, _model: &ModelEntry, received: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(received);
+        }
+    }
+
+    fn download_finished(&mut self, _model: &ModelEntry) {
+        self.clear();
+    }
+
+    fn skipped(&mut self, model: &ModelEntry, why: &str) {
+        println!("skipped    {}: {why}", model.file);
+    }
+
+    fn removed(&mut self, model: &ModelEntry, why: &str) {
+        println!("removed    {}: {why}; downloading it again", model.file);
+    }
+
+    fn installed(&mut self, model: &ModelEntry) {
+        let size = model.bytes.map(|b| format!(", {b} bytes")).unwrap_or_default();
+        println!("installed  {} ({}{size}, sha256 verified)", model.file, model.licence);
+    }
+
+    fn failed(&mut self, model: &ModelEntry, why: &str) {
+        println!("failed     {}: {why}", model.file);
+    }
+}

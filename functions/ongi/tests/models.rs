@@ -1,0 +1,279 @@
+//! `ongi models verify | fetch` as a user runs them: the real binary, an empty environment,
+//! no network (downloads come from a tiny HTTP server started by the test, or fail against a
+//! closed local port).
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const VISUAL: &str = "clip-vit-b32-visual.onnx";
+const TEXTUAL: &str = "clip-vit-b32-textual.onnx";
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tests/fixtures/models")
+}
+
+/// Runs `ongi <args>` with only PATH (and `extra_env`) in its environment.
+async fn ongi(args: &[&str], extra_env: &[(&str, &Path)]) -> Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ongi"));
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    for (name, value) in extra_env {
+        command.env(name, value);
+    }
+    command.output().await.expect("the ongi binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The non-empty lines of stderr.
+fn stderr_lines(output: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A manifest of one required file `m.onnx`.
+fn one_model_manifest(dir: &Path, sha256: &str, bytes: usize, source: &str) -> PathBuf {
+    let path = dir.join("test-manifest.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[model]]\nrole = \"test\"\nfile = \"m.onnx\"\nsha256 = \"{sha256}\"\nbytes = {bytes}\n\
+             licence = \"MIT\"\nsource = \"{source}\"\nrequired = true\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// A tiny HTTP/1.1 server answering `GET /m.onnx` with `body`; counts its requests.
+async fn serve(body: Vec<u8>) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let body = body.clone();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                let found = String::from_utf8_lossy(&request).starts_with("GET /m.onnx ");
+                let (status, body) = if found {
+                    ("200 OK", body)
+                } else {
+                    ("404 Not Found", b"not found".to_vec())
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(&body).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    (base, hits)
+}
+
+#[tokio::test]
+async fn verify_passes_on_the_fixture_folder_and_lists_licences() {
+    let folder = fixtures();
+    let output = ongi(&["models", "verify", "--models", folder.to_str().unwrap()], &[]).await;
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}\n{:?}", stderr_lines(&output));
+    for file in [VISUAL, TEXTUAL] {
+        let line = out.lines().find(|l| l.contains(file)).expect("one line per model");
+        assert!(line.starts_with("ok "), "{line}");
+        assert!(line.contains("bytes") && line.contains("Apache-2.0"), "{line}");
+    }
+}
+
+#[tokio::test]
+async fn verify_reads_the_folder_from_ongi_model_dir() {
+    let folder = fixtures();
+    let output = ongi(&["models", "verify"], &[("ONGI_MODEL_DIR", &folder)]).await;
+    assert!(output.status.success(), "{}", stdout(&output));
+}
+
+#[tokio::test]
+async fn verify_fails_in_one_line_on_a_corrupted_model() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["manifest.toml", VISUAL, TEXTUAL] {
+        std::fs::copy(fixtures().join(name), dir.path().join(name)).unwrap();
+    }
+    let path = dir.path().join(VISUAL);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let output = ongi(&["models", "verify", "--models", dir.path().to_str().unwrap()], &[]).await;
+    assert!(!output.status.success());
+    let out = stdout(&output);
+    let line = out.lines().find(|l| l.contains(VISUAL)).unwrap();
+    assert!(line.starts_with("wrong-hash"), "{line}");
+    assert!(line.contains(&sha256_hex(&bytes)), "{line}");
+    let errors = stderr_lines(&output);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains(VISUAL), "{errors:?}");
+}
+
+#[tokio::test]
+async fn verify_of_a_folder_without_manifest_checks_the_production_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = ongi(&["models", "verify", "--models", dir.path().to_str().unwrap()], &[]).await;
+    assert!(!output.status.success());
+    let out = stdout(&output);
+    for file in [
+        VISUAL,
+        TEXTUAL,
+        "aesthetic-vit-b32-linear.safetensors",
+        "face-detect-yunet.onnx",
+        "face-detect-mtcnn-pnet.onnx",
+        "face-embed-sface.onnx",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.contains(file))
+            .unwrap_or_else(|| panic!("{file}: {out}"));
+        assert!(line.starts_with("missing"), "{line}");
+    }
+    assert_eq!(stderr_lines(&output).len(), 1, "{:?}", stderr_lines(&output));
+}
+
+#[tokio::test]
+async fn verify_of_a_folder_that_does_not_exist_says_so_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere");
+    let output = ongi(&["models", "verify", "--models", missing.to_str().unwrap()], &[]).await;
+    assert!(!output.status.success());
+    let errors = stderr_lines(&output);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("no model folder"), "{errors:?}");
+}
+
+#[tokio::test]
+async fn fetch_from_an_unreachable_host_fails_in_one_line_and_installs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = one_model_manifest(dir.path(), &sha256_hex(b"model"), 5, "http://127.0.0.1:9/x");
+    let folder = dir.path().join("models");
+    let output = ongi(
+        &[
+            "models",
+            "fetch",
+            "--models",
+            folder.to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    assert!(!output.status.success());
+    let errors = stderr_lines(&output);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("cannot download m.onnx from 127.0.0.1"),
+        "{errors:?}"
+    );
+    assert!(errors[0].contains("ongi models verify"), "{errors:?}");
+    assert_eq!(names(&folder), ["manifest.toml"]);
+}
+
+#[tokio::test]
+async fn fetch_installs_a_verified_file_and_skips_it_the_second_time() {
+    let body = b"a tiny model".to_vec();
+    let (base, hits) = serve(body.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = one_model_manifest(dir.path(), &sha256_hex(&body), body.len(), &format!("{base}/m.onnx"));
+    let folder = dir.path().join("models");
+    let args = [
+        "models",
+        "fetch",
+        "--models",
+        folder.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ];
+
+    let first = ongi(&args, &[]).await;
+    assert!(first.status.success(), "{}\n{:?}", stdout(&first), stderr_lines(&first));
+    assert!(stdout(&first).contains("installed  m.onnx"), "{}", stdout(&first));
+    assert_eq!(std::fs::read(folder.join("m.onnx")).unwrap(), body);
+    assert_eq!(names(&folder), ["m.onnx", "manifest.toml"]);
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+
+    let second = ongi(&args, &[]).await;
+    assert!(second.status.success(), "{:?}", stderr_lines(&second));
+    assert!(stdout(&second).contains("skipped    m.onnx"), "{}", stdout(&second));
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "a valid file is not downloaded again");
+
+    let verify = ongi(&["models", "verify", "--models", folder.to_str().unwrap()], &[]).await;
+    assert!(verify.status.success(), "{}", stdout(&verify));
+}
+
+#[tokio::test]
+async fn fetch_refuses_bytes_with_the_wrong_hash_and_installs_nothing() {
+    let (base, _) = serve(b"tampered!".to_vec()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = one_model_manifest(dir.path(), &sha256_hex(b"original!"), 9, &format!("{base}/m.onnx"));
+    let folder = dir.path().join("models");
+    let output = ongi(
+        &[
+            "models",
+            "fetch",
+            "--models",
+            folder.to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    assert!(!output.status.success());
+    let errors = stderr_lines(&output);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("m.onnx") && errors[0].contains(&sha256_hex(b"tampered!")),
+        "{errors:?}"
+    );
+    assert_eq!(names(&folder), ["manifest.toml"]);
+}

@@ -1,0 +1,106 @@
+//! Publishing to Pub/Sub with the official client: `ongi-features` once a photo's features
+//! are cached (its push subscriptions feed the per-photo steps). Without Pub/Sub settings
+//! (`ongi serve` on a laptop) messages are only logged.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use google_cloud_pubsub::client::Publisher as PubSubClient;
+use google_cloud_pubsub::model::Message;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("cannot create the Pub/Sub publisher for {topic}: {reason}")]
+    Setup { topic: String, reason: String },
+    #[error("publishing to {topic} failed: {reason}")]
+    Publish { topic: String, reason: String },
+}
+
+#[async_trait]
+pub trait Publisher: Send + Sync + 'static {
+    /// Publishes one message; returns the message id.
+    async fn publish(&self, data: Bytes, attributes: Vec<(String, String)>) -> Result<String, PublishError>;
+    fn kind(&self) -> &'static str;
+}
+
+/// A Pub/Sub topic (`projects/P/topics/T`), on Google Cloud or on the emulator.
+pub struct PubSubPublisher {
+    client: PubSubClient,
+    topic: String,
+}
+
+impl PubSubPublisher {
+    pub async fn new(project: &str, topic: &str, emulator: Option<&str>) -> Result<Self, PublishError> {
+        let name = format!("projects/{project}/topics/{topic}");
+        let mut builder = PubSubClient::builder(name.clone());
+        if let Some(host) = emulator {
+            let endpoint = if host.starts_with("http") {
+                host.to_owned()
+            } else {
+                format!("http://{host}")
+            };
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build());
+        }
+        let client = builder.build().await.map_err(|e| PublishError::Setup {
+            topic: name.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self { client, topic: name })
+    }
+}
+
+#[async_trait]
+impl Publisher for PubSubPublisher {
+    async fn publish(&self, data: Bytes, attributes: Vec<(String, String)>) -> Result<String, PublishError> {
+        let message = Message::new().set_data(data).set_attributes(attributes);
+        let published = tokio::time::timeout(std::time::Duration::from_secs(30), self.client.publish(message)).await;
+        match published {
+            Ok(Ok(id)) => Ok(id),
+            Ok(Err(e)) => Err(PublishError::Publish {
+                topic: self.topic.clone(),
+                reason: e.to_string(),
+            }),
+            Err(_) => Err(PublishError::Publish {
+                topic: self.topic.clone(),
+                reason: "no answer within 30 s".into(),
+            }),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "pubsub"
+    }
+}
+
+/// No Pub/Sub configured: the message is logged, nothing is sent.
+pub struct LogPublisher;
+
+#[async_trait]
+impl Publisher for LogPublisher {
+    async fn publish(&self, data: Bytes, _attributes: Vec<(String, String)>) -> Result<String, PublishError> {
+        tracing::debug!(message = %String::from_utf8_lossy(&data), "no Pub/Sub configured; not published");
+        Ok(String::new())
+    }
+
+    fn kind(&self) -> &'static str {
+        "log"
+    }
+}
+
+/// The `ongi-features` message (schema `ongi.features.v1`): which object's features are
+/// now in the cache, under which content hash and model id.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct FeaturesMessage {
+    pub schema: String,
+    pub bucket: String,
+    pub object: String,
+    pub generation: i64,
+    pub content_hash: String,
+    pub model: String,
+    /// Whether this delivery computed them (false: they were already cached).
+    pub computed: bool,
+}
+
+pub const FEATURES_SCHEMA: &str = "ongi.features.v1";

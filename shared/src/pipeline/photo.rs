@@ -1,0 +1,44 @@
+//! One photo, decoded once: the pixel features and the CLIP input from the same pixels.
+//! CPU-bound; runs on tokio's blocking pool.
+
+use crate::config::IngestLimits;
+use crate::image::features::{exposure, laplacian_variance, phash, to_gray};
+use crate::image::{DecodeOptions, ImageError, decode};
+use crate::model::clip::preprocess::{CLIP_SIZE, preprocess_into};
+
+use super::record::FeatureRecord;
+
+/// The smallest decode every feature can use: CLIP's 224 px short side and the blur
+/// metric's 300 px long side. A 12 MP JPEG is then decoded at 1/8 scale (504×378).
+pub const DECODE_FOR_FEATURES: DecodeOptions = DecodeOptions {
+    min_short_side: Some(CLIP_SIZE),
+    min_long_side: Some(300),
+};
+
+/// The record without its embedding, and the CLIP model input when asked for.
+pub struct Analysed {
+    pub record: FeatureRecord,
+    pub clip_input: Option<Vec<f32>>,
+}
+
+pub fn analyse(bytes: &[u8], limits: &IngestLimits, want_clip_input: bool) -> Result<Analysed, ImageError> {
+    let decoded = decode(bytes, limits, DECODE_FOR_FEATURES)?;
+    let gray = to_gray(&decoded.pixels);
+    let clip_input = want_clip_input.then(|| {
+        let mut v = Vec::new();
+        preprocess_into(&decoded.pixels, &mut v);
+        v
+    });
+    Ok(Analysed {
+        record: FeatureRecord {
+            embedding: None,
+            phash: phash(&gray),
+            blur_variance: laplacian_variance(&gray),
+            exposure: exposure(&gray),
+            width: decoded.source_width,
+            height: decoded.source_height,
+            format: decoded.format,
+        },
+        clip_input,
+    })
+}

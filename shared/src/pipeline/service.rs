@@ -1,0 +1,274 @@
+//! Cache-or-compute for photos: the one way any module gets a photo's features.
+//!
+//! For an album: one `MGET` for the `latest` aliases (object → generation + content hash),
+//! one `MGET` for the feature records they point at, then every miss is computed with
+//! bounded concurrency: download once, decode once (blocking pool), embed (batched), store
+//! the record under its content hash and both aliases. A photo that cannot be read is
+//! reported with its reason; the rest of the album goes on.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::StreamExt;
+
+use super::batcher::{BatchError, Batcher};
+use super::photo::analyse;
+use super::record::FeatureRecord;
+use crate::cache::{Cache, CacheKey};
+use crate::config::IngestLimits;
+use crate::domain::{BucketName, ContentHash, ImageRef};
+use crate::model::Models;
+use crate::model::clip::l2_normalize;
+use crate::storage::{ObjectStore, StorageError};
+
+/// Why one photo has no features. `reason` is the stable string of `invalid_images`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{reason}: {detail}")]
+pub struct PhotoError {
+    pub reason: &'static str,
+    pub detail: String,
+    /// A retry may succeed (storage or model unavailable): the caller should answer 503.
+    pub transient: bool,
+}
+
+impl PhotoError {
+    fn permanent(reason: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            reason,
+            detail: detail.into(),
+            transient: false,
+        }
+    }
+
+    fn transient(reason: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            reason,
+            detail: detail.into(),
+            transient: true,
+        }
+    }
+}
+
+impl From<StorageError> for PhotoError {
+    fn from(e: StorageError) -> Self {
+        match &e {
+            StorageError::NotFound { .. } => Self::permanent("not_found", e.to_string()),
+            StorageError::TooLarge { .. } => Self::permanent("too_large", e.to_string()),
+            StorageError::Refused(_) => Self::permanent("refused", e.to_string()),
+            _ if e.is_transient() => Self::transient("storage_unavailable", e.to_string()),
+            _ => Self::transient("storage_error", e.to_string()),
+        }
+    }
+}
+
+/// A photo's features and whether this call computed them (false: from the cache).
+#[derive(Debug, Clone)]
+pub struct Features {
+    pub record: FeatureRecord,
+    pub hash: ContentHash,
+    pub computed: bool,
+}
+
+pub struct FeatureService {
+    store: Arc<dyn ObjectStore>,
+    cache: Cache,
+    models: Arc<Models>,
+    batcher: Option<Batcher>,
+    limits: IngestLimits,
+    bucket: BucketName,
+    concurrency: usize,
+}
+
+/// Alias value: generation (i64 LE) followed by the 32-byte content hash.
+fn encode_alias(generation: i64, hash: &ContentHash) -> Bytes {
+    let mut v = generation.to_le_bytes().to_vec();
+    v.extend_from_slice(&hash.to_bytes());
+    Bytes::from(v)
+}
+
+fn decode_alias(b: &[u8]) -> Option<(i64, ContentHash)> {
+    if b.len() != 40 {
+        return None;
+    }
+    let mut g = [0u8; 8];
+    g.copy_from_slice(&b[..8]);
+    Some((i64::from_le_bytes(g), ContentHash::from_bytes(b[8..].try_into().ok()?)))
+}
+
+impl FeatureService {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        cache: Cache,
+        models: Arc<Models>,
+        batcher: Option<Batcher>,
+        limits: IngestLimits,
+        bucket: BucketName,
+    ) -> Self {
+        // Downloads overlap decoding and inference; a few per core keeps both busy.
+        let concurrency = std::thread::available_parallelism().map_or(2, usize::from) * 4;
+        Self {
+            store,
+            cache,
+            models,
+            batcher,
+            limits,
+            bucket,
+            concurrency,
+        }
+    }
+
+    pub fn model_id(&self) -> &str {
+        &self.models.clip_model_id
+    }
+
+    pub fn bucket(&self) -> &BucketName {
+        &self.bucket
+    }
+
+    fn feature_key(&self, hash: &ContentHash) -> CacheKey {
+        self.cache.keyspace().features(&self.models.clip_model_id, hash)
+    }
+
+    /// Features for every reference, in order. Repeated references are computed once.
+    pub async fn album(&self, refs: &[ImageRef]) -> Vec<Result<Features, PhotoError>> {
+        let bucket_of = |r: &ImageRef| r.bucket().cloned().unwrap_or_else(|| self.bucket.clone());
+        // Unique references, in first-seen order.
+        let mut unique: Vec<&ImageRef> = Vec::new();
+        let mut slot: HashMap<&ImageRef, usize> = HashMap::new();
+        for r in refs {
+            slot.entry(r).or_insert_with(|| {
+                unique.push(r);
+                unique.len() - 1
+            });
+        }
+        let ks = self.cache.keyspace();
+        let latest_keys: Vec<CacheKey> = unique.iter().map(|r| ks.latest(&bucket_of(r), r.object())).collect();
+        let aliases = self.cache.get_many(&latest_keys).await;
+        let hashes: Vec<Option<ContentHash>> = aliases
+            .iter()
+            .map(|a| a.as_deref().and_then(decode_alias).map(|(_, h)| h))
+            .collect();
+        let wanted: Vec<(usize, CacheKey)> = hashes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| h.map(|h| (i, self.feature_key(&h))))
+            .collect();
+        let keys: Vec<CacheKey> = wanted.iter().map(|(_, k)| k.clone()).collect();
+        let records = self.cache.get_many(&keys).await;
+        let mut results: Vec<Option<Result<Features, PhotoError>>> = vec![None; unique.len()];
+        for ((i, _), value) in wanted.iter().zip(records) {
+            if let (Some(bytes), Some(hash)) = (value, hashes[*i])
+                && let Ok(record) = FeatureRecord::decode(&bytes)
+            {
+                results[*i] = Some(Ok(Features {
+                    record,
+                    hash,
+                    computed: false,
+                }));
+            }
+        }
+        let misses: Vec<usize> = (0..unique.len()).filter(|i| results[*i].is_none()).collect();
+        let computed: Vec<(usize, Result<Features, PhotoError>)> = futures::stream::iter(misses)
+            .map(|i| {
+                let r = unique[i];
+                let bucket = bucket_of(r);
+                async move { (i, self.compute(&bucket, r.object(), None).await) }
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        for (i, result) in computed {
+            results[i] = Some(result);
+        }
+        refs.iter()
+            .map(|r| {
+                results[slot[r]]
+                    .clone()
+                    .unwrap_or_else(|| Err(PhotoError::permanent("internal", "no result")))
+            })
+            .collect()
+    }
+
+    /// Features for one uploaded object generation (flow A). A repeated delivery of the same
+    /// event is a cache hit: the exact alias names the content hash, no download needed.
+    pub async fn object(&self, bucket: &BucketName, object: &str, generation: i64) -> Result<Features, PhotoError> {
+        let alias_key = self.cache.keyspace().alias(bucket, object, generation);
+        if let Some(hash) = self.cache.get_many(&[alias_key]).await[0]
+            .as_deref()
+            .and_then(decode_alias)
+            .map(|(_, h)| h)
+            && let Some(bytes) = self.cache.get_many(&[self.feature_key(&hash)]).await[0].clone()
+            && let Ok(record) = FeatureRecord::decode(&bytes)
+        {
+            return Ok(Features {
+                record,
+                hash,
+                computed: false,
+            });
+        }
+        self.compute(bucket, object, Some(generation)).await
+    }
+
+    async fn compute(
+        &self,
+        bucket: &BucketName,
+        object: &str,
+        _event_generation: Option<i64>,
+    ) -> Result<Features, PhotoError> {
+        let started = Instant::now();
+        let stored = self.store.get(bucket, object, self.limits.max_bytes).await?;
+        metrics::histogram!("ongi_download_seconds").record(started.elapsed().as_secs_f64());
+        let hash = ContentHash::of(&stored.bytes);
+        let ks = self.cache.keyspace();
+        let aliases = |hash: &ContentHash| {
+            let value = encode_alias(stored.generation, hash);
+            vec![
+                (ks.alias(bucket, object, stored.generation), value.clone()),
+                (ks.latest(bucket, object), value),
+            ]
+        };
+        // The same bytes under another name (or re-uploaded) are already computed.
+        if let Some(bytes) = self.cache.get_many(&[self.feature_key(&hash)]).await[0].clone()
+            && let Ok(record) = FeatureRecord::decode(&bytes)
+        {
+            self.cache.set_many(&aliases(&hash)).await;
+            return Ok(Features {
+                record,
+                hash,
+                computed: false,
+            });
+        }
+        let want_clip = self.batcher.is_some();
+        let limits = self.limits;
+        let bytes = stored.bytes.clone();
+        let decode_started = Instant::now();
+        let analysed = tokio::task::spawn_blocking(move || analyse(&bytes, &limits, want_clip))
+            .await
+            .map_err(|e| PhotoError::permanent("internal", format!("the decoder task failed: {e}")))?
+            .map_err(|e| {
+                metrics::counter!("ongi_photos_failed_total", "reason" => e.reason()).increment(1);
+                PhotoError::permanent(e.reason(), e.to_string())
+            })?;
+        metrics::histogram!("ongi_decode_seconds").record(decode_started.elapsed().as_secs_f64());
+        let mut record = analysed.record;
+        if let (Some(batcher), Some(input)) = (&self.batcher, analysed.clip_input) {
+            let mut embedding = batcher.embed(input).await.map_err(|e| match e {
+                BatchError::Overloaded => PhotoError::transient("overloaded", e.to_string()),
+                other => PhotoError::transient("model_unavailable", other.to_string()),
+            })?;
+            l2_normalize(&mut embedding);
+            record.embedding = Some(embedding);
+        }
+        let mut entries = vec![(self.feature_key(&hash), record.encode())];
+        entries.extend(aliases(&hash));
+        self.cache.set_many(&entries).await;
+        metrics::counter!("ongi_photos_processed_total").increment(1);
+        Ok(Features {
+            record,
+            hash,
+            computed: true,
+        })
+    }
+}
