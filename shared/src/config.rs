@@ -140,6 +140,8 @@ pub struct Settings {
     pub face_detector: FaceDetector,
     /// `ONGI_LOG_FORMAT`: `json` or `text`; default `json` on Cloud Run (`K_SERVICE` set), else `text`.
     pub log_format: LogFormat,
+    /// `K_SERVICE` is set: running on Cloud Run, where a missing model is a deployment error.
+    pub on_cloud_run: bool,
     /// `ONGI_MAX_IMAGE_BYTES` (default 50 MiB) and `ONGI_MAX_IMAGE_PIXELS` (default 100 MP).
     pub limits: IngestLimits,
 }
@@ -310,6 +312,7 @@ impl Settings {
             gemini,
             face_detector,
             log_format,
+            on_cloud_run,
             limits,
         })
     }

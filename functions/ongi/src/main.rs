@@ -1,6 +1,7 @@
 //! The `ongi` binary: every function in one process (`ongi serve`), plus the CLI.
 //! It only parses arguments and calls `ongi-shared`.
 
+mod bench_cmd;
 mod models_cmd;
 
 use std::net::IpAddr;
@@ -32,10 +33,41 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1")]
         host: IpAddr,
     },
+    /// Benchmarks, one JSON line per configuration.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Download (`fetch`) or check (`verify`) the model weights: SHA-256 pinned, licences listed.
     Models {
         #[command(subcommand)]
         command: ModelsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// CLIP image-embedding throughput end to end and for inference alone, one JSON line per
+    /// configuration (needs ORT_DYLIB_PATH).
+    Embed {
+        /// A folder of photos (JPEG, PNG, WebP).
+        #[arg(long, value_name = "DIR")]
+        photos: PathBuf,
+        /// The model folder holding clip-vit-b32-visual.onnx.
+        #[arg(long, value_name = "DIR", env = "ONGI_MODEL_DIR", default_value = "models")]
+        models: PathBuf,
+        /// Rounds per configuration (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Inference batch sizes to measure, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = vec![1usize, 16])]
+        batch_sizes: Vec<usize>,
+        /// ONNX Runtime intra-op threads (default: every CPU).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Use only the first N photos.
+        #[arg(long)]
+        limit: Option<usize>,
     },
 }
 
@@ -65,6 +97,27 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { port, host } => serve(port, host).await,
+        Command::Bench {
+            command:
+                BenchCommand::Embed {
+                    photos,
+                    models,
+                    rounds,
+                    batch_sizes,
+                    threads,
+                    limit,
+                },
+        } => {
+            bench_cmd::embed(bench_cmd::BenchOptions {
+                photos,
+                models,
+                rounds: rounds.max(1),
+                batch_sizes,
+                threads: threads.unwrap_or_else(ongi_shared::model::runtime::intra_op_threads),
+                limit,
+            })
+            .await
+        }
         Command::Models { command } => match command {
             ModelsCommand::Fetch { models, manifest } => models_cmd::fetch(&models, manifest.as_deref()).await,
             ModelsCommand::Verify { models } => models_cmd::verify(&models),
@@ -82,24 +135,25 @@ async fn serve(port: Option<u16>, host: IpAddr) -> anyhow::Result<()> {
     }
     ongi_shared::telemetry::init_logging(settings.log_format);
     tracing::info!(settings = ?settings, "starting ongi serve");
-    report_missing_parts(&settings);
     let app = Application::build(settings, Modules::all())
         .await
         .context("cannot start ongi serve")?;
+    report_missing_parts(&app);
     println!("ongi serve: listening on http://{}", app.address());
     app.run_until_stopped(shutdown::signal()).await?;
     Ok(())
 }
 
-/// One line per missing part, so a first run says what it lacks and how to add it.
-fn report_missing_parts(settings: &Settings) {
-    if !settings.model_dir.is_dir() {
-        tracing::warn!(
-            "no model folder at {}: model-based analyses are unavailable (set ONGI_MODEL_DIR or pass --models)",
-            settings.model_dir.display()
+/// One line saying what this first run lacks and how to add it.
+fn report_missing_parts(app: &Application) {
+    let models = &app.state().models;
+    if !models.missing.is_empty() {
+        let line = format!(
+            "running without CLIP ({}): pixel features (duplicates, blur, exposure) still work; \
+             to add it, run `ongi models fetch` and set ORT_DYLIB_PATH to libonnxruntime.so (PyPI onnxruntime wheel)",
+            models.missing.join("; ")
         );
-    }
-    if settings.ort_dylib_path.is_none() {
-        tracing::warn!("ORT_DYLIB_PATH is not set: the ONNX Runtime library is needed for CLIP and face models");
+        tracing::warn!("{line}");
+        eprintln!("ongi serve: {line}");
     }
 }

@@ -38,6 +38,7 @@ use super::routes::{albums, events, health};
         health::Health,
         health::Readiness,
         health::Check,
+        health::ModelsStatus,
     ))
 )]
 struct ApiDoc;

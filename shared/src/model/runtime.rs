@@ -58,8 +58,26 @@ pub fn intra_op_threads() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
+/// How a session uses the CPU.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionConfig {
+    pub threads: usize,
+    /// ONNX Runtime's workers spin while waiting for work by default. That lowers the latency
+    /// of back-to-back runs but burns cores that decoding needs, so it is off by default here.
+    pub spinning: bool,
+}
+
+impl SessionConfig {
+    pub fn threads(threads: usize) -> Self {
+        Self {
+            threads,
+            spinning: false,
+        }
+    }
+}
+
 /// Loads an ONNX model file into a session on the process's environment.
-pub fn load_session(env: &Environment, path: &Path, threads: usize) -> Result<Session, ModelError> {
+pub fn load_session(env: &Environment, path: &Path, config: SessionConfig) -> Result<Session, ModelError> {
     if !path.is_file() {
         return Err(ModelError::Missing(path.to_owned()));
     }
@@ -71,7 +89,9 @@ pub fn load_session(env: &Environment, path: &Path, threads: usize) -> Result<Se
         .map_err(|e| load(e.to_string()))?
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(|e| load(e.to_string()))?
-        .with_intra_threads(threads)
+        .with_intra_threads(config.threads)
+        .map_err(|e| load(e.to_string()))?
+        .with_intra_op_spinning(config.spinning)
         .map_err(|e| load(e.to_string()))?
         .with_inter_threads(1)
         .map_err(|e| load(e.to_string()))?

@@ -45,6 +45,16 @@ pub struct Readiness {
     pub status: &'static str,
     pub cache: Check,
     pub storage: Check,
+    /// The models this process loaded. Missing models do not make it unready: the analyses
+    /// that need none still work, and the routes that do say what is missing.
+    pub models: ModelsStatus,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelsStatus {
+    /// The CLIP model id in cache keys (`pixels-only` without CLIP).
+    pub clip: String,
+    pub missing: Vec<String>,
 }
 
 async fn check<E: std::fmt::Display>(kind: &'static str, fut: impl Future<Output = Result<(), E>>) -> Check {
@@ -67,7 +77,8 @@ async fn check<E: std::fmt::Display>(kind: &'static str, fut: impl Future<Output
     }
 }
 
-/// 200 when the cache and the store answer, 503 otherwise (naming what failed).
+/// 200 when the cache and the store answer (and, on Cloud Run, the embedding function has
+/// its CLIP model), 503 otherwise, naming what failed.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
@@ -75,7 +86,13 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         check(state.cache.kind(), state.cache.ping()),
         check(state.store.kind(), state.store.check(&state.settings.bucket)),
     );
-    let ready = cache.ok && storage.ok;
+    // On Cloud Run the embedding function without CLIP would cache pixels-only records that
+    // the other functions cannot use: that is a broken deployment, so it is not ready.
+    // Locally (`ongi serve` on first run) it serves what needs no model.
+    let models_ok = !(state.settings.on_cloud_run
+        && state.modules.contains(crate::modules::Module::Embedding)
+        && state.models.clip_visual.is_none());
+    let ready = cache.ok && storage.ok && models_ok;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -85,6 +102,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         status: if ready { "ready" } else { "not_ready" },
         cache,
         storage,
+        models: ModelsStatus {
+            clip: state.models.clip_model_id.clone(),
+            missing: state.models.missing.clone(),
+        },
     };
     (status, Json(body)).into_response()
 }

@@ -1,6 +1,7 @@
 //! CLIP ViT-B/32: the image encoder (photos → 512-d), the text encoder (prompts → 512-d)
 //! and the standard preprocessing. Both encoders are ONNX graphs run by ONNX Runtime.
 
+mod encoder;
 pub mod preprocess;
 pub mod textual;
 pub mod visual;

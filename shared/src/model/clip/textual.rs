@@ -2,44 +2,33 @@
 //! OpenAI's BPE tokenizer (`instant-clip-tokenizer`, vocabulary bundled in the crate).
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use instant_clip_tokenizer::{Token, Tokenizer};
-use ort::session::Session;
-use ort::value::Tensor;
 
-use super::EMBED_DIM;
+use super::encoder::Encoder;
 use crate::model::error::ModelError;
-use crate::model::runtime::load_session;
+use crate::model::runtime::SessionConfig;
 
 pub const CONTEXT_LENGTH: usize = 77;
-const INPUT: &str = "input_ids";
-const OUTPUT: &str = "text_embeds";
 
 pub struct ClipTextual {
-    session: Mutex<Session>,
+    encoder: Encoder,
     tokenizer: Tokenizer,
-    name: String,
 }
 
 impl ClipTextual {
     pub fn load(env: &ort::environment::Environment, path: &Path, threads: usize) -> Result<Self, ModelError> {
-        let session = load_session(env, path, threads)?;
-        let name = path
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        let ok =
-            session.inputs().iter().any(|i| i.name() == INPUT) && session.outputs().iter().any(|o| o.name() == OUTPUT);
-        if !ok {
-            return Err(ModelError::Contract {
-                model: name,
-                reason: format!("expected input {INPUT:?} and output {OUTPUT:?}"),
-            });
-        }
+        Self::load_with(env, path, SessionConfig::threads(threads))
+    }
+
+    pub fn load_with(
+        env: &ort::environment::Environment,
+        path: &Path,
+        config: SessionConfig,
+    ) -> Result<Self, ModelError> {
         Ok(Self {
-            session: Mutex::new(session),
+            encoder: Encoder::load(env, path, config, "input_ids", "text_embeds")?,
             tokenizer: Tokenizer::new(),
-            name,
         })
     }
 
@@ -66,27 +55,6 @@ impl ClipTextual {
 
     /// Runs the encoder on `n` token sequences of 77 ids laid out back to back.
     pub fn embed_ids(&self, ids: Vec<i64>, n: usize) -> Result<Vec<Vec<f32>>, ModelError> {
-        let fail = |reason: String| ModelError::Inference {
-            model: self.name.clone(),
-            reason,
-        };
-        if n == 0 {
-            return Ok(Vec::new());
-        }
-        if ids.len() != n * CONTEXT_LENGTH {
-            return Err(fail(format!("{} ids for {n} texts", ids.len())));
-        }
-        let input = Tensor::from_array(([n as i64, CONTEXT_LENGTH as i64], ids)).map_err(|e| fail(e.to_string()))?;
-        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
-        let outputs = session
-            .run(ort::inputs![INPUT => input])
-            .map_err(|e| fail(e.to_string()))?;
-        let (shape, data) = outputs[OUTPUT]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| fail(e.to_string()))?;
-        if shape.len() != 2 || shape[0] as usize != n || shape[1] as usize != EMBED_DIM {
-            return Err(fail(format!("output shape {shape:?}, expected [{n}, {EMBED_DIM}]")));
-        }
-        Ok(data.chunks_exact(EMBED_DIM).map(<[f32]>::to_vec).collect())
+        self.encoder.run(vec![n as i64, CONTEXT_LENGTH as i64], ids, n)
     }
 }

@@ -1,0 +1,155 @@
+//! `ongi bench embed --photos DIR --models DIR`: CLIP image-embedding throughput, measured
+//! the way the service runs (read, decode once at reduced scale, pixel features, CLIP
+//! preprocessing, batched inference), one JSON line per configuration. A benchmark, not a
+//! test: run it beside `peer_baseline.py` on the same machine and compare ratios.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use ongi_shared::config::IngestLimits;
+use ongi_shared::model::clip::preprocess::PIXELS_PER_IMAGE;
+use ongi_shared::model::clip::{ClipVisual, VISUAL_FILE};
+use ongi_shared::model::runtime::{self, SessionConfig};
+use ongi_shared::pipeline::batcher::Batcher;
+use ongi_shared::pipeline::photo::analyse;
+use serde_json::json;
+
+pub struct BenchOptions {
+    pub photos: PathBuf,
+    pub models: PathBuf,
+    pub rounds: usize,
+    pub batch_sizes: Vec<usize>,
+    pub threads: usize,
+    pub limit: Option<usize>,
+}
+
+fn list_photos(dir: &Path, limit: Option<usize>) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the photo folder {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png" | "webp"))
+        })
+        .collect();
+    files.sort();
+    if let Some(n) = limit {
+        files.truncate(n);
+    }
+    if files.is_empty() {
+        bail!("no JPEG, PNG or WebP photos in {}", dir.display());
+    }
+    Ok(files)
+}
+
+/// Peak resident set size of this process, from /proc (Linux), in MB.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Read + decode + features + preprocess + batched inference over every photo.
+async fn end_to_end(model: &Arc<ClipVisual>, photos: &[PathBuf], max_batch: usize) -> anyhow::Result<Duration> {
+    let batcher = Batcher::start(model.clone(), max_batch, Duration::from_millis(5));
+    let limits = IngestLimits::default();
+    // Enough photos in flight to fill a batch while the next ones decode.
+    let in_flight = (max_batch * 2).max(4);
+    let started = Instant::now();
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(photos.iter().cloned())
+        .map(|path| {
+            let batcher = batcher.clone();
+            async move {
+                let bytes = tokio::fs::read(&path).await?;
+                let analysed = tokio::task::spawn_blocking(move || analyse(&bytes, &limits, true)).await??;
+                let input = analysed.clip_input.context("no CLIP input")?;
+                batcher.embed(input).await?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(in_flight)
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    for r in results {
+        r?;
+    }
+    Ok(elapsed)
+}
+
+/// Decode + features + preprocess on one thread (no inference).
+fn decode_preprocess(photos: &[PathBuf]) -> anyhow::Result<(Duration, Vec<Vec<f32>>)> {
+    let limits = IngestLimits::default();
+    let mut inputs = Vec::with_capacity(photos.len());
+    let started = Instant::now();
+    for p in photos {
+        let bytes = std::fs::read(p)?;
+        inputs.push(analyse(&bytes, &limits, true)?.clip_input.context("no CLIP input")?);
+    }
+    Ok((started.elapsed(), inputs))
+}
+
+/// Inference alone on preprocessed tensors, in batches of `batch`.
+fn inference_only(model: &ClipVisual, inputs: &[Vec<f32>], batch: usize) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    for chunk in inputs.chunks(batch) {
+        let mut pixels = Vec::with_capacity(chunk.len() * PIXELS_PER_IMAGE);
+        chunk.iter().for_each(|c| pixels.extend_from_slice(c));
+        model.embed(pixels, chunk.len())?;
+    }
+    Ok(started.elapsed())
+}
+
+pub async fn embed(opts: BenchOptions) -> anyhow::Result<()> {
+    let library = std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from);
+    let env = runtime::environment(library.as_deref(), "the benchmark")?;
+    let photos = list_photos(&opts.photos, opts.limit)?;
+    let load_started = Instant::now();
+    let model = Arc::new(ClipVisual::load_with(
+        env,
+        &opts.models.join(VISUAL_FILE),
+        SessionConfig::threads(opts.threads),
+    )?);
+    let load_s = load_started.elapsed().as_secs_f64();
+    // Warm the page cache and the session, as the peer script does.
+    for p in &photos {
+        std::fs::read(p)?;
+    }
+    let (decode_time, inputs) = decode_preprocess(&photos)?;
+    inference_only(&model, &inputs[..inputs.len().min(2)], 1)?;
+    let n = photos.len() as f64;
+    for &batch in &opts.batch_sizes {
+        let mut e2e = Vec::new();
+        let mut infer = Vec::new();
+        for _ in 0..opts.rounds {
+            e2e.push(n / end_to_end(&model, &photos, batch).await?.as_secs_f64());
+            infer.push(n / inference_only(&model, &inputs, batch)?.as_secs_f64());
+        }
+        let line = json!({
+            "config": format!("ongi-batch{batch}"),
+            "images": photos.len(),
+            "batch": batch,
+            "threads": opts.threads,
+            "rounds": opts.rounds,
+            "images_per_s": median(e2e.clone()),
+            "images_per_s_rounds": e2e,
+            "infer_images_per_s": median(infer.clone()),
+            "infer_images_per_s_rounds": infer,
+            "decode_preprocess_images_per_s_one_thread": n / decode_time.as_secs_f64(),
+            "model_load_s": load_s,
+            "peak_rss_mb": peak_rss_mb(),
+        });
+        println!("{line}");
+    }
+    Ok(())
+}
