@@ -11,6 +11,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::analysis::AnalysisSettings;
+use crate::analysis::quality::QualityThresholds;
 use crate::domain::BucketName;
 
 /// One malformed or missing setting. `Display` is the one line printed at start-up.
@@ -142,6 +144,10 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// `K_SERVICE` is set: running on Cloud Run, where a missing model is a deployment error.
     pub on_cloud_run: bool,
+    /// Thresholds of the analyses: `ONGI_CATEGORY_FLOOR` (0.2), `ONGI_DUPLICATE_COSINE` (0.95),
+    /// `ONGI_QUALITY_BLUR` (80), `ONGI_QUALITY_DARK_FRACTION` (0.5), `ONGI_QUALITY_BRIGHT_FRACTION`
+    /// (0.4), `ONGI_QUALITY_CLIP_PROBABILITY` (0.1; 0 turns the CLIP tests off), `ONGI_HIGHLIGHTS` (3).
+    pub analysis: AnalysisSettings,
     /// `ONGI_MAX_IMAGE_BYTES` (default 50 MiB) and `ONGI_MAX_IMAGE_PIXELS` (default 100 MP).
     pub limits: IngestLimits,
 }
@@ -280,6 +286,44 @@ impl Settings {
                 "a positive limit",
             ));
         }
+        let d = AnalysisSettings::default();
+        let fraction = "a number between 0 and 1";
+        let analysis = AnalysisSettings {
+            category_floor: parse_or(
+                &get,
+                "ONGI_CATEGORY_FLOOR",
+                d.category_floor,
+                "a cosine between -1 and 1",
+            )?,
+            similar_cosine: parse_or(
+                &get,
+                "ONGI_DUPLICATE_COSINE",
+                d.similar_cosine,
+                "a cosine (above 1 turns the tier off)",
+            )?,
+            quality: QualityThresholds {
+                blur_variance: parse_or(
+                    &get,
+                    "ONGI_QUALITY_BLUR",
+                    d.quality.blur_variance,
+                    "a Laplacian variance",
+                )?,
+                dark_fraction: parse_or(&get, "ONGI_QUALITY_DARK_FRACTION", d.quality.dark_fraction, fraction)?,
+                bright_fraction: parse_or(
+                    &get,
+                    "ONGI_QUALITY_BRIGHT_FRACTION",
+                    d.quality.bright_fraction,
+                    fraction,
+                )?,
+                clip_probability: parse_or(
+                    &get,
+                    "ONGI_QUALITY_CLIP_PROBABILITY",
+                    d.quality.clip_probability,
+                    fraction,
+                )?,
+            },
+            highlights: parse_or(&get, "ONGI_HIGHLIGHTS", d.highlights, "a count")?,
+        };
         if storage == StorageBackend::Gcs
             && storage_emulator_host.is_none()
             && !on_cloud_run
@@ -313,6 +357,7 @@ impl Settings {
             face_detector,
             log_format,
             on_cloud_run,
+            analysis,
             limits,
         })
     }

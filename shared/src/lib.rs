@@ -16,6 +16,7 @@
 //! | [`model`] | ONNX Runtime, the CLIP encoders, the model folder's [`manifest`](model::manifest) (pinned SHA-256, licences, `fetch`/`verify`) | panic or download on a missing model |
 //! | [`modules`] | which analysis modules a process serves | — |
 
+pub mod analysis;
 pub mod cache;
 pub mod config;
 pub mod domain;

@@ -5,17 +5,17 @@ use utoipa::OpenApi;
 use super::envelope::InvalidImage;
 use super::error::ErrorBody;
 use super::request::{CategoriesRequest, ImagesRequest, ScoreCategory, ScoreRequest, StyleRequest};
-use super::routes::{albums, events, health};
+use super::routes::{albums, analyses, events, health};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Ongi", description = "The AI back end of a photo-album app"),
     paths(
         albums::embedding,
-        albums::categories,
-        albums::duplicates,
-        albums::quality,
-        albums::score,
+        analyses::categories,
+        analyses::duplicates,
+        analyses::quality,
+        analyses::score,
         albums::people,
         albums::style_submit,
         albums::style_status,
@@ -39,6 +39,16 @@ use super::routes::{albums, events, health};
         health::Readiness,
         health::Check,
         health::ModelsStatus,
+        albums::EmbeddingSummary,
+        events::EventOutcome,
+        analyses::CategoryGroup,
+        analyses::QualityDetail,
+        analyses::DuplicateGroup,
+        analyses::DuplicateMember,
+        analyses::ScoredImage,
+        analyses::ScoredCategory,
+        crate::analysis::quality::QualityMetrics,
+        crate::analysis::duplicate::Tier,
     ))
 )]
 struct ApiDoc;

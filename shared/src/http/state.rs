@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
+use crate::analysis::Analyzer;
 use crate::cache::{Cache, Keyspace, memory::MemoryCache, redis::RedisCache};
 use crate::config::{Settings, StorageBackend};
 use crate::events::publish::{LogPublisher, PubSubPublisher, Publisher};
@@ -22,6 +23,7 @@ pub struct AppState {
     pub cache: Cache,
     pub models: Arc<Models>,
     pub features: Arc<FeatureService>,
+    pub analyzer: Arc<Analyzer>,
     /// Where `ongi-features` messages go.
     pub features_publisher: Arc<dyn Publisher>,
 }
@@ -51,9 +53,19 @@ impl AppState {
             Keyspace::new(settings.cache_prefix.clone()),
             settings.cache_ttl,
         );
-        // Only the embedding function loads CLIP's image encoder; the others read features
-        // from the cache (or ask the embedding service for them on Cloud Run).
-        let models = if modules.contains(Module::Embedding) {
+        // Only the functions that use a model load one. On Cloud Run the analyses read features
+        // from the cache and ask the embedding service for what is missing (`EMBEDDING_URL`);
+        // in `ongi serve` everything runs in one process.
+        let needs_models = [
+            Module::Embedding,
+            Module::Category,
+            Module::Quality,
+            Module::Score,
+            Module::Duplicate,
+        ]
+        .iter()
+        .any(|m| modules.contains(*m));
+        let models = if needs_models {
             let dir = settings.model_dir.clone();
             let ort = settings.ort_dylib_path.clone();
             tokio::task::spawn_blocking(move || Models::load(&dir, ort.as_deref()))
@@ -63,9 +75,13 @@ impl AppState {
             Models::none("this function needs no model")
         };
         let models = Arc::new(models);
+        // The image encoder runs where photos are embedded: the embedding function, or any
+        // process without an embedding service to ask.
+        let embeds_here = modules.contains(Module::Embedding) || settings.embedding_url.is_none();
         let batcher = models
             .clip_visual
             .clone()
+            .filter(|_| embeds_here)
             .map(|m| Batcher::start(m, MAX_BATCH, MAX_BATCH_WAIT));
         let features = Arc::new(FeatureService::new(
             store.clone(),
@@ -74,7 +90,13 @@ impl AppState {
             batcher,
             settings.limits,
             settings.bucket.clone(),
+            if embeds_here {
+                None
+            } else {
+                settings.embedding_url.clone()
+            },
         ));
+        let analyzer = Arc::new(Analyzer::new(models.clone(), cache.clone(), settings.analysis));
         let features_publisher: Arc<dyn Publisher> = match (&settings.google_cloud_project, settings.publish) {
             (Some(project), true) if modules.contains(Module::Embedding) => Arc::new(
                 PubSubPublisher::new(
@@ -94,6 +116,7 @@ impl AppState {
             cache,
             models,
             features,
+            analyzer,
             features_publisher,
         })
     }

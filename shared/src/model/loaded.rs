@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use super::clip::{ClipTextual, ClipVisual, TEXTUAL_FILE, VISUAL_FILE};
 use super::error::ModelError;
 use super::runtime;
+use crate::analysis::score::{AESTHETIC_FILE, AestheticHead};
 
 /// Model id of feature records computed without a CLIP model (pixel features only).
 pub const PIXELS_ONLY: &str = "pixels-only";
@@ -17,6 +18,8 @@ pub const PIXELS_ONLY: &str = "pixels-only";
 pub struct Models {
     pub clip_visual: Option<Arc<ClipVisual>>,
     pub clip_textual: Option<Arc<ClipTextual>>,
+    /// The LAION aesthetic linear head (pure Rust, no ONNX Runtime needed).
+    pub aesthetic: Option<AestheticHead>,
     /// `clip-vit-b32@<sha256 prefix of the visual file>`, or [`PIXELS_ONLY`]. Part of every
     /// cache key, so a new model never reads another model's vectors.
     pub clip_model_id: String,
@@ -30,6 +33,7 @@ impl Models {
         Self {
             clip_visual: None,
             clip_textual: None,
+            aesthetic: None,
             clip_model_id: PIXELS_ONLY.to_owned(),
             missing: vec![reason.into()],
         }
@@ -37,9 +41,17 @@ impl Models {
 
     /// Loads the CLIP encoders from `dir` with ONNX Runtime from `ort_library`.
     pub fn load(dir: &Path, ort_library: Option<&Path>) -> Self {
+        let aesthetic = AestheticHead::load(&dir.join(AESTHETIC_FILE));
         let env = match runtime::environment(ort_library, "CLIP") {
             Ok(env) => env,
-            Err(e) => return Self::none(e.to_string()),
+            Err(e) => {
+                let mut models = Self::none(e.to_string());
+                match aesthetic {
+                    Ok(head) => models.aesthetic = Some(head),
+                    Err(e) => models.missing.push(e.to_string()),
+                }
+                return models;
+            }
         };
         let threads = runtime::intra_op_threads();
         let mut missing = Vec::new();
@@ -60,9 +72,17 @@ impl Models {
                 None
             }
         };
+        let aesthetic = match aesthetic {
+            Ok(head) => Some(head),
+            Err(e) => {
+                missing.push(e.to_string());
+                None
+            }
+        };
         Self {
             clip_visual,
             clip_textual,
+            aesthetic,
             clip_model_id,
             missing,
         }

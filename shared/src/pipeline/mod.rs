@@ -8,6 +8,7 @@
 pub mod batcher;
 pub mod photo;
 pub mod record;
+pub mod remote;
 pub mod service;
 
 pub use record::FeatureRecord;

@@ -16,6 +16,7 @@ use futures::StreamExt;
 use super::batcher::{BatchError, Batcher};
 use super::photo::analyse;
 use super::record::FeatureRecord;
+use super::remote::EmbeddingClient;
 use crate::cache::{Cache, CacheKey};
 use crate::config::IngestLimits;
 use crate::domain::{BucketName, ContentHash, ImageRef};
@@ -79,6 +80,8 @@ pub struct FeatureService {
     limits: IngestLimits,
     bucket: BucketName,
     concurrency: usize,
+    /// Where misses are computed when this process has no image encoder (Cloud Run).
+    remote: Option<EmbeddingClient>,
 }
 
 /// Alias value: generation (i64 LE) followed by the 32-byte content hash.
@@ -105,6 +108,7 @@ impl FeatureService {
         batcher: Option<Batcher>,
         limits: IngestLimits,
         bucket: BucketName,
+        embedding_url: Option<String>,
     ) -> Self {
         // Downloads overlap decoding and inference; a few per core keeps both busy.
         let concurrency = std::thread::available_parallelism().map_or(2, usize::from) * 4;
@@ -116,6 +120,7 @@ impl FeatureService {
             limits,
             bucket,
             concurrency,
+            remote: embedding_url.as_deref().map(EmbeddingClient::new),
         }
     }
 
@@ -143,8 +148,58 @@ impl FeatureService {
                 unique.len() - 1
             });
         }
+        let mut results = self.cached(&unique, &bucket_of).await;
+        let misses: Vec<usize> = (0..unique.len()).filter(|i| results[*i].is_none()).collect();
+        if let (Some(remote), false) = (&self.remote, misses.is_empty()) {
+            let names: Vec<String> = misses.iter().map(|&i| unique[i].as_str().to_owned()).collect();
+            match remote.embed(&names).await {
+                Ok(invalid) => {
+                    let again: Vec<&ImageRef> = misses.iter().map(|&i| unique[i]).collect();
+                    let found = self.cached(&again, &bucket_of).await;
+                    for (&i, f) in misses.iter().zip(found) {
+                        results[i] = Some(match (f, invalid.get(unique[i].as_str())) {
+                            (Some(f), _) => f,
+                            (None, Some(e)) => Err(e.clone()),
+                            (None, None) => Err(PhotoError::transient(
+                                "embedding_unavailable",
+                                "the embedding service answered but the features are not in the cache",
+                            )),
+                        });
+                    }
+                }
+                Err(e) => misses.iter().for_each(|&i| results[i] = Some(Err(e.clone()))),
+            }
+        } else {
+            let computed: Vec<(usize, Result<Features, PhotoError>)> = futures::stream::iter(misses)
+                .map(|i| {
+                    let r = unique[i];
+                    let bucket = bucket_of(r);
+                    async move { (i, self.compute(&bucket, r.object(), None).await) }
+                })
+                .buffer_unordered(self.concurrency)
+                .collect()
+                .await;
+            for (i, result) in computed {
+                results[i] = Some(result);
+            }
+        }
+        refs.iter()
+            .map(|r| {
+                results[slot[r]]
+                    .clone()
+                    .unwrap_or_else(|| Err(PhotoError::permanent("internal", "no result")))
+            })
+            .collect()
+    }
+
+    /// Two round trips for the whole album: the `latest` aliases, then the records.
+    async fn cached(
+        &self,
+        refs: &[&ImageRef],
+        bucket_of: &impl Fn(&ImageRef) -> BucketName,
+    ) -> Vec<Option<Result<Features, PhotoError>>> {
         let ks = self.cache.keyspace();
-        let latest_keys: Vec<CacheKey> = unique.iter().map(|r| ks.latest(&bucket_of(r), r.object())).collect();
+        let latest_keys: Vec<CacheKey> = refs.iter().map(|r| ks.latest(&bucket_of(r), r.object())).collect();
         let aliases = self.cache.get_many(&latest_keys).await;
         let hashes: Vec<Option<ContentHash>> = aliases
             .iter()
@@ -157,7 +212,7 @@ impl FeatureService {
             .collect();
         let keys: Vec<CacheKey> = wanted.iter().map(|(_, k)| k.clone()).collect();
         let records = self.cache.get_many(&keys).await;
-        let mut results: Vec<Option<Result<Features, PhotoError>>> = vec![None; unique.len()];
+        let mut results: Vec<Option<Result<Features, PhotoError>>> = vec![None; refs.len()];
         for ((i, _), value) in wanted.iter().zip(records) {
             if let (Some(bytes), Some(hash)) = (value, hashes[*i])
                 && let Ok(record) = FeatureRecord::decode(&bytes)
@@ -169,26 +224,7 @@ impl FeatureService {
                 }));
             }
         }
-        let misses: Vec<usize> = (0..unique.len()).filter(|i| results[*i].is_none()).collect();
-        let computed: Vec<(usize, Result<Features, PhotoError>)> = futures::stream::iter(misses)
-            .map(|i| {
-                let r = unique[i];
-                let bucket = bucket_of(r);
-                async move { (i, self.compute(&bucket, r.object(), None).await) }
-            })
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
-        for (i, result) in computed {
-            results[i] = Some(result);
-        }
-        refs.iter()
-            .map(|r| {
-                results[slot[r]]
-                    .clone()
-                    .unwrap_or_else(|| Err(PhotoError::permanent("internal", "no result")))
-            })
-            .collect()
+        results
     }
 
     /// Features for one uploaded object generation (flow A). A repeated delivery of the same

@@ -4,6 +4,7 @@
 //! `STORAGE_EMULATOR_HOST`, both started by `.ci/run`. A missing server fails the test with
 //! one line saying so; nothing here is mocked.
 
+mod analyses_api;
 mod clip_parity;
 mod decode_corpus;
 mod e2e_upload;

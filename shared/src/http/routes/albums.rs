@@ -11,9 +11,7 @@ use crate::http::album::split;
 use crate::http::envelope::success;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::ApiJson;
-use crate::http::request::{
-    CategoriesRequest, ImagesRequest, ScoreRequest, StyleRequest, validate_ref, validate_refs, validate_score,
-};
+use crate::http::request::{ImagesRequest, StyleRequest, validate_ref, validate_refs};
 use crate::http::state::AppState;
 
 type ApiResult = Result<Response, ApiError>;
@@ -47,38 +45,6 @@ pub async fn embedding(State(state): State<AppState>, ApiJson(req): ApiJson<Imag
         model: state.features.model_id().to_owned(),
     };
     Ok(success(summary, album.invalid))
-}
-
-#[utoipa::path(post, path = "/api/albums/categories", tag = "albums", request_body = CategoriesRequest,
-    responses((status = 201, description = "[{category, images}]"),
-              (status = 400, body = ErrorBody), (status = 501, body = ErrorBody)))]
-pub async fn categories(State(state): State<AppState>, ApiJson(req): ApiJson<CategoriesRequest>) -> ApiResult {
-    validate_refs("images", &req.images, &state.settings.bucket)?;
-    Err(ApiError::NotImplemented("the category module"))
-}
-
-#[utoipa::path(post, path = "/api/albums/duplicates", tag = "albums", request_body = ImagesRequest,
-    responses((status = 201, description = "[[ref, …], …]: groups of two or more"),
-              (status = 400, body = ErrorBody), (status = 501, body = ErrorBody)))]
-pub async fn duplicates(State(state): State<AppState>, ApiJson(req): ApiJson<ImagesRequest>) -> ApiResult {
-    validate_refs("images", &req.images, &state.settings.bucket)?;
-    Err(ApiError::NotImplemented("the duplicate module"))
-}
-
-#[utoipa::path(post, path = "/api/albums/quality", tag = "albums", request_body = ImagesRequest,
-    responses((status = 201, description = "[ref]: the low-quality photos"),
-              (status = 400, body = ErrorBody), (status = 501, body = ErrorBody)))]
-pub async fn quality(State(state): State<AppState>, ApiJson(req): ApiJson<ImagesRequest>) -> ApiResult {
-    validate_refs("images", &req.images, &state.settings.bucket)?;
-    Err(ApiError::NotImplemented("the quality module"))
-}
-
-#[utoipa::path(post, path = "/api/albums/score", tag = "albums", request_body = ScoreRequest,
-    responses((status = 201, description = "[{category, images: [{image, score}]}]"),
-              (status = 400, body = ErrorBody), (status = 501, body = ErrorBody)))]
-pub async fn score(State(state): State<AppState>, ApiJson(req): ApiJson<ScoreRequest>) -> ApiResult {
-    validate_score(&req, &state.settings.bucket)?;
-    Err(ApiError::NotImplemented("the score module"))
 }
 
 #[utoipa::path(post, path = "/api/albums/people", tag = "albums", request_body = ImagesRequest,

@@ -1,6 +1,7 @@
 //! Routes, one file per group. [`router`] mounts the ones the process's modules serve.
 
 pub mod albums;
+pub mod analyses;
 pub mod events;
 pub mod health;
 
@@ -22,10 +23,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
             Module::Embedding => router
                 .route("/api/albums/embedding", post(albums::embedding))
                 .route("/events/storage", post(events::storage)),
-            Module::Category => router.route("/api/albums/categories", post(albums::categories)),
-            Module::Duplicate => router.route("/api/albums/duplicates", post(albums::duplicates)),
-            Module::Quality => router.route("/api/albums/quality", post(albums::quality)),
-            Module::Score => router.route("/api/albums/score", post(albums::score)),
+            Module::Category => router.route("/api/albums/categories", post(analyses::categories)),
+            Module::Duplicate => router.route("/api/albums/duplicates", post(analyses::duplicates)),
+            Module::Quality => router.route("/api/albums/quality", post(analyses::quality)),
+            Module::Score => router.route("/api/albums/score", post(analyses::score)),
             Module::People => router.route("/api/albums/people", post(albums::people)),
             Module::Style => router
                 .route("/api/albums/style", post(albums::style_submit))

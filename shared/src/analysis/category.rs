@@ -1,0 +1,165 @@
+//! Categories: the anchor's zero-shot algorithm over CLIP embeddings, with its defects fixed.
+//!
+//! 1. Similarity `S[n,c]` = the photo's normalised embedding · the tag's mean prompt
+//!    embedding (= the mean over prompts of the cosines, as the anchor computed it).
+//! 2. Per photo, its top `k = min(10, tags)` tags with `S ≥ floor` (the anchor's floor was
+//!    0, so nothing was ever "other" for a reason; and `topk(10)` crashed below 10 tags).
+//! 3. Representativeness `R[c] = Σ S + 0.5 · Σ_{S > 0.28} S` over the photos whose top list
+//!    holds `c`; the top 5 tags by `R` are the album's representatives (stable order).
+//! 4. Each photo goes to the first representative in its top list, else to "other".
+//! 5. Re-representative pass: per group, recompute `R` on its photos; if another tag wins,
+//!    its photos move to that tag when it is in their top list, else to "other".
+//!
+//! Tags are indexed by id, never by name, so two tags with one name cannot add up into
+//! the first (the anchor's `list.index` bug).
+
+/// The anchor's constants.
+pub const TOP_K: usize = 10;
+pub const BOOST_THRESHOLD: f32 = 0.28;
+pub const BOOST_WEIGHT: f32 = 0.5;
+pub const REPRESENTATIVES: usize = 5;
+
+/// One candidate tag with the mean of its normalised prompt embeddings.
+#[derive(Debug, Clone)]
+pub struct TagVector {
+    pub name: String,
+    pub vector: Vec<f32>,
+}
+
+/// Output groups: `Some(tag index)` or `None` for "other", each with photo indices in input order.
+pub type Assignment = Vec<(Option<usize>, Vec<usize>)>;
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Per photo: (tag, similarity) pairs, best first, at most `TOP_K`, all ≥ `floor`.
+fn top_lists(embeddings: &[&[f32]], tags: &[TagVector], floor: f32) -> Vec<Vec<(usize, f32)>> {
+    let k = TOP_K.min(tags.len());
+    embeddings
+        .iter()
+        .map(|e| {
+            let mut sims: Vec<(usize, f32)> = tags.iter().enumerate().map(|(c, t)| (c, dot(e, &t.vector))).collect();
+            sims.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            sims.truncate(k);
+            sims.retain(|(_, s)| *s >= floor);
+            sims
+        })
+        .collect()
+}
+
+fn representativeness(lists: &[&Vec<(usize, f32)>], tags: usize) -> Vec<f32> {
+    let mut r = vec![0.0f32; tags];
+    for list in lists {
+        for &(c, s) in list.iter() {
+            r[c] += s;
+            if s > BOOST_THRESHOLD {
+                r[c] += BOOST_WEIGHT * s;
+            }
+        }
+    }
+    r
+}
+
+/// Indices of the `n` largest values, ties in index order.
+fn top_indices(r: &[f32], n: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..r.len()).filter(|&c| r[c] > 0.0).collect();
+    idx.sort_by(|&a, &b| r[b].total_cmp(&r[a]).then(a.cmp(&b)));
+    idx.truncate(n);
+    idx
+}
+
+/// Groups photos (normalised embeddings) under tags. Deterministic.
+pub fn categorize(embeddings: &[&[f32]], tags: &[TagVector], floor: f32) -> Assignment {
+    let lists = top_lists(embeddings, tags, floor);
+    let all: Vec<&Vec<(usize, f32)>> = lists.iter().collect();
+    let reps = top_indices(&representativeness(&all, tags.len()), REPRESENTATIVES);
+
+    // First pass, in representative order of first appearance.
+    let mut groups: Vec<(Option<usize>, Vec<usize>)> = Vec::new();
+    let push = |groups: &mut Vec<(Option<usize>, Vec<usize>)>, key: Option<usize>, photo: usize| match groups
+        .iter_mut()
+        .find(|(k, _)| *k == key)
+    {
+        Some((_, v)) => v.push(photo),
+        None => groups.push((key, vec![photo])),
+    };
+    for (n, list) in lists.iter().enumerate() {
+        let tag = list.iter().map(|(c, _)| *c).find(|c| reps.contains(c));
+        push(&mut groups, tag, n);
+    }
+
+    // Re-representative pass.
+    let mut result: Vec<(Option<usize>, Vec<usize>)> = Vec::new();
+    for (key, photos) in groups {
+        let Some(g) = key else {
+            for p in photos {
+                push(&mut result, None, p);
+            }
+            continue;
+        };
+        let members: Vec<&Vec<(usize, f32)>> = photos.iter().map(|&p| &lists[p]).collect();
+        let winner = top_indices(&representativeness(&members, tags.len()), 1)
+            .first()
+            .copied();
+        match winner {
+            Some(w) if w != g => {
+                for p in photos {
+                    let target = lists[p].iter().any(|(c, _)| *c == w).then_some(w);
+                    push(&mut result, target, p);
+                }
+            }
+            _ => {
+                for p in photos {
+                    push(&mut result, Some(g), p);
+                }
+            }
+        }
+    }
+    for (_, photos) in &mut result {
+        photos.sort_unstable();
+    }
+    result.retain(|(_, p)| !p.is_empty());
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(v: &[f32]) -> Vec<f32> {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter().map(|x| x / n).collect()
+    }
+
+    fn tag(name: &str, v: &[f32]) -> TagVector {
+        TagVector {
+            name: name.into(),
+            vector: unit(v),
+        }
+    }
+
+    #[test]
+    fn photos_go_to_their_tags_and_weak_matches_to_other() {
+        let tags = vec![tag("food", &[1.0, 0.0, 0.0]), tag("sky", &[0.0, 1.0, 0.0])];
+        let photos: Vec<Vec<f32>> = vec![
+            unit(&[0.9, 0.1, 0.0]),
+            unit(&[0.1, 0.9, 0.0]),
+            unit(&[0.8, 0.2, 0.1]),
+            unit(&[0.0, 0.05, 1.0]), // far from both: below the floor
+        ];
+        let refs: Vec<&[f32]> = photos.iter().map(Vec::as_slice).collect();
+        let groups = categorize(&refs, &tags, 0.3);
+        assert_eq!(groups, vec![(Some(0), vec![0, 2]), (Some(1), vec![1]), (None, vec![3])]);
+    }
+
+    #[test]
+    fn fewer_than_ten_tags_and_duplicate_names_work() {
+        let tags = vec![tag("같은 이름", &[1.0, 0.0]), tag("같은 이름", &[0.0, 1.0])];
+        let photos = [unit(&[1.0, 0.1]), unit(&[0.1, 1.0])];
+        let refs: Vec<&[f32]> = photos.iter().map(Vec::as_slice).collect();
+        let groups = categorize(&refs, &tags, 0.0);
+        assert_eq!(groups, vec![(Some(0), vec![0]), (Some(1), vec![1])]);
+        assert!(categorize(&[], &tags, 0.0).is_empty());
+    }
+}

@@ -1,0 +1,252 @@
+//! Duplicates, in tiers, each group around a keeper.
+//!
+//! - `exact`: the same bytes (content hash);
+//! - `near`: perceptual hashes within 10 bits (the anchor's rule, OpenCV-compatible pHash);
+//! - `similar`: CLIP embeddings with cosine ≥ a threshold (a burst of the same scene).
+//!
+//! The anchor grouped by single linkage (connected components), so A~B and B~C put A and
+//! C together however different they were, and it kept no photo: the app hid them all.
+//! Here photos are taken best first; each unassigned photo opens a group as its keeper and
+//! takes every unassigned photo that is itself close to the keeper. Every member is close to
+//! its keeper, nothing chains, and the keeper is the best photo of its group by construction.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::ContentHash;
+use crate::image::features::hamming;
+
+/// The anchor's DBSCAN radius on 64-bit pHash Hamming distances (inclusive).
+pub const NEAR_HAMMING: u32 = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Exact,
+    Near,
+    Similar,
+}
+
+/// What the grouping needs of one photo.
+#[derive(Debug, Clone)]
+pub struct DupPhoto {
+    pub hash: ContentHash,
+    pub phash: u64,
+    /// L2-normalised CLIP embedding, when available.
+    pub embedding: Option<Vec<f32>>,
+    /// Higher is better: decides the keeper (quality, aesthetic score, resolution).
+    pub rank: f64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct Member {
+    /// Index into the input.
+    pub index: usize,
+    pub tier: Tier,
+    pub hamming: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cosine: Option<f32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub keeper: usize,
+    /// The other members, closest first.
+    pub members: Vec<Member>,
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight independent accumulators let the compiler vectorise the loop (a single running
+    // sum cannot be reordered, so it would stay scalar).
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f32>() + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f32>()
+}
+
+/// How `other` relates to `keeper`, if it is a duplicate of it.
+fn relation(keeper: &DupPhoto, other: &DupPhoto, similar_cosine: f32) -> Option<Member> {
+    let h = hamming(keeper.phash, other.phash);
+    let cosine = match (&keeper.embedding, &other.embedding) {
+        (Some(a), Some(b)) if a.len() == b.len() => Some(dot(a, b)),
+        _ => None,
+    };
+    let tier = if keeper.hash == other.hash {
+        Tier::Exact
+    } else if h <= NEAR_HAMMING {
+        Tier::Near
+    } else if cosine.is_some_and(|c| c >= similar_cosine) {
+        Tier::Similar
+    } else {
+        return None;
+    };
+    Some(Member {
+        index: 0,
+        tier,
+        hamming: h,
+        cosine,
+    })
+}
+
+/// Every related pair `(i, j, member-of-i's-group-if-i-keeps)`, found tile by tile (so the
+/// embeddings of both tiles stay in cache) on every core. All pairs are needed for the CLIP
+/// tier; 10 000 photos are 50 M pairs, about a second of arithmetic on two cores.
+fn related_pairs(photos: &[DupPhoto], similar_cosine: f32) -> Vec<Vec<Member>> {
+    const TILE: usize = 64;
+    let n = photos.len();
+    let tiles = n.div_ceil(TILE);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(tiles.max(1));
+    let mut per_thread: Vec<Vec<(usize, Member)>> = vec![Vec::new(); threads];
+    std::thread::scope(|scope| {
+        for (t, out) in per_thread.iter_mut().enumerate() {
+            scope.spawn(move || {
+                // Row tiles dealt round-robin: the triangle's rows shrink, so this balances.
+                for ti in (t..tiles).step_by(threads) {
+                    for tj in ti..tiles {
+                        for i in ti * TILE..((ti + 1) * TILE).min(n) {
+                            let j_start = if ti == tj { i + 1 } else { tj * TILE };
+                            for j in j_start..((tj + 1) * TILE).min(n) {
+                                if let Some(mut m) = relation(&photos[i], &photos[j], similar_cosine) {
+                                    m.index = j;
+                                    out.push((i, m));
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let mut neighbours: Vec<Vec<Member>> = vec![Vec::new(); n];
+    for (i, m) in per_thread.into_iter().flatten() {
+        let j = m.index;
+        neighbours[j].push(Member { index: i, ..m.clone() });
+        neighbours[i].push(m);
+    }
+    neighbours
+}
+
+/// Groups of two or more photos, keepers first in rank order. `similar_cosine` > 1 turns
+/// the CLIP tier off.
+pub fn group(photos: &[DupPhoto], similar_cosine: f32) -> Vec<Group> {
+    let neighbours = related_pairs(photos, similar_cosine);
+    let mut order: Vec<usize> = (0..photos.len()).collect();
+    // Best first; ties keep input order, so the same input always gives the same groups.
+    order.sort_by(|&a, &b| photos[b].rank.total_cmp(&photos[a].rank).then(a.cmp(&b)));
+    let mut assigned = vec![false; photos.len()];
+    let mut groups = Vec::new();
+    for &k in &order {
+        if assigned[k] {
+            continue;
+        }
+        assigned[k] = true;
+        let mut members: Vec<Member> = neighbours[k].iter().filter(|m| !assigned[m.index]).cloned().collect();
+        if members.is_empty() {
+            continue;
+        }
+        for m in &members {
+            assigned[m.index] = true;
+        }
+        members.sort_by(|a, b| {
+            a.tier
+                .cmp(&b.tier)
+                .then(a.hamming.cmp(&b.hamming))
+                .then(a.index.cmp(&b.index))
+        });
+        groups.push(Group { keeper: k, members });
+    }
+    groups
+}
+
+/// The anchor's algorithm, for side-by-side evaluation: connected components of the graph
+/// "pHash Hamming ≤ 10" (DBSCAN with eps 10, min_samples 2), singletons dropped, groups in
+/// order of first appearance.
+pub fn anchor_groups(phashes: &[u64]) -> Vec<Vec<usize>> {
+    let n = phashes.len();
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn find(p: &mut [usize], mut x: usize) -> usize {
+        while p[x] != x {
+            p[x] = p[p[x]];
+            x = p[x];
+        }
+        x
+    }
+    for i in 0..n {
+        for j in i + 1..n {
+            if hamming(phashes[i], phashes[j]) <= NEAR_HAMMING {
+                let (a, b) = (find(&mut parent, i), find(&mut parent, j));
+                parent[a.max(b)] = a.min(b);
+            }
+        }
+    }
+    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+    for i in 0..n {
+        let root = find(&mut parent, i);
+        match groups.iter_mut().find(|(r, _)| *r == root) {
+            Some((_, g)) => g.push(i),
+            None => groups.push((root, vec![i])),
+        }
+    }
+    groups.into_iter().map(|(_, g)| g).filter(|g| g.len() > 1).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn photo(n: u8, phash: u64, embedding: Option<Vec<f32>>, rank: f64) -> DupPhoto {
+        DupPhoto {
+            hash: ContentHash::of(&[n]),
+            phash,
+            embedding,
+            rank,
+        }
+    }
+
+    #[test]
+    fn tiers_and_the_best_photo_keeps() {
+        let e = |x: f32| Some(vec![x, (1.0 - x * x).sqrt()]);
+        let mut p = vec![
+            photo(0, 0, e(1.0), 1.0),
+            photo(1, 0b111, e(0.0), 5.0),      // 3 bits from #0: near, and the best photo
+            photo(2, u64::MAX, e(0.999), 0.5), // far pHash, cosine 0.999 with #0
+            photo(3, 0xF0F0_F0F0_F0F0_F0F0, e(0.6), 0.1), // unrelated to all
+        ];
+        p.push(DupPhoto {
+            hash: p[2].hash,
+            ..photo(4, 0x00FF_00FF_00FF_00FF, e(-1.0), 0.0)
+        }); // the same bytes as #2
+        let groups = group(&p, 0.95);
+        let shape: Vec<(usize, Vec<(usize, Tier)>)> = groups
+            .iter()
+            .map(|g| (g.keeper, g.members.iter().map(|m| (m.index, m.tier)).collect()))
+            .collect();
+        // #1 keeps #0 (near); #0 is taken, so #2 cannot join through it; #2 keeps #4 (exact).
+        assert_eq!(shape, vec![(1, vec![(0, Tier::Near)]), (2, vec![(4, Tier::Exact)])]);
+    }
+
+    #[test]
+    fn no_chains_through_intermediates() {
+        // a–b 6 bits, b–c 6 bits, a–c 12 bits: single linkage joins all three.
+        let a = 0u64;
+        let b = 0b11_1111u64;
+        let c = 0b1111_1111_1111u64;
+        let p = vec![photo(0, a, None, 3.0), photo(1, b, None, 2.0), photo(2, c, None, 1.0)];
+        assert_eq!(anchor_groups(&[a, b, c]), vec![vec![0, 1, 2]]);
+        let g = group(&p, 2.0);
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0].keeper, 0);
+        assert_eq!(
+            g[0].members.len(),
+            1,
+            "c is 12 bits from the keeper: not a duplicate of it"
+        );
+    }
+}

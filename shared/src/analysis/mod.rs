@@ -1,0 +1,191 @@
+//! The album analyses: pure functions over cached features, plus [`Analyzer`], which holds
+//! what they need from the models (tag and prompt text embeddings, the aesthetic head).
+//!
+//! - [`category`]: zero-shot tags (the anchor's algorithm, defects fixed) over [`taxonomy`].
+//! - [`duplicate`]: exact / near / similar tiers, each group around its best photo.
+//! - [`quality`]: blur, exposure and CLIP prompt pairs, each a stated reason.
+//! - [`score`]: the LAION aesthetic linear head.
+
+pub mod category;
+pub mod duplicate;
+pub mod quality;
+pub mod score;
+pub mod taxonomy;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::cache::Cache;
+use crate::cache::codec::{decode_f32_le, encode_f32_le};
+use crate::model::clip::l2_normalize;
+use crate::model::{ModelError, Models};
+use crate::pipeline::FeatureRecord;
+use category::TagVector;
+use quality::{PROMPT_PAIRS, QualityThresholds, QualityVerdict};
+use taxonomy::Tag;
+
+/// Tunable thresholds of the analyses (settings `ONGI_*`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AnalysisSettings {
+    /// Tag similarity below this never assigns a tag (`ONGI_CATEGORY_FLOOR`).
+    pub category_floor: f32,
+    /// CLIP cosine at or above this makes two photos `similar` duplicates (`ONGI_DUPLICATE_COSINE`).
+    pub similar_cosine: f32,
+    pub quality: QualityThresholds,
+    /// Highlights per category in `score?detail=true` (`ONGI_HIGHLIGHTS`).
+    pub highlights: usize,
+}
+
+impl Default for AnalysisSettings {
+    fn default() -> Self {
+        Self {
+            category_floor: 0.2,
+            similar_cosine: 0.95,
+            quality: QualityThresholds::default(),
+            highlights: 3,
+        }
+    }
+}
+
+pub struct Analyzer {
+    models: Arc<Models>,
+    cache: Cache,
+    settings: AnalysisSettings,
+    /// Normalised text embeddings by prompt, for this process's lifetime (the prompts are a
+    /// few hundred fixed strings plus the albums' own concepts).
+    text_memo: Mutex<HashMap<String, Arc<Vec<f32>>>>,
+}
+
+impl Analyzer {
+    pub fn new(models: Arc<Models>, cache: Cache, settings: AnalysisSettings) -> Self {
+        Self {
+            models,
+            cache,
+            settings,
+            text_memo: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn settings(&self) -> &AnalysisSettings {
+        &self.settings
+    }
+
+    pub fn models(&self) -> &Models {
+        &self.models
+    }
+
+    /// Normalised text embeddings: from memory, else from the shared cache, else computed
+    /// (on the blocking pool) and stored in both.
+    pub async fn text_embeddings(&self, prompts: &[String]) -> Result<Vec<Arc<Vec<f32>>>, ModelError> {
+        let textual = self
+            .models
+            .clip_textual
+            .clone()
+            .ok_or(ModelError::RuntimeNotConfigured(
+                "the CLIP text encoder (categories, quality prompts)",
+            ))?;
+        let model_id = self.models.clip_model_id.clone();
+        let mut found: Vec<Option<Arc<Vec<f32>>>> = {
+            let memo = self.text_memo.lock().unwrap_or_else(|p| p.into_inner());
+            prompts.iter().map(|p| memo.get(p).cloned()).collect()
+        };
+        let missing: Vec<usize> = (0..prompts.len()).filter(|&i| found[i].is_none()).collect();
+        if !missing.is_empty() {
+            let keys: Vec<_> = missing
+                .iter()
+                .map(|&i| self.cache.keyspace().text(&model_id, &prompts[i]))
+                .collect();
+            let cached = self.cache.get_many(&keys).await;
+            let mut to_compute = Vec::new();
+            for (&i, value) in missing.iter().zip(cached) {
+                match value.as_deref().map(decode_f32_le) {
+                    Some(Ok(v)) if !v.is_empty() => found[i] = Some(Arc::new(v)),
+                    _ => to_compute.push(i),
+                }
+            }
+            if !to_compute.is_empty() {
+                let texts: Vec<String> = to_compute.iter().map(|&i| prompts[i].clone()).collect();
+                let computed = tokio::task::spawn_blocking(move || {
+                    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                    // Chunks keep one inference call's memory small.
+                    let mut out = Vec::with_capacity(refs.len());
+                    for chunk in refs.chunks(64) {
+                        out.extend(textual.embed(chunk)?);
+                    }
+                    Ok::<_, ModelError>(out)
+                })
+                .await
+                .map_err(|e| ModelError::Inference {
+                    model: "clip-textual".into(),
+                    reason: e.to_string(),
+                })??;
+                let mut entries = Vec::with_capacity(computed.len());
+                for (&i, mut v) in to_compute.iter().zip(computed) {
+                    l2_normalize(&mut v);
+                    entries.push((self.cache.keyspace().text(&model_id, &prompts[i]), encode_f32_le(&v)));
+                    found[i] = Some(Arc::new(v));
+                }
+                self.cache.set_many(&entries).await;
+            }
+            let mut memo = self.text_memo.lock().unwrap_or_else(|p| p.into_inner());
+            for &i in &missing {
+                if let Some(v) = &found[i] {
+                    memo.insert(prompts[i].clone(), v.clone());
+                }
+            }
+        }
+        Ok(found.into_iter().map(|v| v.unwrap_or_default()).collect())
+    }
+
+    /// Each tag's mean prompt embedding (not renormalised: its dot with a photo is the mean
+    /// of the prompt cosines, as the anchor computed it).
+    pub async fn tag_vectors(&self, tags: &[Tag]) -> Result<Vec<TagVector>, ModelError> {
+        let prompts: Vec<String> = tags.iter().flat_map(|t| t.prompts.iter().cloned()).collect();
+        let embeddings = self.text_embeddings(&prompts).await?;
+        let mut at = 0;
+        Ok(tags
+            .iter()
+            .map(|t| {
+                let n = t.prompts.len().max(1);
+                let mut mean = vec![0.0f32; embeddings.first().map_or(0, |e| e.len())];
+                for e in &embeddings[at..at + t.prompts.len()] {
+                    mean.iter_mut().zip(e.iter()).for_each(|(m, x)| *m += x / n as f32);
+                }
+                at += t.prompts.len();
+                TagVector {
+                    name: t.name.clone(),
+                    vector: mean,
+                }
+            })
+            .collect())
+    }
+
+    /// The quality prompt pairs' embeddings, or `None` without the text encoder.
+    pub async fn quality_pairs(&self) -> Option<Vec<(Vec<f32>, Vec<f32>)>> {
+        let prompts: Vec<String> = PROMPT_PAIRS
+            .iter()
+            .flat_map(|(_, p, n)| [p.to_string(), n.to_string()])
+            .collect();
+        let e = self.text_embeddings(&prompts).await.ok()?;
+        Some(e.chunks_exact(2).map(|c| (c[0].to_vec(), c[1].to_vec())).collect())
+    }
+
+    pub fn assess(&self, record: &FeatureRecord, pairs: Option<&[(Vec<f32>, Vec<f32>)]>) -> QualityVerdict {
+        quality::assess(record, pairs, &self.settings.quality)
+    }
+
+    /// The aesthetic score, when the head and an embedding are available.
+    pub fn aesthetic(&self, record: &FeatureRecord) -> Option<f32> {
+        Some(self.models.aesthetic.as_ref()?.score(record.embedding.as_deref()?))
+    }
+
+    /// Keeper rank: a photo that passes the quality tests beats one that fails; then the
+    /// aesthetic score; then sharpness and resolution (log scales, so neither dominates).
+    pub fn keeper_rank(&self, record: &FeatureRecord, verdict: &QualityVerdict) -> f64 {
+        let quality = if verdict.low_quality { 0.0 } else { 1000.0 };
+        let aesthetic = self.aesthetic(record).map_or(0.0, |s| f64::from(s) * 10.0);
+        let sharpness = (record.blur_variance.max(0.0) + 1.0).log10();
+        let pixels = (f64::from(record.width) * f64::from(record.height) + 1.0).log10() * 0.5;
+        quality + aesthetic + sharpness + pixels
+    }
+}

@@ -1,0 +1,266 @@
+//! The album analyses through the real application (`ongi serve`'s modules, the tiny models,
+//! Redis): the anchor's request and response shapes, per-photo errors, and the detail views.
+//! The tiny CLIP has random weights, so these tests check structure and the pixel-based
+//! decisions (blur, exposure, pHash duplicates), not what CLIP thinks a photo shows.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use ongi_shared::modules::Modules;
+use serde_json::{Value, json};
+
+use crate::clip_parity::models_dir;
+use crate::support::{TestApp, redis_url, required_env, spawn_app, unique_prefix};
+
+fn fixture(rel: &str) -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)).unwrap()
+}
+
+fn png(img: &image::RgbImage) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// An album: a sharp photo, its blurred copy, an exact copy, three distinct photos (two of
+/// them smooth synthetic images, which the Laplacian test calls blurry), a black frame, and
+/// an unreadable file.
+async fn album_app() -> TestApp {
+    let app = spawn_app(
+        Modules::all(),
+        &[
+            ("ONGI_MODEL_DIR", &models_dir().display().to_string()),
+            ("ORT_DYLIB_PATH", &required_env("ORT_DYLIB_PATH")),
+            ("REDIS_URL", &redis_url()),
+            ("ONGI_CACHE_PREFIX", &unique_prefix()),
+            // Random tiny CLIP: keep its quality opinions out of these tests.
+            ("ONGI_QUALITY_CLIP_PROBABILITY", "0"),
+            // …and its similarity opinions out of the duplicate tiers (unit-tested instead).
+            ("ONGI_DUPLICATE_COSINE", "2"),
+        ],
+    )
+    .await;
+    let dir = app.data_dir().join("uploads/a");
+    std::fs::create_dir_all(&dir).unwrap();
+    let sharp = fixture("pixel/photo_1000x750.png");
+    std::fs::write(dir.join("sharp.png"), &sharp).unwrap();
+    std::fs::write(dir.join("sharp-copy.png"), &sharp).unwrap();
+    // A strong Gaussian blur of the same photo: still a near duplicate by pHash, and blurry.
+    let decoded = image::load_from_memory(&sharp).unwrap().to_rgb8();
+    std::fs::write(dir.join("blurred.png"), png(&image::imageops::blur(&decoded, 6.0))).unwrap();
+    std::fs::write(dir.join("ref0.png"), fixture("models/ref_images/ref_0.png")).unwrap();
+    std::fs::write(dir.join("ref1.png"), fixture("models/ref_images/ref_1.png")).unwrap();
+    std::fs::write(dir.join("rings.png"), fixture("pixel/rings_900x675.png")).unwrap();
+    std::fs::write(dir.join("black.png"), png(&image::RgbImage::new(400, 300))).unwrap();
+    std::fs::write(dir.join("broken.jpg"), b"not a photo").unwrap();
+    app
+}
+
+const ALBUM: [&str; 8] = [
+    "a/sharp.png",
+    "a/sharp-copy.png",
+    "a/blurred.png",
+    "a/ref0.png",
+    "a/ref1.png",
+    "a/rings.png",
+    "a/black.png",
+    "a/broken.jpg",
+];
+
+fn invalid(body: &Value) -> Vec<(String, String)> {
+    body["invalid_images"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|i| {
+                    (
+                        i["image"].as_str().unwrap().to_owned(),
+                        i["reason"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn quality_names_blurry_and_dark_photos_with_reasons() {
+    let app = album_app().await;
+    let resp = app.post_json("/api/albums/quality", &json!({"images": ALBUM})).await;
+    assert_eq!(resp.status(), 201);
+    let body: Value = resp.json().await.unwrap();
+    let low: HashSet<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(low.contains("a/blurred.png") && low.contains("a/black.png"), "{body}");
+    assert!(!low.contains("a/sharp.png") && !low.contains("a/ref1.png"), "{body}");
+    assert_eq!(invalid(&body), vec![("a/broken.jpg".into(), "corrupt".into())]);
+
+    let detail: Value = app
+        .post_json("/api/albums/quality?detail=true", &json!({"images": ALBUM}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let rows = detail["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 7);
+    let row = |name: &str| rows.iter().find(|r| r["image"] == name).unwrap().clone();
+    assert_eq!(row("a/blurred.png")["reasons"], json!(["blurry"]));
+    assert!(
+        row("a/black.png")["reasons"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("underexposed"))
+    );
+    assert_eq!(row("a/sharp.png")["low_quality"], false);
+    let m = &row("a/sharp.png")["metrics"];
+    assert!(m["blur_variance"].as_f64().unwrap() > 1000.0, "{m}");
+    assert!(m["p_sharp"].as_f64().is_some(), "CLIP probabilities are reported: {m}");
+}
+
+#[tokio::test]
+async fn duplicates_group_around_the_best_photo() {
+    let app = album_app().await;
+    let body: Value = app
+        .post_json("/api/albums/duplicates", &json!({"images": ALBUM}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let groups = body["data"].as_array().unwrap();
+    let group = groups
+        .iter()
+        .find(|g| g.as_array().unwrap().contains(&json!("a/sharp.png")))
+        .expect("the sharp photo is in a group");
+    let members: HashSet<&str> = group.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(
+        members,
+        HashSet::from(["a/sharp.png", "a/sharp-copy.png", "a/blurred.png"]),
+        "{body}"
+    );
+    assert_ne!(
+        group[0], "a/blurred.png",
+        "the keeper comes first and is not the blurred copy"
+    );
+    assert!(
+        groups
+            .iter()
+            .all(|g| !g.as_array().unwrap().contains(&json!("a/ref0.png")))
+    );
+
+    let detail: Value = app
+        .post_json("/api/albums/duplicates?detail=true", &json!({"images": ALBUM}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let g = detail["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| {
+            g["duplicates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["image"] == "a/blurred.png")
+        })
+        .unwrap()
+        .clone();
+    let tier_of = |name: &str| {
+        g["duplicates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["image"] == name)
+            .map(|d| d["tier"].clone())
+    };
+    assert!(g["keeper"] == "a/sharp.png" || g["keeper"] == "a/sharp-copy.png", "{g}");
+    let copy = if g["keeper"] == "a/sharp.png" {
+        "a/sharp-copy.png"
+    } else {
+        "a/sharp.png"
+    };
+    assert_eq!(tier_of(copy), Some(json!("exact")));
+    assert_eq!(tier_of("a/blurred.png"), Some(json!("near")));
+}
+
+#[tokio::test]
+async fn categories_and_scores_answer_the_anchor_shapes() {
+    let app = album_app().await;
+    let images: Vec<&str> = ALBUM.to_vec();
+    let body: Value = app
+        .post_json(
+            "/api/albums/categories",
+            &json!({"images": images, "concepts": ["여행", "우주 탐사"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let groups = body["data"].as_array().unwrap();
+    let mut seen = Vec::new();
+    for g in groups {
+        let name = g["category"].as_str().unwrap();
+        assert!(!name.is_empty() && name.chars().count() <= 20, "{name}");
+        seen.extend(
+            g["images"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned()),
+        );
+    }
+    seen.sort();
+    let mut want: Vec<String> = ALBUM[..7].iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(seen, want, "every readable photo in exactly one category: {body}");
+    assert_eq!(invalid(&body), vec![("a/broken.jpg".into(), "corrupt".into())]);
+
+    let request = json!({"categories": [
+        {"category": "여행", "images": ["a/sharp.png", "a/blurred.png", "a/sharp-copy.png", "a/ref0.png"]},
+        {"category": "기타", "images": ["a/rings.png", "a/broken.jpg"]}
+    ]});
+    let scored: Value = app.post_json("/api/albums/score", &request).await.json().await.unwrap();
+    let cats = scored["data"].as_array().unwrap();
+    assert_eq!(cats[0]["category"], "여행");
+    let names: Vec<&str> = cats[0]["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["image"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["a/sharp.png", "a/blurred.png", "a/sharp-copy.png", "a/ref0.png"],
+        "input order"
+    );
+    assert!(cats[0]["images"][0]["score"].as_f64().unwrap().is_finite());
+    assert_eq!(
+        cats[0]["images"][0]["score"], cats[0]["images"][2]["score"],
+        "the same bytes, the same score"
+    );
+    assert!(cats[0].get("highlights").is_none(), "highlights only with detail=true");
+
+    let detail: Value = app
+        .post_json("/api/albums/score?detail=true", &request)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let highlights: Vec<&str> = detail["data"][0]["highlights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        !highlights.contains(&"a/blurred.png"),
+        "low quality is no highlight: {highlights:?}"
+    );
+    let copies = highlights.iter().filter(|h| h.starts_with("a/sharp")).count();
+    assert_eq!(copies, 1, "one photo of a duplicate group, its keeper: {highlights:?}");
+}

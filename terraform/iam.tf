@@ -1,0 +1,331 @@
+# Service accounts and least-privilege grants (terraform/README.md has the table).
+# Every runtime identity gets only what its code path uses, on the resource itself
+# (bucket, topic, secret, service) rather than on the project wherever a resource-level
+# binding exists. Project-level grants are limited to writing logs, metrics and traces,
+# and to the two service agents that need them (Eventarc, Cloud Storage).
+
+# --- Identities -----------------------------------------------------------------------------
+
+resource "google_service_account" "function" {
+  for_each = toset(local.functions)
+
+  account_id   = "${local.name}-${each.key}"
+  display_name = "Ongi ${var.env} Cloud Run function ${each.key}"
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_service_account" "gpu_job" {
+  account_id   = "${local.name}-gpu-job"
+  display_name = "Ongi ${var.env} GPU worker"
+
+  depends_on = [google_project_service.apis]
+}
+
+# Pub/Sub push subscriptions sign their requests with this identity's OIDC token.
+resource "google_service_account" "push" {
+  account_id   = "${local.name}-push"
+  display_name = "Ongi ${var.env} Pub/Sub push to the functions"
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_service_account" "eventarc" {
+  account_id   = "${local.name}-eventarc"
+  display_name = "Ongi ${var.env} Eventarc upload trigger"
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_service_account" "scheduler" {
+  account_id   = "${local.name}-scheduler"
+  display_name = "Ongi ${var.env} Cloud Scheduler batch reprocessing"
+
+  depends_on = [google_project_service.apis]
+}
+
+# Cloud Build runs cloudbuild/cloudbuild.yaml as this identity.
+resource "google_service_account" "deployer" {
+  account_id   = "${local.name}-deployer"
+  display_name = "Ongi ${var.env} Cloud Build deployer"
+
+  depends_on = [google_project_service.apis]
+}
+
+locals {
+  # Every runtime identity, keyed by a name known at plan time (for_each keys cannot be
+  # e-mail addresses that only exist after apply).
+  runtime_accounts = merge(
+    { for f in local.functions : f => google_service_account.function[f].email },
+    { "gpu-job" = google_service_account.gpu_job.email },
+  )
+
+  # The functions that call the embedding service for missing features (EMBEDDING_URL).
+  embedding_callers = ["category", "duplicate", "quality", "score", "people"]
+
+  # The processes that publish results for the app backend on ongi-results.
+  results_publishers = ["category", "duplicate", "quality", "score", "people", "gpu-job"]
+
+  # Project-level roles of every runtime identity: telemetry only.
+  telemetry_roles = ["roles/logging.logWriter", "roles/monitoring.metricWriter", "roles/cloudtrace.agent"]
+
+  runtime_telemetry = {
+    for pair in setproduct(keys(local.runtime_accounts), local.telemetry_roles) : "${pair[0]} ${pair[1]}" => {
+      account = pair[0]
+      role    = pair[1]
+    }
+  }
+}
+
+# --- Runtime identities: telemetry ------------------------------------------------------------
+
+resource "google_project_iam_member" "runtime_telemetry" {
+  for_each = local.runtime_telemetry
+
+  project = var.project_id
+  role    = each.value.role
+  member  = "serviceAccount:${local.runtime_accounts[each.value.account]}"
+}
+
+# --- Storage ----------------------------------------------------------------------------------
+
+# Every function and the worker read photos (and list them for /batch/reprocess).
+resource "google_storage_bucket_iam_member" "uploads_read" {
+  for_each = local.runtime_accounts
+
+  bucket = google_storage_bucket.uploads.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${each.value}"
+}
+
+# The worker writes style results; style reads them to sign GET URLs.
+resource "google_storage_bucket_iam_member" "results_write_gpu" {
+  bucket = google_storage_bucket.results.name
+  role   = "roles/storage.objectCreator"
+  member = "serviceAccount:${google_service_account.gpu_job.email}"
+}
+
+resource "google_storage_bucket_iam_member" "results_read" {
+  for_each = toset(["gpu-job", "style"])
+
+  bucket = google_storage_bucket.results.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${local.runtime_accounts[each.key]}"
+}
+
+# Signed URLs on Cloud Run are signed with the IAM signBlob API, as the service itself.
+resource "google_service_account_iam_member" "style_signs_urls" {
+  service_account_id = google_service_account.function["style"].name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = "serviceAccount:${google_service_account.function["style"].email}"
+}
+
+# --- Secrets ----------------------------------------------------------------------------------
+
+resource "google_secret_manager_secret_iam_member" "redis_url" {
+  for_each = local.runtime_accounts
+
+  secret_id = google_secret_manager_secret.redis_url.id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${each.value}"
+}
+
+resource "google_secret_manager_secret_iam_member" "gemini_api_key" {
+  secret_id = google_secret_manager_secret.gemini_api_key.id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.function["style"].email}"
+}
+
+# --- Pub/Sub ----------------------------------------------------------------------------------
+
+resource "google_pubsub_topic_iam_member" "features_publisher" {
+  topic  = google_pubsub_topic.features.id
+  role   = "roles/pubsub.publisher"
+  member = "serviceAccount:${google_service_account.function["embedding"].email}"
+}
+
+resource "google_pubsub_topic_iam_member" "results_publisher" {
+  for_each = toset(local.results_publishers)
+
+  topic  = google_pubsub_topic.results.id
+  role   = "roles/pubsub.publisher"
+  member = "serviceAccount:${local.runtime_accounts[each.key]}"
+}
+
+# The Pub/Sub service agent mints the push identity's OIDC tokens...
+resource "google_service_account_iam_member" "pubsub_mints_push_tokens" {
+  service_account_id = google_service_account.push.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.pubsub_service_agent
+}
+
+# ...forwards undeliverable messages to the dead-letter topic, and acknowledges them on the
+# source subscription.
+resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
+  topic  = google_pubsub_topic.features_dead_letter.id
+  role   = "roles/pubsub.publisher"
+  member = local.pubsub_service_agent
+}
+
+resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
+  for_each = google_pubsub_subscription.features
+
+  subscription = each.value.name
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_service_agent
+}
+
+# --- Cloud Run invokers ---------------------------------------------------------------------
+
+# The app backend (var.invoker_members) calls every function.
+resource "google_cloud_run_v2_service_iam_member" "app_invokers" {
+  for_each = {
+    for pair in setproduct(local.functions, var.invoker_members) : "${pair[0]} ${pair[1]}" => {
+      function = pair[0]
+      member   = pair[1]
+    }
+  }
+
+  location = var.region
+  name     = local.service_names[each.value.function]
+  role     = "roles/run.invoker"
+  member   = each.value.member
+
+  depends_on = [
+    google_cloud_run_v2_service.embedding,
+    google_cloud_run_v2_service.category,
+    google_cloud_run_v2_service.duplicate,
+    google_cloud_run_v2_service.quality,
+    google_cloud_run_v2_service.score,
+    google_cloud_run_v2_service.people,
+    google_cloud_run_v2_service.style,
+  ]
+}
+
+# The analyses ask the embedding service for features missing from the cache.
+resource "google_cloud_run_v2_service_iam_member" "embedding_callers" {
+  for_each = toset(local.embedding_callers)
+
+  location = var.region
+  name     = google_cloud_run_v2_service.embedding.name
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.function[each.key].email}"
+}
+
+# Pub/Sub pushes ongi-features to the per-photo steps.
+resource "google_cloud_run_v2_service_iam_member" "push_invoker" {
+  for_each = toset(local.per_photo_functions)
+
+  location = var.region
+  name     = local.service_names[each.key]
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.push.email}"
+
+  depends_on = [
+    google_cloud_run_v2_service.category,
+    google_cloud_run_v2_service.quality,
+    google_cloud_run_v2_service.score,
+    google_cloud_run_v2_service.people,
+  ]
+}
+
+# Eventarc delivers upload events to embedding; Cloud Scheduler calls its /batch/reprocess.
+resource "google_cloud_run_v2_service_iam_member" "eventarc_invoker" {
+  location = var.region
+  name     = google_cloud_run_v2_service.embedding.name
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.eventarc.email}"
+}
+
+resource "google_project_iam_member" "eventarc_receiver" {
+  project = var.project_id
+  role    = "roles/eventarc.eventReceiver"
+  member  = "serviceAccount:${google_service_account.eventarc.email}"
+}
+
+# Eventarc's Cloud Storage triggers need the Cloud Storage service agent to publish.
+resource "google_project_iam_member" "gcs_agent_publisher" {
+  project = var.project_id
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
+}
+
+resource "google_cloud_run_v2_service_iam_member" "scheduler_invoker" {
+  location = var.region
+  name     = google_cloud_run_v2_service.embedding.name
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.scheduler.email}"
+}
+
+# --- The Cloud Build deployer -----------------------------------------------------------------
+
+resource "google_artifact_registry_repository_iam_member" "deployer_push" {
+  location   = google_artifact_registry_repository.images.location
+  repository = google_artifact_registry_repository.images.name
+  role       = "roles/artifactregistry.writer"
+  member     = "serviceAccount:${google_service_account.deployer.email}"
+}
+
+resource "google_storage_bucket_iam_member" "deployer_models" {
+  bucket = google_storage_bucket.models.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.deployer.email}"
+}
+
+resource "google_project_iam_member" "deployer_logs" {
+  project = var.project_id
+  role    = "roles/logging.logWriter"
+  member  = "serviceAccount:${google_service_account.deployer.email}"
+}
+
+# Deploy new revisions of the seven services (and nothing else in Cloud Run)...
+resource "google_cloud_run_v2_service_iam_member" "deployer" {
+  for_each = toset(local.functions)
+
+  location = var.region
+  name     = local.service_names[each.key]
+  role     = "roles/run.developer"
+  member   = "serviceAccount:${google_service_account.deployer.email}"
+
+  depends_on = [
+    google_cloud_run_v2_service.embedding,
+    google_cloud_run_v2_service.category,
+    google_cloud_run_v2_service.duplicate,
+    google_cloud_run_v2_service.quality,
+    google_cloud_run_v2_service.score,
+    google_cloud_run_v2_service.people,
+    google_cloud_run_v2_service.style,
+  ]
+}
+
+# ...running as their own identities...
+resource "google_service_account_iam_member" "deployer_acts_as" {
+  for_each = merge(
+    { for f in local.functions : f => google_service_account.function[f].name },
+    { "gpu-job" = google_service_account.gpu_job.name },
+  )
+
+  service_account_id = each.value
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.deployer.email}"
+}
+
+# ...and roll the GPU worker's instance group (a custom role: only the group, not instances).
+resource "google_project_iam_custom_role" "gpu_roller" {
+  role_id     = replace("${local.name}_gpu_roller", "-", "_")
+  title       = "Ongi ${var.env} GPU worker roller"
+  description = "Replace the VMs of the GPU worker's managed instance group (gcloud compute instance-groups managed rolling-action replace)."
+  permissions = [
+    "compute.instanceGroupManagers.get",
+    "compute.instanceGroupManagers.update",
+    "compute.instanceTemplates.get",
+    "compute.instanceTemplates.useReadOnly",
+    "compute.zoneOperations.get",
+  ]
+}
+
+resource "google_project_iam_member" "deployer_gpu_roller" {
+  project = var.project_id
+  role    = google_project_iam_custom_role.gpu_roller.id
+  member  = "serviceAccount:${google_service_account.deployer.email}"
+}

@@ -1,0 +1,39 @@
+# Memorystore for Redis 7: the shared feature cache and the style job stream. Reached over
+# private services access from the subnet (Direct VPC egress, the GPU worker). AUTH is on;
+# the full URL with the AUTH string is kept in Secret Manager (secrets.tf), never in plain
+# environment variables. In-transit TLS is off: see terraform/README.md (checkov skips).
+
+resource "google_redis_instance" "cache" {
+  name           = "${local.name}-cache"
+  region         = var.region
+  tier           = var.redis_tier
+  memory_size_gb = var.redis_memory_size_gb
+  redis_version  = "REDIS_7_2"
+  display_name   = "Ongi feature cache and style queue (${var.env})"
+
+  authorized_network = google_compute_network.main.id
+  connect_mode       = "PRIVATE_SERVICE_ACCESS"
+  auth_enabled       = true
+
+  # A full cache evicts the least recently used feature records, never the job stream
+  # (stream keys have no TTL, so volatile-lru leaves them alone).
+  redis_configs = {
+    maxmemory-policy = "volatile-lru"
+  }
+
+  maintenance_policy {
+    weekly_maintenance_window {
+      day = "SUNDAY"
+      start_time {
+        hours   = 3
+        minutes = 0
+        seconds = 0
+        nanos   = 0
+      }
+    }
+  }
+
+  labels = local.labels
+
+  depends_on = [google_service_networking_connection.private_services]
+}
