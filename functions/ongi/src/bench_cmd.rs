@@ -153,3 +153,55 @@ pub async fn embed(opts: BenchOptions) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `ongi bench duplicates`: grouping time for `n` photos' features (synthetic: random unit
+/// embeddings and pHashes, with one planted near duplicate per ten photos).
+pub fn duplicates(n: usize, rounds: usize) -> anyhow::Result<()> {
+    use ongi_shared::analysis::duplicate::{DupPhoto, group};
+    use ongi_shared::domain::ContentHash;
+    // A small deterministic generator (SplitMix64): the benchmark needs no statistics.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut photos: Vec<DupPhoto> = Vec::with_capacity(n);
+    for i in 0..n {
+        let (phash, mut embedding) = if i % 10 == 9 {
+            let base: &DupPhoto = &photos[i - 1];
+            let e = base.embedding.clone().unwrap_or_default();
+            (
+                base.phash ^ (1 << (next() % 64)),
+                e.iter().map(|x| x + 0.01).collect::<Vec<f32>>(),
+            )
+        } else {
+            (
+                next(),
+                (0..512).map(|_| (next() % 2001) as f32 / 1000.0 - 1.0).collect(),
+            )
+        };
+        ongi_shared::model::clip::l2_normalize(&mut embedding);
+        photos.push(DupPhoto {
+            hash: ContentHash::of(&(i as u64).to_le_bytes()),
+            phash,
+            embedding: Some(embedding),
+            rank: (next() % 1000) as f64,
+        });
+    }
+    let mut times = Vec::new();
+    let mut found = 0;
+    for _ in 0..rounds.max(1) {
+        let started = Instant::now();
+        found = group(&photos, 0.95).len();
+        times.push(started.elapsed().as_secs_f64());
+    }
+    println!(
+        "{}",
+        json!({"config": "group-duplicates", "photos": n, "groups": found, "seconds": median(times.clone()),
+               "seconds_rounds": times, "threads": std::thread::available_parallelism().map_or(1, usize::from)})
+    );
+    Ok(())
+}

@@ -2,6 +2,7 @@
 //! It only parses arguments and calls `ongi-shared`.
 
 mod bench_cmd;
+mod eval_cmd;
 mod models_cmd;
 
 use std::net::IpAddr;
@@ -38,6 +39,11 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Measured quality: Ongi's analyses and the anchor's on labelled photos, side by side.
+    Eval {
+        #[command(subcommand)]
+        command: EvalCommand,
+    },
     /// Download (`fetch`) or check (`verify`) the model weights: SHA-256 pinned, licences listed.
     Models {
         #[command(subcommand)]
@@ -68,6 +74,28 @@ enum BenchCommand {
         /// Use only the first N photos.
         #[arg(long)]
         limit: Option<usize>,
+    },
+    /// Time to group N photos' features into duplicate groups (synthetic features).
+    Duplicates {
+        #[arg(long, default_value_t = 10_000)]
+        n: usize,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Blur detection on the blur ladder: Ongi and the anchor's Laplacian test, per sigma.
+    Blur {
+        /// The folder written by eval/make_eval_sets.py.
+        #[arg(long, value_name = "DIR", default_value = "/var/tmp/eval")]
+        data: PathBuf,
+    },
+    /// Duplicate grouping on the augmentation set: pairwise precision and recall.
+    Duplicates {
+        #[arg(long, value_name = "DIR", default_value = "/var/tmp/eval")]
+        data: PathBuf,
     },
 }
 
@@ -118,6 +146,13 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Bench {
+            command: BenchCommand::Duplicates { n, rounds },
+        } => bench_cmd::duplicates(n, rounds),
+        Command::Eval { command } => match command {
+            EvalCommand::Blur { data } => eval_cmd::blur(&data),
+            EvalCommand::Duplicates { data } => eval_cmd::duplicates(&data),
+        },
         Command::Models { command } => match command {
             ModelsCommand::Fetch { models, manifest } => models_cmd::fetch(&models, manifest.as_deref()).await,
             ModelsCommand::Verify { models } => models_cmd::verify(&models),

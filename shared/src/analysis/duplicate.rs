@@ -7,8 +7,9 @@
 //! The anchor grouped by single linkage (connected components), so A~B and B~C put A and
 //! C together however different they were, and it kept no photo: the app hid them all.
 //! Here photos are taken best first; each unassigned photo opens a group as its keeper and
-//! takes every unassigned photo that is itself close to the keeper. Every member is close to
-//! its keeper, nothing chains, and the keeper is the best photo of its group by construction.
+//! takes every unassigned photo close to it, plus photos near one of those members that are
+//! still within [`LINKED_HAMMING`] bits of the keeper: every member stays close to its keeper
+//! (no chains across a burst), and the keeper is the best photo of its group by construction.
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -18,6 +19,10 @@ use crate::image::features::hamming;
 
 /// The anchor's DBSCAN radius on 64-bit pHash Hamming distances (inclusive).
 pub const NEAR_HAMMING: u32 = 10;
+/// A photo near (≤ [`NEAR_HAMMING`]) to a member may join through it, but only while it is
+/// within this many bits of the keeper itself: a bounded chain, where the anchor's chains
+/// were unbounded. Crops and rotations drift further from the original than re-encodes do.
+pub const LINKED_HAMMING: u32 = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -154,6 +159,23 @@ pub fn group(photos: &[DupPhoto], similar_cosine: f32) -> Vec<Group> {
         for m in &members {
             assigned[m.index] = true;
         }
+        // One bounded step further: near a member, and still close to the keeper.
+        let mut linked = Vec::new();
+        for m in &members {
+            for n in &neighbours[m.index] {
+                let h = hamming(photos[k].phash, photos[n.index].phash);
+                if !assigned[n.index] && n.tier <= Tier::Near && h <= LINKED_HAMMING {
+                    assigned[n.index] = true;
+                    linked.push(Member {
+                        index: n.index,
+                        tier: Tier::Near,
+                        hamming: h,
+                        cosine: None,
+                    });
+                }
+            }
+        }
+        members.extend(linked);
         members.sort_by(|a, b| {
             a.tier
                 .cmp(&b.tier)
@@ -233,20 +255,31 @@ mod tests {
     }
 
     #[test]
-    fn no_chains_through_intermediates() {
-        // a–b 6 bits, b–c 6 bits, a–c 12 bits: single linkage joins all three.
+    fn chains_are_bounded_by_the_distance_to_the_keeper() {
+        // a–b 6 bits, b–c 6 bits (a–c 12), c–d 6 bits (a–d 18).
         let a = 0u64;
         let b = 0b11_1111u64;
         let c = 0b1111_1111_1111u64;
-        let p = vec![photo(0, a, None, 3.0), photo(1, b, None, 2.0), photo(2, c, None, 1.0)];
-        assert_eq!(anchor_groups(&[a, b, c]), vec![vec![0, 1, 2]]);
-        let g = group(&p, 2.0);
-        assert_eq!(g.len(), 1);
-        assert_eq!(g[0].keeper, 0);
+        let d = 0b11_1111_1111_1111_1111u64;
         assert_eq!(
-            g[0].members.len(),
-            1,
-            "c is 12 bits from the keeper: not a duplicate of it"
+            anchor_groups(&[a, b, c, d]),
+            vec![vec![0, 1, 2, 3]],
+            "the anchor chains all four"
         );
+        let p = vec![
+            photo(0, a, None, 4.0),
+            photo(1, b, None, 3.0),
+            photo(2, c, None, 2.0),
+            photo(3, d, None, 1.0),
+        ];
+        let g = group(&p, 2.0);
+        assert_eq!(g[0].keeper, 0);
+        let members: Vec<usize> = g[0].members.iter().map(|m| m.index).collect();
+        assert_eq!(
+            members,
+            vec![1, 2],
+            "c joins through b (12 bits from a); d, 18 bits away, does not"
+        );
+        assert!(g[0].members.iter().all(|m| m.hamming <= LINKED_HAMMING));
     }
 }
