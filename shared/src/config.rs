@@ -133,6 +133,8 @@ pub struct Settings {
     pub google_cloud_project: Option<String>,
     /// `ONGI_FEATURES_TOPIC`, default `ongi-features`: published once a photo's features are cached.
     pub features_topic: String,
+    /// `ONGI_RESULTS_TOPIC`, default `ongi-results`: per-photo results of the analyses.
+    pub results_topic: String,
     /// Whether to publish to Pub/Sub: on Cloud Run (`K_SERVICE`) or with `PUBSUB_EMULATOR_HOST`.
     pub publish: bool,
     /// `EMBEDDING_URL`: where the non-embedding functions compute missing features on Cloud Run.
@@ -238,6 +240,17 @@ impl Settings {
             return Err(SettingsError::malformed(
                 "ONGI_FEATURES_TOPIC",
                 &features_topic,
+                "a Pub/Sub topic id",
+            ));
+        }
+        let results_topic = get("ONGI_RESULTS_TOPIC").unwrap_or_else(|| "ongi-results".to_owned());
+        if !results_topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.~+%".contains(c))
+        {
+            return Err(SettingsError::malformed(
+                "ONGI_RESULTS_TOPIC",
+                &results_topic,
                 "a Pub/Sub topic id",
             ));
         }
@@ -351,6 +364,7 @@ impl Settings {
             pubsub_emulator_host,
             google_cloud_project,
             features_topic,
+            results_topic,
             publish,
             embedding_url,
             gemini,

@@ -56,6 +56,11 @@ impl Keyspace {
         self.key("faces", models, &hash.to_hex())
     }
 
+    /// A module's per-photo result (JSON), computed from the features of `model`.
+    pub fn result(&self, module: &str, model: &str, hash: &ContentHash) -> CacheKey {
+        self.key(&format!("result:{module}"), model, &hash.to_hex())
+    }
+
     /// A text embedding (prompts, concepts), keyed by the hash of the text.
     pub fn text(&self, model: &str, text: &str) -> CacheKey {
         self.key("text", model, &ContentHash::of(text.as_bytes()).to_hex())

@@ -5,7 +5,7 @@ use utoipa::OpenApi;
 use super::envelope::InvalidImage;
 use super::error::ErrorBody;
 use super::request::{CategoriesRequest, ImagesRequest, ScoreCategory, ScoreRequest, StyleRequest};
-use super::routes::{albums, analyses, events, health};
+use super::routes::{albums, analyses, events, health, per_photo};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,7 +20,7 @@ use super::routes::{albums, analyses, events, health};
         albums::style_submit,
         albums::style_status,
         events::storage,
-        events::features,
+        per_photo::features,
         events::batch_reprocess,
         health::healthz,
         health::readyz,
@@ -41,6 +41,7 @@ use super::routes::{albums, analyses, events, health};
         health::ModelsStatus,
         albums::EmbeddingSummary,
         events::EventOutcome,
+        per_photo::PerPhotoOutcome,
         analyses::CategoryGroup,
         analyses::QualityDetail,
         analyses::DuplicateGroup,

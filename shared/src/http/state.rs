@@ -26,6 +26,8 @@ pub struct AppState {
     pub analyzer: Arc<Analyzer>,
     /// Where `ongi-features` messages go.
     pub features_publisher: Arc<dyn Publisher>,
+    /// Where per-photo results go (`ongi-results`).
+    pub results_publisher: Arc<dyn Publisher>,
 }
 
 /// Up to this many photos share one CLIP inference call…
@@ -109,6 +111,19 @@ impl AppState {
             ),
             _ => Arc::new(LogPublisher),
         };
+        let per_photo = modules.iter().any(Module::has_per_photo_step);
+        let results_publisher: Arc<dyn Publisher> = match (&settings.google_cloud_project, settings.publish) {
+            (Some(project), true) if per_photo => Arc::new(
+                PubSubPublisher::new(
+                    project,
+                    &settings.results_topic,
+                    settings.pubsub_emulator_host.as_deref(),
+                )
+                .await
+                .map_err(|e| StateError::Publisher(e.to_string()))?,
+            ),
+            _ => Arc::new(LogPublisher),
+        };
         Ok(Self {
             settings: Arc::new(settings),
             modules,
@@ -118,6 +133,7 @@ impl AppState {
             features,
             analyzer,
             features_publisher,
+            results_publisher,
         })
     }
 }

@@ -264,3 +264,58 @@ async fn categories_and_scores_answer_the_anchor_shapes() {
     let copies = highlights.iter().filter(|h| h.starts_with("a/sharp")).count();
     assert_eq!(copies, 1, "one photo of a duplicate group, its keeper: {highlights:?}");
 }
+
+#[tokio::test]
+async fn per_photo_steps_store_results_from_the_features_message() {
+    let prefix = unique_prefix();
+    let app = spawn_app(
+        Modules::all(),
+        &[
+            ("ONGI_MODEL_DIR", &models_dir().display().to_string()),
+            ("ORT_DYLIB_PATH", &required_env("ORT_DYLIB_PATH")),
+            ("REDIS_URL", &redis_url()),
+            ("ONGI_CACHE_PREFIX", &prefix),
+        ],
+    )
+    .await;
+    let dir = app.data_dir().join("uploads");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bytes = fixture("pixel/photo_1000x750.png");
+    std::fs::write(dir.join("p.png"), &bytes).unwrap();
+    let summary: Value = app
+        .post_json("/api/albums/embedding", &json!({"images": ["p.png"]}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let model = summary["data"]["model"].as_str().unwrap().to_owned();
+    let hash = ongi_shared::domain::ContentHash::of(&bytes);
+    let message = json!({"schema": "ongi.features.v1", "bucket": "uploads", "object": "p.png", "generation": 1,
+        "content_hash": hash.to_hex(), "model": model, "computed": true});
+    let data = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, message.to_string());
+    let push = json!({"message": {"data": data, "messageId": "1"}, "subscription": "s"});
+    let resp = app.post_json("/events/features", &push).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let results = &body["results"];
+    assert!(results["category"]["tags"].is_array(), "{body}");
+    assert!(results["quality"]["low_quality"].is_boolean(), "{body}");
+    assert!(results["score"]["score"].as_f64().is_some(), "{body}");
+    // Stored beside the features.
+    let ks = ongi_shared::cache::Keyspace::new(prefix);
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let stored: Option<String> = redis::cmd("GET")
+        .arg(ks.result("quality", &model, &hash).as_str())
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let stored: Value = serde_json::from_str(&stored.expect("stored")).unwrap();
+    assert_eq!(stored, results["quality"]);
+
+    // A malformed message is refused (Pub/Sub dead-letters it after its retries).
+    let bad = app
+        .post_json("/events/features", &json!({"message": {"data": "!!"}}))
+        .await;
+    assert_eq!(bad.status(), 400);
+}

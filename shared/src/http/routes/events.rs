@@ -130,12 +130,6 @@ pub async fn storage(State(state): State<AppState>, headers: HeaderMap, body: By
         .into_response())
 }
 
-#[utoipa::path(post, path = "/events/features", tag = "events",
-    responses((status = 501, body = ErrorBody)))]
-pub async fn features() -> Result<Response, ApiError> {
-    Err(ApiError::NotImplemented("the features event route (per-photo steps)"))
-}
-
 #[utoipa::path(post, path = "/batch/reprocess", tag = "batch",
     responses((status = 501, body = ErrorBody)))]
 pub async fn batch_reprocess() -> Result<Response, ApiError> {

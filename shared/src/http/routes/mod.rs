@@ -4,6 +4,7 @@ pub mod albums;
 pub mod analyses;
 pub mod events;
 pub mod health;
+pub mod per_photo;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -34,7 +35,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         };
     }
     if state.modules.iter().any(Module::has_per_photo_step) {
-        router = router.route("/events/features", post(events::features));
+        router = router.route("/events/features", post(per_photo::features));
     }
     router
 }
