@@ -10,6 +10,7 @@ locals {
     "eventarc.googleapis.com",
     "generativelanguage.googleapis.com",
     "iam.googleapis.com",
+    "iamcredentials.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",
     "pubsub.googleapis.com",

@@ -1,6 +1,6 @@
 # The Docker repository of the eight images (seven functions + gpu-job) and of the build
-# cache images (ongi-build-cache). Old untagged and commit-tagged versions are cleaned up;
-# the newest ones, "latest" and the cache tags stay.
+# cache image (ongi-build-cache:deps-latest, :gpu-deps-latest). Versions older than 90 days
+# are deleted, except the 20 newest of each image and the "latest" and cache tags.
 
 resource "google_artifact_registry_repository" "images" {
   location      = var.region
@@ -23,7 +23,7 @@ resource "google_artifact_registry_repository" "images" {
     action = "KEEP"
     condition {
       tag_state    = "TAGGED"
-      tag_prefixes = ["latest", "deps-"]
+      tag_prefixes = ["latest", "deps-latest", "gpu-deps-latest"]
     }
   }
 

@@ -1,8 +1,10 @@
 # Service accounts and least-privilege grants (terraform/README.md has the table).
 # Every runtime identity gets only what its code path uses, on the resource itself
 # (bucket, topic, secret, service) rather than on the project wherever a resource-level
-# binding exists. Project-level grants are limited to writing logs, metrics and traces,
-# and to the two service agents that need them (Eventarc, Cloud Storage).
+# binding exists. The only project-level grants: writing logs, metrics and traces; the
+# Eventarc receiver role and the Cloud Storage agent's publisher role that Eventarc's storage
+# triggers require; and the deployer's custom role on instance groups (which have no
+# resource-level IAM).
 
 # --- Identities -----------------------------------------------------------------------------
 
@@ -65,26 +67,32 @@ locals {
 
   # The processes that publish results for the app backend on ongi-results.
   results_publishers = ["category", "duplicate", "quality", "score", "people", "gpu-job"]
-
-  # Project-level roles of every runtime identity: telemetry only.
-  telemetry_roles = ["roles/logging.logWriter", "roles/monitoring.metricWriter", "roles/cloudtrace.agent"]
-
-  runtime_telemetry = {
-    for pair in setproduct(keys(local.runtime_accounts), local.telemetry_roles) : "${pair[0]} ${pair[1]}" => {
-      account = pair[0]
-      role    = pair[1]
-    }
-  }
 }
 
-# --- Runtime identities: telemetry ------------------------------------------------------------
+# --- Runtime identities: telemetry (the only project-level grants) -------------------------
 
-resource "google_project_iam_member" "runtime_telemetry" {
-  for_each = local.runtime_telemetry
+resource "google_project_iam_member" "runtime_log_writer" {
+  for_each = local.runtime_accounts
 
   project = var.project_id
-  role    = each.value.role
-  member  = "serviceAccount:${local.runtime_accounts[each.value.account]}"
+  role    = "roles/logging.logWriter"
+  member  = "serviceAccount:${each.value}"
+}
+
+resource "google_project_iam_member" "runtime_metric_writer" {
+  for_each = local.runtime_accounts
+
+  project = var.project_id
+  role    = "roles/monitoring.metricWriter"
+  member  = "serviceAccount:${each.value}"
+}
+
+resource "google_project_iam_member" "runtime_trace_agent" {
+  for_each = local.runtime_accounts
+
+  project = var.project_id
+  role    = "roles/cloudtrace.agent"
+  member  = "serviceAccount:${each.value}"
 }
 
 # --- Storage ----------------------------------------------------------------------------------

@@ -1,0 +1,413 @@
+#!/usr/bin/env python3
+"""Checks that the deployment gives every process exactly the settings it reads.
+
+Three sources are compared:
+
+1. What the binaries read: every environment variable name read in shared/src/config.rs
+   (the `get("NAME")` / `lookup("NAME")` calls and the helpers that take the getter, such as
+   `parse_or(&get, "NAME", ...)`), plus direct reads elsewhere in the binaries' sources
+   (`std::env::var("NAME")`, `var_os`, clap's `env = "NAME"`, tracing's RUST_LOG).
+2. What the deployment sets: the `env` blocks of each `google_cloud_run_v2_service` in
+   terraform/*.tf (a plain `value`, or `value_source.secret_key_ref` = Secret Manager), and the
+   GPU worker's `local.gpu_job_env` / `local.gpu_job_secret_env` (terraform/gpu.tf).
+3. What the images set: the `ENV` instructions of the final stage of functions/Dockerfile and
+   gpu-job/Dockerfile.
+
+Rules (any violation prints the table and exits 1):
+  (a) nothing is set that no binary reads; PORT and K_SERVICE are never set (Cloud Run sets
+      them itself and rejects them), nor the emulator settings (STORAGE_EMULATOR_HOST,
+      PUBSUB_EMULATOR_HOST), which would send production traffic to an emulator;
+  (b) every process gets what it NEEDS on Google Cloud (table REQUIRED below, each entry with
+      the reason), from an allowed source: secrets only from Secret Manager, the ONNX Runtime
+      path only from the image;
+  (c) fixed values are right (ONGI_STORAGE=gcs, ONGI_LOG_FORMAT=json), and where the image and
+      Terraform both set a variable, they agree.
+
+Only the standard library and python-hcl2 are used.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+from pathlib import Path
+
+try:
+    import hcl2
+except ImportError:  # pragma: no cover - the message is the point
+    sys.exit("check_settings: python-hcl2 is missing (pip install python-hcl2); .ci/iac-check installs it")
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_RS = ROOT / "shared" / "src" / "config.rs"
+TERRAFORM = ROOT / "terraform"
+FUNCTIONS_DOCKERFILE = ROOT / "functions" / "Dockerfile"
+GPU_DOCKERFILE = ROOT / "gpu-job" / "Dockerfile"
+
+# Fewer names than this means the extraction broke (config.rs read 24 when this was written).
+MIN_CONFIG_NAMES = 15
+
+FUNCTIONS = ["embedding", "category", "duplicate", "quality", "score", "people", "style"]
+PROCESSES = FUNCTIONS + ["gpu-job"]
+
+# Set by Cloud Run (and forbidden to set: Cloud Run rejects reserved names).
+PLATFORM_SET = {
+    "PORT": "Cloud Run sets it (8080 here) and rejects it as an env var",
+    "K_SERVICE": "Cloud Run sets it; the binaries use it to know they run on Cloud Run",
+}
+# Read by the binaries, but never to be set in a deployment.
+NEVER_SET = {
+    "STORAGE_EMULATOR_HOST": "would point storage at the GCS emulator",
+    "PUBSUB_EMULATOR_HOST": "would point publishing at the Pub/Sub emulator",
+}
+
+# What each process needs on Google Cloud, and why. "Needs" means: without it the process
+# fails to start, silently does the wrong thing (reads a local folder, keeps a private
+# cache), or depends on a default that must match a resource Terraform names.
+_COMMON = {
+    "ONGI_LOG_FORMAT": "JSON for Cloud Logging; explicit so the GPU worker (no K_SERVICE) matches",
+    "ONGI_STORAGE": "the default is the local folder: without gcs the photos are never found",
+    "ONGI_BUCKET": "bucket names are global, the default 'uploads' is not the deployed bucket",
+    "REDIS_URL": "without it each instance keeps a private in-process cache and queue",
+    "GOOGLE_CLOUD_PROJECT": "config.rs refuses to start on Cloud Run (publishing) or with gcs without it",
+}
+_MODELS = {
+    "ONGI_MODEL_DIR": "loads models (CLIP, aesthetic head, face models); on Cloud Run a missing model is a deployment error",
+    "ORT_DYLIB_PATH": "runs ONNX models through ONNX Runtime loaded at run time",
+}
+_FEATURE_READER = {
+    "EMBEDDING_URL": "reads cached features and asks the embedding service for missing ones (else it would embed in-process)",
+}
+REQUIRED: dict[str, dict[str, str]] = {
+    "embedding": {
+        **_COMMON,
+        **_MODELS,
+        "ONGI_FEATURES_TOPIC": "publishes to the topic Terraform creates; wired, not left to a matching default",
+    },
+    "category": {**_COMMON, **_MODELS, **_FEATURE_READER},
+    "duplicate": {**_COMMON, **_MODELS, **_FEATURE_READER},
+    "quality": {**_COMMON, **_MODELS, **_FEATURE_READER},
+    "score": {**_COMMON, **_MODELS, **_FEATURE_READER},
+    "people": {
+        **_COMMON,
+        **_MODELS,
+        **_FEATURE_READER,
+        "ONGI_FACE_DETECTOR": "the face detector is a deployment choice (yunet or mtcnn)",
+    },
+    "style": {
+        **_COMMON,
+        "ONGI_RESULTS_BUCKET": "signs URLs of results in the deployed results bucket",
+        "GEMINI_API_KEY": "writes the diffusion prompt with Gemini",
+        "GEMINI_MODEL": "the Gemini model is a deployment choice",
+    },
+    "gpu-job": {
+        **_COMMON,
+        "ONGI_RESULTS_BUCKET": "writes style results to the deployed results bucket",
+        "ONGI_MODEL_DIR": "loads the Stable Diffusion weights",
+    },
+}
+
+# Where a variable may come from. Default: Terraform (plain value or secret) or the image.
+ONLY_FROM_SECRET = {"REDIS_URL", "GEMINI_API_KEY"}  # they carry credentials
+ONLY_FROM_IMAGE = {"ORT_DYLIB_PATH"}  # the image decides where it puts the library
+FIXED_VALUES = {"ONGI_STORAGE": "gcs", "ONGI_LOG_FORMAT": "json"}
+
+ENV_NAME = r"[A-Z][A-Z0-9_]*[A-Z0-9]"
+
+
+# --- 1. What the binaries read -----------------------------------------------------------
+
+
+def _strip_rust(src: str) -> str:
+    """Drops the test module and comments, keeping string literals."""
+    cut = src.find("#[cfg(test)]")
+    if cut != -1:
+        src = src[:cut]
+    src = re.sub(r"/\*.*?\*/", "", src, flags=re.S)
+    return re.sub(r"(?m)//.*$", "", src)
+
+
+def names_read_by_config() -> set[str]:
+    src = _strip_rust(CONFIG_RS.read_text())
+    reads = set(re.findall(rf'\b(?:get|lookup)\(\s*"({ENV_NAME})"\s*\)', src))
+    reads |= set(re.findall(rf'\(\s*&\s*(?:get|lookup)\s*,\s*"({ENV_NAME})"', src))
+    if len(reads) < MIN_CONFIG_NAMES:
+        sys.exit(
+            f"check_settings: only {len(reads)} setting names found in {CONFIG_RS.relative_to(ROOT)} "
+            f"(expected at least {MIN_CONFIG_NAMES}); the get(\"NAME\") extraction is broken: fix this script"
+        )
+    # Every env-like literal in config.rs must be accounted for as a read, so that a new way
+    # of reading a setting fails here instead of being missed silently.
+    literals = set(re.findall(rf'"({ENV_NAME})"', src))
+    unexplained = sorted(literals - reads)
+    if unexplained:
+        sys.exit(
+            "check_settings: config.rs names " + ", ".join(unexplained) + " but the extraction did not see them "
+            "read through get()/lookup()/a helper taking &get: teach this script the new form"
+        )
+    return reads
+
+
+def names_read_elsewhere() -> dict[str, str]:
+    """Direct reads in the binaries' other sources: name -> first place seen."""
+    found: dict[str, str] = {}
+    sources = [ROOT / "shared" / "src", ROOT / "gpu-job" / "src", *sorted((ROOT / "functions").glob("*/src"))]
+    patterns = [
+        rf'env::var(?:_os)?\(\s*"({ENV_NAME})"',
+        rf'\benv\s*=\s*"({ENV_NAME})"',
+    ]
+    for base in sources:
+        for path in sorted(base.rglob("*.rs")):
+            text = path.read_text()
+            src = _strip_rust(text)
+            for pattern in patterns:
+                for name in re.findall(pattern, src):
+                    found.setdefault(name, str(path.relative_to(ROOT)))
+            if re.search(r"EnvFilter::(?:try_)?from_default_env", src):
+                found.setdefault("RUST_LOG", str(path.relative_to(ROOT)))
+    return found
+
+
+# --- 2. What Terraform sets ----------------------------------------------------------------
+
+
+def _unquote(value):
+    """python-hcl2 >= 7 keeps the quotes of string literals; older versions drop them."""
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def _blocks(value) -> list:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def load_terraform() -> list[tuple[str, dict]]:
+    parsed = []
+    for path in sorted(TERRAFORM.glob("*.tf")):
+        with path.open() as handle:
+            parsed.append((path.name, hcl2.load(handle)))
+    if not parsed:
+        sys.exit(f"check_settings: no .tf files in {TERRAFORM}")
+    return parsed
+
+
+def terraform_locals(parsed) -> dict:
+    result = {}
+    for _, doc in parsed:
+        for block in _blocks(doc.get("locals")):
+            for key, value in block.items():
+                if not key.startswith("__"):
+                    result[key] = value
+    return result
+
+
+def resolve(value, local_values: dict):
+    """The literal behind a value, following `${local.x}` to a literal local; else None."""
+    value = _unquote(value)
+    if not isinstance(value, str):
+        return value
+    match = re.fullmatch(r"\$\{local\.([A-Za-z0-9_]+)\}", value)
+    if match:
+        target = local_values.get(match.group(1))
+        if isinstance(target, str) and "${" not in _unquote(target):
+            return _unquote(target)
+        return None
+    return None if "${" in value else value
+
+
+def cloud_run_env(parsed) -> dict[str, dict[str, tuple[str, object]]]:
+    """function -> name -> ("tf", raw value) or ("secret", secret ref)."""
+    services: dict[str, dict[str, tuple[str, object]]] = {}
+    for filename, doc in parsed:
+        for block in _blocks(doc.get("resource")):
+            for rtype, instances in block.items():
+                if _unquote(rtype) != "google_cloud_run_v2_service":
+                    continue
+                for rname, body in instances.items():
+                    function = _unquote(rname)
+                    env: dict[str, tuple[str, object]] = {}
+                    containers = [c for t in _blocks(body.get("template")) for c in _blocks(t.get("containers"))]
+                    if len(containers) != 1:
+                        sys.exit(f"check_settings: {filename}: service {function} has {len(containers)} containers, expected 1")
+                    for item in _blocks(containers[0].get("env")):
+                        name = _unquote(item.get("name"))
+                        if name in env:
+                            sys.exit(f"check_settings: {filename}: service {function} sets {name} twice")
+                        refs = [r for vs in _blocks(item.get("value_source")) for r in _blocks(vs.get("secret_key_ref"))]
+                        if refs:
+                            env[name] = ("secret", _unquote(refs[0].get("secret")))
+                        else:
+                            env[name] = ("tf", item.get("value"))
+                    services[function] = env
+    return services
+
+
+def gpu_job_env(local_values: dict) -> dict[str, tuple[str, object]]:
+    plain = local_values.get("gpu_job_env")
+    secret = local_values.get("gpu_job_secret_env")
+    if not isinstance(plain, dict) or not isinstance(secret, dict):
+        sys.exit("check_settings: terraform/gpu.tf must define the maps local.gpu_job_env and local.gpu_job_secret_env")
+    env: dict[str, tuple[str, object]] = {}
+    for name, value in plain.items():
+        if not name.startswith("__"):
+            env[_unquote(name)] = ("tf", value)
+    for name, value in secret.items():
+        if not name.startswith("__"):
+            env[_unquote(name)] = ("secret", value)
+    return env
+
+
+# --- 3. What the images set ----------------------------------------------------------------
+
+
+def dockerfile_final_env(path: Path) -> dict[str, str]:
+    """ENV of the last stage, with ${ARG} defaults substituted."""
+    text = re.sub(r"\\\n", " ", path.read_text())
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    global_args: dict[str, str] = {}
+    stages: list[list[str]] = []
+    for line in lines:
+        keyword = line.split(None, 1)[0].upper()
+        if keyword == "FROM":
+            stages.append([])
+        elif stages:
+            stages[-1].append(line)
+        elif keyword == "ARG":
+            _parse_arg(line, global_args)
+    if not stages:
+        sys.exit(f"check_settings: {path.relative_to(ROOT)} has no FROM")
+    args = dict(global_args)
+    env: dict[str, str] = {}
+    for line in stages[-1]:
+        keyword, _, rest = line.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "ARG":
+            _parse_arg(line, args)
+        elif keyword == "ENV":
+            for token in shlex.split(rest):
+                if "=" not in token:
+                    sys.exit(f"check_settings: {path.relative_to(ROOT)}: use ENV NAME=value, not '{line}'")
+                name, value = token.split("=", 1)
+                env[name] = re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: args.get(m.group(1), m.group(0)), value)
+    return env
+
+
+def _parse_arg(line: str, into: dict[str, str]) -> None:
+    spec = line.split(None, 1)[1]
+    name, _, default = spec.partition("=")
+    if default or name not in into:
+        into[name] = default
+
+
+# --- The check -------------------------------------------------------------------------------
+
+
+def main() -> int:
+    config_reads = names_read_by_config()
+    other_reads = names_read_elsewhere()
+    read = config_reads | set(other_reads)
+
+    parsed = load_terraform()
+    local_values = terraform_locals(parsed)
+    deployed = cloud_run_env(parsed)
+    missing_services = [f for f in FUNCTIONS if f not in deployed]
+    extra_services = [f for f in deployed if f not in FUNCTIONS]
+    deployed["gpu-job"] = gpu_job_env(local_values)
+    images = {f: dockerfile_final_env(FUNCTIONS_DOCKERFILE) for f in FUNCTIONS}
+    images["gpu-job"] = dockerfile_final_env(GPU_DOCKERFILE)
+
+    errors: list[str] = []
+    for f in missing_services:
+        errors.append(f"terraform: no google_cloud_run_v2_service \"{f}\"")
+    for f in extra_services:
+        errors.append(f"terraform: Cloud Run service \"{f}\" is not one of the functions {FUNCTIONS}")
+
+    cells: dict[tuple[str, str], str] = {}
+    for process in PROCESSES:
+        tf = deployed.get(process, {})
+        image = images[process]
+        needs = REQUIRED[process]
+        for name in sorted(set(tf) | set(image) | set(needs)):
+            sources = []
+            if name in tf:
+                sources.append(tf[name][0])
+            if name in image:
+                sources.append("image")
+            cell = "+".join(sources) if sources else "-"
+            problems = []
+            where = f"{process}: {name}"
+            # (a) nothing set that nothing reads; reserved and emulator names never set
+            if sources and name in PLATFORM_SET:
+                problems.append("RESERVED")
+                errors.append(f"{where} is set, but must not be: {PLATFORM_SET[name]}")
+            elif sources and name in NEVER_SET:
+                problems.append("FORBIDDEN")
+                errors.append(f"{where} is set, but must not be in a deployment: it {NEVER_SET[name]}")
+            elif sources and name not in read:
+                problems.append("UNREAD")
+                errors.append(f"{where} is set, but no binary reads it (typo, or a setting that was removed?)")
+            # (b) every need met, from an allowed source
+            if name in needs and not sources:
+                problems.append("MISSING")
+                errors.append(f"{where} is missing (needed: {needs[name]})")
+            if name in ONLY_FROM_SECRET and name in tf and tf[name][0] != "secret":
+                problems.append("NOT-SECRET")
+                errors.append(f"{where} must come from Secret Manager (value_source.secret_key_ref), not a plain value")
+            if name in ONLY_FROM_SECRET and name in image:
+                problems.append("IN-IMAGE")
+                errors.append(f"{where} must not be baked into the image")
+            if name in ONLY_FROM_IMAGE and name in tf:
+                problems.append("NOT-IMAGE")
+                errors.append(f"{where} must come from the image (it knows where it put the library), not Terraform")
+            if name in ONLY_FROM_IMAGE and name in needs and name not in image:
+                problems.append("NOT-IN-IMAGE")
+                errors.append(f"{where} must be set by the image's ENV")
+            # (c) fixed values, and image/Terraform agreement
+            if name in tf and tf[name][0] == "tf":
+                value = resolve(tf[name][1], local_values)
+                if name in FIXED_VALUES and value != FIXED_VALUES[name]:
+                    problems.append("VALUE")
+                    errors.append(f"{where} must be {FIXED_VALUES[name]!r}, is {_unquote(tf[name][1])!r}")
+                if name in image and value is not None and value != image[name]:
+                    problems.append("DIFFERS")
+                    errors.append(f"{where}: Terraform sets {value!r} but the image sets {image[name]!r}")
+            if name in image and name in FIXED_VALUES and image[name] != FIXED_VALUES[name]:
+                problems.append("VALUE")
+                errors.append(f"{where}: the image sets {image[name]!r}, must be {FIXED_VALUES[name]!r}")
+            if name in needs and sources:
+                cell += "*"
+            if problems:
+                cell += " " + ",".join(problems)
+            cells[(process, name)] = cell
+
+    names = sorted({n for (_, n) in cells})
+    width = max(len(n) for n in names) + 2
+    col = max(10, *(len(c) + 2 for c in cells.values()))
+    print(
+        f"Settings read by the binaries: {len(read)} ({len(config_reads)} in shared/src/config.rs"
+        + (f"; elsewhere: {', '.join(f'{n} ({p})' for n, p in sorted(other_reads.items()))}" if other_reads else "")
+        + ")"
+    )
+    print("Cells: tf = Terraform value, secret = Secret Manager, image = Dockerfile ENV, * = needed, - = unset\n")
+    print("setting".ljust(width) + "".join(p.ljust(col) for p in PROCESSES))
+    print("-" * (width + col * len(PROCESSES)))
+    for name in names:
+        print(name.ljust(width) + "".join(cells.get((p, name), "").ljust(col) for p in PROCESSES))
+    unset = sorted(read - set(names) - set(PLATFORM_SET))
+    print(f"\nRead but left to their defaults everywhere: {', '.join(unset) if unset else '(none)'}")
+    print(f"Set by the platform, never by the deployment: {', '.join(sorted(PLATFORM_SET))}")
+
+    if errors:
+        print(f"\nFAILED: {len(errors)} problem(s)", file=sys.stderr)
+        for error in errors:
+            print(f"  - {error}", file=sys.stderr)
+        return 1
+    print("\nOK: every process gets the settings it needs, and only settings a binary reads")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
