@@ -174,7 +174,7 @@ impl FeatureService {
                 .map(|i| {
                     let r = unique[i];
                     let bucket = bucket_of(r);
-                    async move { (i, self.compute(&bucket, r.object(), None).await) }
+                    async move { (i, self.compute(&bucket, r.object()).await) }
                 })
                 .buffer_unordered(self.concurrency)
                 .collect()
@@ -244,15 +244,10 @@ impl FeatureService {
                 computed: false,
             });
         }
-        self.compute(bucket, object, Some(generation)).await
+        self.compute(bucket, object).await
     }
 
-    async fn compute(
-        &self,
-        bucket: &BucketName,
-        object: &str,
-        _event_generation: Option<i64>,
-    ) -> Result<Features, PhotoError> {
+    async fn compute(&self, bucket: &BucketName, object: &str) -> Result<Features, PhotoError> {
         let started = Instant::now();
         let stored = self.store.get(bucket, object, self.limits.max_bytes).await?;
         metrics::histogram!("ongi_download_seconds").record(started.elapsed().as_secs_f64());
