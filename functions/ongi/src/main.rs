@@ -3,6 +3,7 @@
 
 mod bench_cmd;
 mod eval_cmd;
+mod eval_people;
 mod models_cmd;
 
 use std::net::IpAddr;
@@ -97,6 +98,15 @@ enum EvalCommand {
         #[arg(long, value_name = "DIR", default_value = "/var/tmp/eval")]
         data: PathBuf,
     },
+    /// People clustering on synthetic albums: Ongi and the anchor's DBSCAN, ARI and purity.
+    People {
+        /// Identities per album (default: two settings, 20 and 100).
+        #[arg(long)]
+        identities: Option<usize>,
+        /// First of the three seeds (S, S+1, S+2).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -152,6 +162,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Eval { command } => match command {
             EvalCommand::Blur { data } => eval_cmd::blur(&data),
             EvalCommand::Duplicates { data } => eval_cmd::duplicates(&data),
+            EvalCommand::People { identities, seed } => eval_people::run(identities, seed),
         },
         Command::Models { command } => match command {
             ModelsCommand::Fetch { models, manifest } => models_cmd::fetch(&models, manifest.as_deref()).await,

@@ -8,6 +8,7 @@
 
 pub mod category;
 pub mod duplicate;
+pub mod people;
 pub mod quality;
 pub mod score;
 pub mod taxonomy;

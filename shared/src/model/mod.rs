@@ -9,6 +9,8 @@
 
 pub mod clip;
 pub mod error;
+pub mod face;
+pub mod face_embed;
 pub mod loaded;
 pub mod manifest;
 pub mod runtime;

@@ -6,6 +6,7 @@
 //! - [`service`]: cache-or-compute for an album or one uploaded object.
 
 pub mod batcher;
+pub mod face_record;
 pub mod photo;
 pub mod record;
 pub mod remote;

@@ -1,0 +1,175 @@
+//! Face embeddings (the tiny SFace stand-in on real ONNX Runtime) and people clustering on
+//! synthetic albums, against the anchor's algorithm.
+
+use std::path::{Path, PathBuf};
+
+use image::{Rgb, RgbImage};
+use ongi_shared::analysis::people::metrics::{adjusted_rand_index, labels_from_clusters};
+use ongi_shared::analysis::people::synthetic::SyntheticAlbum;
+use ongi_shared::analysis::people::{Cluster, FaceInput, PeopleParams, anchor_clusters, cluster_faces};
+use ongi_shared::model::ModelError;
+use ongi_shared::model::face_embed::{FACE_EMBED_DIM, FACE_EMBED_FILE, FACE_SIDE, FaceEmbedder};
+use ongi_shared::model::runtime;
+
+use crate::support::required_env;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn ort_env() -> &'static ort::environment::Environment {
+    let lib = required_env("ORT_DYLIB_PATH");
+    runtime::environment(Some(Path::new(&lib)), "tests").expect("ONNX Runtime loads")
+}
+
+/// The reference face of `make_tiny_sface.py`: (R, G, B) = (2x, 255 − 2y, (x + y) mod 256).
+fn reference_face() -> RgbImage {
+    RgbImage::from_fn(FACE_SIDE, FACE_SIDE, |x, y| {
+        Rgb([(2 * x) as u8, (255 - 2 * y) as u8, ((x + y) % 256) as u8])
+    })
+}
+
+#[test]
+fn the_tiny_sface_embeds_a_batch_as_python_does() {
+    let embedder = FaceEmbedder::load(ort_env(), &fixtures().join("faces").join(FACE_EMBED_FILE), 1).unwrap();
+    let reference = reference_face();
+    let mut swapped = reference.clone();
+    swapped.pixels_mut().for_each(|p| p.0.swap(0, 2));
+    let flat = RgbImage::from_pixel(FACE_SIDE, FACE_SIDE, Rgb([90, 120, 200]));
+    let faces = vec![reference.clone(), swapped, flat, reference];
+    let out = embedder.embed(&faces).unwrap();
+    assert_eq!(out.len(), 4);
+    for e in &out {
+        assert_eq!(e.len(), FACE_EMBED_DIM);
+        let norm = e.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
+    }
+    // Printed by make_tiny_sface.py with onnxruntime on an RGB, 0–255 blob.
+    let want = [0.036082f32, 0.0962491, -0.0883709, 0.145829, 0.120301, 0.0825434];
+    for (got, want) in out[0].iter().zip(want) {
+        assert!((got - want).abs() < 2e-5, "{:?} vs {want:?}", &out[0][..6]);
+    }
+    // Channel order matters (BGR gives another embedding); the batch is per face.
+    let differs = out[0]
+        .iter()
+        .zip(&out[1])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(differs > 1e-3, "BGR and RGB embed alike ({differs})");
+    assert_eq!(out[0], out[3]);
+    assert!(embedder.embed(&[]).unwrap().is_empty());
+}
+
+#[test]
+fn a_wrong_crop_or_model_is_a_typed_error() {
+    let embedder = FaceEmbedder::load(ort_env(), &fixtures().join("faces").join(FACE_EMBED_FILE), 1).unwrap();
+    let err = embedder.embed(&[RgbImage::new(96, 112)]).err();
+    assert!(matches!(err, Some(ModelError::Inference { .. })), "{err:?}");
+    let clip = fixtures().join("models/clip-vit-b32-visual.onnx");
+    let err = FaceEmbedder::load(ort_env(), &clip, 1).err();
+    assert!(matches!(err, Some(ModelError::Contract { .. })), "{err:?}");
+    let err = FaceEmbedder::load(ort_env(), &fixtures().join("faces/missing.onnx"), 1).err();
+    assert!(matches!(err, Some(ModelError::Missing(_))), "{err:?}");
+}
+
+fn groups(clusters: &[Cluster]) -> Vec<Vec<usize>> {
+    clusters.iter().map(|c| c.faces.clone()).collect()
+}
+
+fn ari(album: &SyntheticAlbum, clusters: &[Vec<usize>]) -> f64 {
+    adjusted_rand_index(&album.identity, &labels_from_clusters(album.faces.len(), clusters))
+}
+
+/// Well separated people: 6 identities, 5 faces each, faces at cos ≈ 0.9 to their centre,
+/// centres orthogonal.
+#[test]
+fn well_separated_people_are_found_exactly() {
+    let mut faces = Vec::new();
+    let mut truth = Vec::new();
+    for k in 0..6 {
+        for j in 0..5 {
+            let mut e = vec![0.0f32; 64];
+            e[k * 10] = 0.9;
+            e[k * 10 + 1 + j] = (1.0f32 - 0.81).sqrt();
+            faces.push(FaceInput {
+                photo: faces.len(),
+                embedding: e,
+                quality: j as f32,
+            });
+            truth.push(k);
+        }
+    }
+    let clusters = cluster_faces(&faces, &PeopleParams::default());
+    let labels = labels_from_clusters(faces.len(), &groups(&clusters));
+    assert!((adjusted_rand_index(&truth, &labels) - 1.0).abs() < 1e-12);
+    for c in &clusters {
+        assert_eq!(c.representative, c.faces[4], "the best quality face represents");
+    }
+}
+
+#[test]
+fn ours_beats_the_anchor_on_hard_albums() {
+    for (identities, seed) in [(20, 11), (100, 12)] {
+        let album = SyntheticAlbum::generate(identities, seed);
+        let ours = ari(&album, &groups(&cluster_faces(&album.faces, &PeopleParams::default())));
+        let anchor = ari(&album, &anchor_clusters(&album.embeddings()));
+        assert!(
+            ours >= anchor,
+            "{identities} people, seed {seed}: ARI {ours} < anchor {anchor}"
+        );
+        assert!(ours > 0.8, "{identities} people, seed {seed}: ARI {ours}");
+    }
+}
+
+#[test]
+fn clusters_are_deterministic_sorted_and_list_a_photo_once() {
+    let album = SyntheticAlbum::generate(60, 7);
+    let clusters = cluster_faces(&album.faces, &PeopleParams::default());
+    assert!(!clusters.is_empty());
+    assert_eq!(clusters, cluster_faces(&album.faces, &PeopleParams::default()));
+    let first_photo = |c: &Cluster| c.faces.iter().map(|&i| album.faces[i].photo).min();
+    for pair in clusters.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        assert!(
+            a.faces.len() > b.faces.len() || (a.faces.len() == b.faces.len() && first_photo(a) <= first_photo(b)),
+            "order: {:?} then {:?}",
+            a.faces,
+            b.faces
+        );
+    }
+    let mut seen = vec![false; album.faces.len()];
+    for c in &clusters {
+        assert!(c.faces.len() >= 2);
+        assert!(c.faces.windows(2).all(|w| w[0] < w[1]));
+        let mut photos: Vec<usize> = c.faces.iter().map(|&i| album.faces[i].photo).collect();
+        photos.sort_unstable();
+        photos.dedup();
+        assert_eq!(photos.len(), c.faces.len(), "a photo twice in {:?}", c.faces);
+        for &i in &c.faces {
+            assert!(!seen[i], "face {i} in two clusters");
+            seen[i] = true;
+        }
+        let best = c.faces.iter().copied().max_by(|&a, &b| {
+            album.faces[a]
+                .quality
+                .total_cmp(&album.faces[b].quality)
+                .then(b.cmp(&a))
+        });
+        assert_eq!(Some(c.representative), best);
+    }
+    // The anchor does list a photo twice when two of its faces fall into one cluster; ours
+    // keeps the face closer to the person: two faces of one photo.
+    let mut faces = album.faces.clone();
+    let twin = FaceInput {
+        photo: faces[clusters[0].faces[0]].photo,
+        ..faces[clusters[0].faces[1]].clone()
+    };
+    faces.push(twin);
+    let again = cluster_faces(&faces, &PeopleParams::default());
+    for c in &again {
+        let mut photos: Vec<usize> = c.faces.iter().map(|&i| faces[i].photo).collect();
+        photos.sort_unstable();
+        photos.dedup();
+        assert_eq!(photos.len(), c.faces.len());
+    }
+}
