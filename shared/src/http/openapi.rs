@@ -5,7 +5,7 @@ use utoipa::OpenApi;
 use super::envelope::InvalidImage;
 use super::error::ErrorBody;
 use super::request::{CategoriesRequest, ImagesRequest, ScoreCategory, ScoreRequest, StyleRequest};
-use super::routes::{albums, analyses, events, health, per_photo};
+use super::routes::{albums, analyses, events, health, people, per_photo};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,7 +16,7 @@ use super::routes::{albums, analyses, events, health, per_photo};
         analyses::duplicates,
         analyses::quality,
         analyses::score,
-        albums::people,
+        people::people,
         albums::style_submit,
         albums::style_status,
         events::storage,
@@ -42,6 +42,9 @@ use super::routes::{albums, analyses, events, health, per_photo};
         albums::EmbeddingSummary,
         events::EventOutcome,
         per_photo::PerPhotoOutcome,
+        people::Person,
+        people::RepresentativeFace,
+        people::FaceDetail,
         analyses::CategoryGroup,
         analyses::QualityDetail,
         analyses::DuplicateGroup,

@@ -13,6 +13,7 @@ use crate::model::Models;
 use crate::modules::{Module, Modules};
 use crate::pipeline::FeatureService;
 use crate::pipeline::batcher::Batcher;
+use crate::pipeline::faces::FaceService;
 use crate::storage::{ObjectStore, StorageError, gcs::GcsStore, local::LocalStore};
 
 #[derive(Clone)]
@@ -24,6 +25,7 @@ pub struct AppState {
     pub models: Arc<Models>,
     pub features: Arc<FeatureService>,
     pub analyzer: Arc<Analyzer>,
+    pub faces: Arc<FaceService>,
     /// Where `ongi-features` messages go.
     pub features_publisher: Arc<dyn Publisher>,
     /// Where per-photo results go (`ongi-results`).
@@ -67,12 +69,20 @@ impl AppState {
         ]
         .iter()
         .any(|m| modules.contains(*m));
-        let models = if needs_models {
+        let models = if needs_models || modules.contains(Module::People) {
             let dir = settings.model_dir.clone();
             let ort = settings.ort_dylib_path.clone();
-            tokio::task::spawn_blocking(move || Models::load(&dir, ort.as_deref()))
-                .await
-                .unwrap_or_else(|e| Models::none(format!("model loading failed: {e}")))
+            let people = modules.contains(Module::People);
+            let detector = settings.face_detector;
+            tokio::task::spawn_blocking(move || {
+                let mut models = Models::load(&dir, ort.as_deref());
+                if people {
+                    models.load_faces(&dir, ort.as_deref(), detector);
+                }
+                models
+            })
+            .await
+            .unwrap_or_else(|e| Models::none(format!("model loading failed: {e}")))
         } else {
             Models::none("this function needs no model")
         };
@@ -99,6 +109,13 @@ impl AppState {
             },
         ));
         let analyzer = Arc::new(Analyzer::new(models.clone(), cache.clone(), settings.analysis));
+        let faces = Arc::new(FaceService::new(
+            features.clone(),
+            store.clone(),
+            cache.clone(),
+            models.clone(),
+            settings.limits,
+        ));
         let features_publisher: Arc<dyn Publisher> = match (&settings.google_cloud_project, settings.publish) {
             (Some(project), true) if modules.contains(Module::Embedding) => Arc::new(
                 PubSubPublisher::new(
@@ -132,6 +149,7 @@ impl AppState {
             models,
             features,
             analyzer,
+            faces,
             features_publisher,
             results_publisher,
         })

@@ -9,8 +9,14 @@ use sha2::{Digest, Sha256};
 
 use super::clip::{ClipTextual, ClipVisual, TEXTUAL_FILE, VISUAL_FILE};
 use super::error::ModelError;
+use super::face::mtcnn::Mtcnn;
+use super::face::yunet::{self, YuNet};
+use super::face::{DetectOptions, FaceDetector};
+use super::face_embed::{FACE_EMBED_FILE, FaceEmbedder};
 use super::runtime;
+use super::runtime::SessionConfig;
 use crate::analysis::score::{AESTHETIC_FILE, AestheticHead};
+use crate::config::FaceDetector as DetectorChoice;
 
 /// Model id of feature records computed without a CLIP model (pixel features only).
 pub const PIXELS_ONLY: &str = "pixels-only";
@@ -20,6 +26,11 @@ pub struct Models {
     pub clip_textual: Option<Arc<ClipTextual>>,
     /// The LAION aesthetic linear head (pure Rust, no ONNX Runtime needed).
     pub aesthetic: Option<AestheticHead>,
+    /// The face detector chosen by `ONGI_FACE_DETECTOR`, and the face embedder.
+    pub face_detector: Option<Arc<dyn FaceDetector>>,
+    pub face_embedder: Option<Arc<FaceEmbedder>>,
+    /// `<detector>@<sha>+sface@<sha>`: part of the face cache keys.
+    pub face_model_id: String,
     /// `clip-vit-b32@<sha256 prefix of the visual file>`, or [`PIXELS_ONLY`]. Part of every
     /// cache key, so a new model never reads another model's vectors.
     pub clip_model_id: String,
@@ -34,6 +45,9 @@ impl Models {
             clip_visual: None,
             clip_textual: None,
             aesthetic: None,
+            face_detector: None,
+            face_embedder: None,
+            face_model_id: String::new(),
             clip_model_id: PIXELS_ONLY.to_owned(),
             missing: vec![reason.into()],
         }
@@ -83,8 +97,51 @@ impl Models {
             clip_visual,
             clip_textual,
             aesthetic,
+            face_detector: None,
+            face_embedder: None,
+            face_model_id: String::new(),
             clip_model_id,
             missing,
+        }
+    }
+
+    /// Adds the face models (people): the chosen detector and the SFace embedder.
+    pub fn load_faces(&mut self, dir: &Path, ort_library: Option<&Path>, choice: DetectorChoice) {
+        let env = match runtime::environment(ort_library, "face detection") {
+            Ok(env) => env,
+            Err(e) => return self.missing.push(e.to_string()),
+        };
+        let config = SessionConfig::threads(runtime::intra_op_threads());
+        let detector: Result<(Arc<dyn FaceDetector>, String), ModelError> = match choice {
+            DetectorChoice::Yunet => {
+                let path = dir.join(yunet::FILE);
+                YuNet::load(env, &path, config, DetectOptions::YUNET)
+                    .and_then(|d| Ok((Arc::new(d) as Arc<dyn FaceDetector>, model_id("yunet", &path)?)))
+            }
+            DetectorChoice::Mtcnn => Mtcnn::load(env, dir, config, DetectOptions::MTCNN).and_then(|d| {
+                Ok((
+                    Arc::new(d) as Arc<dyn FaceDetector>,
+                    model_id("mtcnn", &dir.join(super::face::mtcnn::ONET_FILE))?,
+                ))
+            }),
+        };
+        let embed_path = dir.join(FACE_EMBED_FILE);
+        let embedder = FaceEmbedder::load_with(env, &embed_path, config)
+            .and_then(|e| Ok((Arc::new(e), model_id("sface", &embed_path)?)));
+        match (detector, embedder) {
+            (Ok((d, did)), Ok((e, eid))) => {
+                self.face_detector = Some(d);
+                self.face_embedder = Some(e);
+                self.face_model_id = format!("{did}+{eid}");
+            }
+            (d, e) => {
+                if let Err(err) = d {
+                    self.missing.push(err.to_string());
+                }
+                if let Err(err) = e {
+                    self.missing.push(err.to_string());
+                }
+            }
         }
     }
 }

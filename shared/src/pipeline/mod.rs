@@ -7,6 +7,7 @@
 
 pub mod batcher;
 pub mod face_record;
+pub mod faces;
 pub mod photo;
 pub mod record;
 pub mod remote;

@@ -35,7 +35,7 @@ pub struct PhotoError {
 }
 
 impl PhotoError {
-    fn permanent(reason: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn permanent(reason: &'static str, detail: impl Into<String>) -> Self {
         Self {
             reason,
             detail: detail.into(),
@@ -43,7 +43,7 @@ impl PhotoError {
         }
     }
 
-    fn transient(reason: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn transient(reason: &'static str, detail: impl Into<String>) -> Self {
         Self {
             reason,
             detail: detail.into(),

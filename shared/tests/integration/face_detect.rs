@@ -46,7 +46,7 @@ fn mtcnn(options: DetectOptions) -> Mtcnn {
 
 /// The rustface crate's folder in Cargo's registry (it is a dev-dependency, so Cargo has
 /// unpacked it before this test was built).
-fn rustface_dir() -> PathBuf {
+pub fn rustface_dir() -> PathBuf {
     let home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))

@@ -138,10 +138,7 @@ async fn bad_requests_get_the_envelope_and_name_the_problem() {
 #[tokio::test]
 async fn routes_whose_module_has_not_landed_say_so() {
     let app = spawn_app(Modules::all(), &[]).await;
-    for (path, body) in [
-        ("/api/albums/people", json!({"images": ["a.jpg"]})),
-        ("/api/albums/style", json!({"image": "a.jpg", "style": "ghibli"})),
-    ] {
+    for (path, body) in [("/api/albums/style", json!({"image": "a.jpg", "style": "ghibli"}))] {
         let resp = app.post_json(path, &body).await;
         expect_error(resp, 501, "not_implemented", "has not been built yet").await;
     }
@@ -201,7 +198,7 @@ async fn ready_with_real_redis_and_the_storage_emulator() {
 async fn start_slow_request(addr: std::net::SocketAddr, body: &str) -> tokio::net::TcpStream {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let head = format!(
-        "POST /api/albums/people HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "POST /api/albums/style HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
@@ -212,7 +209,7 @@ async fn start_slow_request(addr: std::net::SocketAddr, body: &str) -> tokio::ne
 #[tokio::test]
 async fn shutdown_lets_in_flight_requests_finish() {
     let mut app = spawn_app(Modules::all(), &[]).await;
-    let body = r#"{"images": ["a.jpg"]}"#;
+    let body = r#"{"image": "a.jpg", "style": "ghibli"}"#;
     let mut stream = start_slow_request(app.address, body).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     app.stop();
@@ -241,7 +238,7 @@ async fn shutdown_lets_in_flight_requests_finish() {
 #[tokio::test]
 async fn shutdown_gives_up_on_a_stuck_request_after_the_drain_timeout() {
     let mut app = spawn_app(Modules::all(), &[]).await;
-    let _stuck = start_slow_request(app.address, r#"{"images": ["a.jpg"]}"#).await;
+    let _stuck = start_slow_request(app.address, r#"{"image": "a.jpg", "style": "ghibli"}"#).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let started = Instant::now();
     app.stop();

@@ -13,6 +13,7 @@ mod face_detect;
 mod gcs_store;
 mod http_api;
 mod local_store;
+mod people_api;
 mod people_cluster;
 mod pixel_features;
 mod redis_cache;

@@ -47,14 +47,6 @@ pub async fn embedding(State(state): State<AppState>, ApiJson(req): ApiJson<Imag
     Ok(success(summary, album.invalid))
 }
 
-#[utoipa::path(post, path = "/api/albums/people", tag = "albums", request_body = ImagesRequest,
-    responses((status = 201, description = "[{images, representative_face}]"),
-              (status = 400, body = ErrorBody), (status = 501, body = ErrorBody)))]
-pub async fn people(State(state): State<AppState>, ApiJson(req): ApiJson<ImagesRequest>) -> ApiResult {
-    validate_refs("images", &req.images, &state.settings.bucket)?;
-    Err(ApiError::NotImplemented("the people module"))
-}
-
 #[utoipa::path(post, path = "/api/albums/style", tag = "style", request_body = StyleRequest,
     responses((status = 202, description = "{job_id, status}"),
               (status = 400, body = ErrorBody), (status = 501, body = ErrorBody)))]

@@ -4,6 +4,7 @@ pub mod albums;
 pub mod analyses;
 pub mod events;
 pub mod health;
+pub mod people;
 pub mod per_photo;
 
 use axum::Router;
@@ -28,7 +29,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             Module::Duplicate => router.route("/api/albums/duplicates", post(analyses::duplicates)),
             Module::Quality => router.route("/api/albums/quality", post(analyses::quality)),
             Module::Score => router.route("/api/albums/score", post(analyses::score)),
-            Module::People => router.route("/api/albums/people", post(albums::people)),
+            Module::People => router.route("/api/albums/people", post(people::people)),
             Module::Style => router
                 .route("/api/albums/style", post(albums::style_submit))
                 .route("/api/albums/style/{job_id}", get(albums::style_status)),

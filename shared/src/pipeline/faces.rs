@@ -1,0 +1,172 @@
+//! Faces per photo, cache-or-compute, for the people analysis.
+//!
+//! The photos' content hashes come from the feature service (one cache round trip when
+//! the album was embedded before); the faces are cached under the hash and the face models'
+//! ids, so an album that grows only computes its new photos. A miss downloads and decodes
+//! the photo (at the reduced scale the detector needs), detects, aligns, and embeds every
+//! face in one batch.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+
+use super::face_record::{self, StoredFace};
+use super::service::{FeatureService, PhotoError};
+use crate::cache::Cache;
+use crate::config::IngestLimits;
+use crate::domain::{BucketName, ContentHash, ImageRef};
+use crate::image::decode;
+use crate::model::Models;
+use crate::model::face::{align_face, detect_in_original, frontalness, sharpness};
+use crate::storage::ObjectStore;
+
+pub struct FaceService {
+    features: Arc<FeatureService>,
+    store: Arc<dyn ObjectStore>,
+    cache: Cache,
+    models: Arc<Models>,
+    limits: IngestLimits,
+}
+
+/// How good a representative a face is, in [0, 1]: its size relative to the photo (a
+/// face filling a fifth of the short side scores full), the detector's confidence, its
+/// sharpness (log scale, saturating at a Laplacian variance of 1000) and a frontal pose.
+pub fn representative_quality(face_px: f32, photo_short_side: f32, score: f32, sharpness: f32, frontal: f32) -> f32 {
+    let size = (face_px / (0.2 * photo_short_side.max(1.0))).clamp(0.0, 1.0);
+    let sharp = ((sharpness.max(0.0) + 1.0).log10() / 3.0).clamp(0.0, 1.0);
+    0.4 * size + 0.2 * score.clamp(0.0, 1.0) + 0.2 * sharp + 0.2 * frontal.clamp(0.0, 1.0)
+}
+
+impl FaceService {
+    pub fn new(
+        features: Arc<FeatureService>,
+        store: Arc<dyn ObjectStore>,
+        cache: Cache,
+        models: Arc<Models>,
+        limits: IngestLimits,
+    ) -> Self {
+        Self {
+            features,
+            store,
+            cache,
+            models,
+            limits,
+        }
+    }
+
+    pub fn available(&self) -> bool {
+        self.models.face_detector.is_some() && self.models.face_embedder.is_some()
+    }
+
+    /// Each reference's faces, in order (a repeated reference is looked up once).
+    pub async fn album(&self, refs: &[ImageRef]) -> Vec<Result<Vec<StoredFace>, PhotoError>> {
+        let features = self.features.album(refs).await;
+        let ks = self.cache.keyspace();
+        let keys: Vec<_> = features
+            .iter()
+            .filter_map(|f| f.as_ref().ok())
+            .map(|f| ks.faces(&self.models.face_model_id, &f.hash))
+            .collect();
+        let mut cached = self.cache.get_many(&keys).await.into_iter();
+        let mut out: Vec<Option<Result<Vec<StoredFace>, PhotoError>>> = Vec::with_capacity(refs.len());
+        let mut misses = Vec::new();
+        for (i, f) in features.iter().enumerate() {
+            match f {
+                Err(e) => out.push(Some(Err(e.clone()))),
+                Ok(f) => match cached.next().flatten().as_deref().map(face_record::decode) {
+                    Some(Ok(faces)) => out.push(Some(Ok(faces))),
+                    _ => {
+                        misses.push((i, f.hash));
+                        out.push(None);
+                    }
+                },
+            }
+        }
+        let computed: Vec<(usize, Result<Vec<StoredFace>, PhotoError>)> = futures::stream::iter(misses)
+            .map(|(i, hash)| {
+                let r = &refs[i];
+                let bucket = r.bucket().cloned().unwrap_or_else(|| self.features.bucket().clone());
+                async move { (i, self.compute(&bucket, r.object(), hash).await) }
+            })
+            // Detection and embedding take both cores per photo already.
+            .buffer_unordered(2)
+            .collect()
+            .await;
+        for (i, result) in computed {
+            out[i] = Some(result);
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(PhotoError::permanent("internal", "no result"))))
+            .collect()
+    }
+
+    async fn compute(
+        &self,
+        bucket: &BucketName,
+        object: &str,
+        hash: ContentHash,
+    ) -> Result<Vec<StoredFace>, PhotoError> {
+        let (Some(detector), Some(embedder)) = (self.models.face_detector.clone(), self.models.face_embedder.clone())
+        else {
+            return Err(PhotoError::transient(
+                "model_unavailable",
+                "the face models are not loaded",
+            ));
+        };
+        let stored = self.store.get(bucket, object, self.limits.max_bytes).await?;
+        let limits = self.limits;
+        let faces = tokio::task::spawn_blocking(move || -> Result<Vec<StoredFace>, PhotoError> {
+            let options = detector.options().decode_options();
+            let decoded = decode(&stored.bytes, &limits, options)
+                .map_err(|e| PhotoError::permanent(e.reason(), e.to_string()))?;
+            let found = detect_in_original(detector.as_ref(), &decoded)
+                .map_err(|e| PhotoError::transient("model_unavailable", e.to_string()))?;
+            // Landmarks are in original pixels; the decoded pixels may be smaller.
+            let to_pixels = decoded.pixels.width() as f32 / decoded.source_width.max(1) as f32;
+            let short = decoded.source_width.min(decoded.source_height) as f32;
+            let mut aligned = Vec::new();
+            let mut kept = Vec::new();
+            for face in found {
+                let landmarks = face.landmarks.map(|[x, y]| [x * to_pixels, y * to_pixels]);
+                // A face whose landmarks cannot be aligned is dropped, never the photo.
+                match align_face(&decoded.pixels, &landmarks) {
+                    Ok(img) => {
+                        let sharp = sharpness(&img);
+                        let frontal = frontalness(&face.landmarks);
+                        let size = face.width().max(face.height());
+                        kept.push((
+                            face,
+                            sharp,
+                            frontal,
+                            representative_quality(size, short, face.score, sharp, frontal),
+                        ));
+                        aligned.push(img);
+                    }
+                    Err(e) => tracing::debug!(error = %e, "face dropped: cannot align"),
+                }
+            }
+            let embeddings = embedder
+                .embed(&aligned)
+                .map_err(|e| PhotoError::transient("model_unavailable", e.to_string()))?;
+            Ok(kept
+                .into_iter()
+                .zip(embeddings)
+                .map(|((face, sharpness, frontalness, quality), embedding)| StoredFace {
+                    bbox: face.bbox,
+                    score: face.score,
+                    landmarks: face.landmarks,
+                    quality,
+                    sharpness,
+                    frontalness,
+                    embedding,
+                })
+                .collect())
+        })
+        .await
+        .map_err(|e| PhotoError::permanent("internal", format!("the face task failed: {e}")))??;
+        let key = self.cache.keyspace().faces(&self.models.face_model_id, &hash);
+        self.cache.set_many(&[(key, face_record::encode(&faces))]).await;
+        metrics::counter!("ongi_faces_detected_total").increment(faces.len() as u64);
+        Ok(faces)
+    }
+}
