@@ -205,3 +205,59 @@ pub fn duplicates(n: usize, rounds: usize) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `ongi bench faces`: detection, alignment and embedding on a folder of photos, with the
+/// face models of `--models` (the detector chosen by `detector`), one photo at a time.
+pub fn faces(
+    photos_dir: &Path,
+    models: &Path,
+    detector: ongi_shared::config::FaceDetector,
+    limit: Option<usize>,
+) -> anyhow::Result<()> {
+    use ongi_shared::image::decode;
+    use ongi_shared::model::Models;
+    use ongi_shared::model::face::{align_face, detect_in_original};
+    let library = std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from);
+    let mut loaded = Models::none("faces only");
+    loaded.missing.clear();
+    loaded.load_faces(models, library.as_deref(), detector);
+    let (Some(det), Some(emb)) = (loaded.face_detector.clone(), loaded.face_embedder.clone()) else {
+        bail!("face models missing: {}", loaded.missing.join("; "));
+    };
+    let photos = list_photos(photos_dir, limit)?;
+    let limits = IngestLimits::default();
+    let (mut t_decode, mut t_detect, mut t_align, mut t_embed) = (0.0, 0.0, 0.0, 0.0);
+    let mut faces = 0usize;
+    let started = Instant::now();
+    for p in &photos {
+        let bytes = std::fs::read(p)?;
+        let t = Instant::now();
+        let decoded = decode(&bytes, &limits, det.options().decode_options())?;
+        t_decode += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let found = detect_in_original(det.as_ref(), &decoded)?;
+        t_detect += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let to_px = decoded.pixels.width() as f32 / decoded.source_width.max(1) as f32;
+        let aligned: Vec<_> = found
+            .iter()
+            .filter_map(|f| align_face(&decoded.pixels, &f.landmarks.map(|[x, y]| [x * to_px, y * to_px])).ok())
+            .collect();
+        t_align += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        emb.embed(&aligned)?;
+        t_embed += t.elapsed().as_secs_f64();
+        faces += aligned.len();
+    }
+    let total = started.elapsed().as_secs_f64();
+    let n = photos.len() as f64;
+    println!(
+        "{}",
+        json!({"config": format!("faces-{}", loaded.face_model_id), "photos": photos.len(), "faces": faces,
+               "faces_per_s": faces as f64 / total, "photos_per_s": n / total,
+               "ms_per_photo": {"decode": 1e3 * t_decode / n, "detect": 1e3 * t_detect / n,
+                                "align": 1e3 * t_align / n, "embed": 1e3 * t_embed / n},
+               "peak_rss_mb": peak_rss_mb()})
+    );
+    Ok(())
+}

@@ -76,6 +76,19 @@ enum BenchCommand {
         #[arg(long)]
         limit: Option<usize>,
     },
+    /// Faces per second: decode, detection, alignment and embedding, photo by photo.
+    Faces {
+        #[arg(long, value_name = "DIR")]
+        photos: PathBuf,
+        /// The model folder with the face detector and face-embed-sface.onnx.
+        #[arg(long, value_name = "DIR", env = "ONGI_MODEL_DIR", default_value = "models")]
+        models: PathBuf,
+        /// `yunet` or `mtcnn`.
+        #[arg(long, default_value = "mtcnn")]
+        detector: String,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
     /// Time to group N photos' features into duplicate groups (synthetic features).
     Duplicates {
         #[arg(long, default_value_t = 10_000)]
@@ -159,6 +172,22 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Duplicates { n, rounds },
         } => bench_cmd::duplicates(n, rounds),
+        Command::Bench {
+            command:
+                BenchCommand::Faces {
+                    photos,
+                    models,
+                    detector,
+                    limit,
+                },
+        } => {
+            let detector = match detector.as_str() {
+                "yunet" => ongi_shared::config::FaceDetector::Yunet,
+                "mtcnn" => ongi_shared::config::FaceDetector::Mtcnn,
+                other => anyhow::bail!("--detector {other}: expected yunet or mtcnn"),
+            };
+            bench_cmd::faces(&photos, &models, detector, limit)
+        }
         Command::Eval { command } => match command {
             EvalCommand::Blur { data } => eval_cmd::blur(&data),
             EvalCommand::Duplicates { data } => eval_cmd::duplicates(&data),
