@@ -34,6 +34,9 @@ enum Command {
         /// authentication of its own (on Cloud Run, IAM guards the functions).
         #[arg(long, default_value = "127.0.0.1")]
         host: IpAddr,
+        /// Do not try to download missing production models at start.
+        #[arg(long)]
+        no_fetch: bool,
     },
     /// Benchmarks, one JSON line per configuration.
     Bench {
@@ -147,7 +150,7 @@ enum ModelsCommand {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { port, host } => serve(port, host).await,
+        Command::Serve { port, host, no_fetch } => serve(port, host, no_fetch).await,
         Command::Bench {
             command:
                 BenchCommand::Embed {
@@ -200,7 +203,7 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(port: Option<u16>, host: IpAddr) -> anyhow::Result<()> {
+async fn serve(port: Option<u16>, host: IpAddr, no_fetch: bool) -> anyhow::Result<()> {
     let mut settings = Settings::from_env()?;
     if let Some(port) = port {
         settings.port = port;
@@ -210,6 +213,14 @@ async fn serve(port: Option<u16>, host: IpAddr) -> anyhow::Result<()> {
     }
     ongi_shared::telemetry::init_logging(settings.log_format);
     tracing::info!(settings = ?settings, "starting ongi serve");
+    // First run: fetch what is missing (SHA-256 checked, with progress); offline, this fails
+    // in one line and the service starts with what needs no model.
+    if !no_fetch
+        && models_missing(&settings.model_dir)
+        && let Err(e) = models_cmd::fetch(&settings.model_dir, None).await
+    {
+        eprintln!("ongi serve: models not fetched: {e}");
+    }
     let app = Application::build(settings, Modules::all())
         .await
         .context("cannot start ongi serve")?;
@@ -217,6 +228,17 @@ async fn serve(port: Option<u16>, host: IpAddr) -> anyhow::Result<()> {
     println!("ongi serve: listening on http://{}", app.address());
     app.run_until_stopped(shutdown::signal()).await?;
     Ok(())
+}
+
+/// Whether the model folder lacks a required production model (or does not exist).
+fn models_missing(dir: &std::path::Path) -> bool {
+    match ongi_shared::model::manifest::verify(dir) {
+        Ok(report) => report
+            .checks
+            .iter()
+            .any(|c| c.required && c.status == ongi_shared::model::manifest::ModelStatus::Missing),
+        Err(_) => true,
+    }
 }
 
 /// One line saying what this first run lacks and how to add it.
