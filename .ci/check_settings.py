@@ -7,8 +7,11 @@ Three sources are compared:
    (the `get("NAME")` / `lookup("NAME")` calls and the helpers that take the getter, such as
    `parse_or(&get, "NAME", ...)`), plus direct reads elsewhere in the binaries' sources
    (`std::env::var("NAME")`, `var_os`, clap's `env = "NAME"`, tracing's RUST_LOG).
-2. What the deployment sets: the `env` blocks of each `google_cloud_run_v2_service` in
-   terraform/*.tf (a plain `value`, or `value_source.secret_key_ref` = Secret Manager), and the
+2. What the deployment sets: for a `google_cloud_run_v2_service` with
+   `for_each = local.<map>` (terraform/run.tf: local.function_services), the keys of each
+   function's `env` map (plain values) and `secrets` map (Secret Manager), which the resource
+   turns into its two `dynamic "env"` blocks; for a service without for_each (embedding), its
+   `env` blocks (a plain `value`, or `value_source.secret_key_ref` = Secret Manager); and the
    GPU worker's `local.gpu_job_env` / `local.gpu_job_secret_env` (terraform/gpu.tf).
 3. What the images set: the `ENV` instructions of the final stage of functions/Dockerfile and
    gpu-job/Dockerfile.
@@ -218,21 +221,91 @@ def resolve(value, local_values: dict):
     return None if "${" in value else value
 
 
-def cloud_run_env(parsed) -> dict[str, dict[str, tuple[str, object]]]:
-    """function -> name -> ("tf", raw value) or ("secret", secret ref)."""
+def _dynamic_env_sources(filename: str, rname: str, container: dict) -> dict[str, str]:
+    """The for_each of each `dynamic "env"` block: "plain" / "secret" -> expression."""
+    sources: dict[str, str] = {}
+    for dynamic in _blocks(container.get("dynamic")):
+        for label, body in dynamic.items():
+            if _unquote(label) != "env":
+                continue
+            for block in _blocks(body):
+                content = [c for c in _blocks(block.get("content"))]
+                if len(content) != 1:
+                    sys.exit(f"check_settings: {filename}: service {rname}: a dynamic \"env\" block needs one content block")
+                refs = [r for vs in _blocks(content[0].get("value_source")) for r in _blocks(vs.get("secret_key_ref"))]
+                kind = "secret" if refs else "plain"
+                if kind in sources:
+                    sys.exit(f"check_settings: {filename}: service {rname} has two {kind} dynamic \"env\" blocks")
+                sources[kind] = _unquote(block.get("for_each"))
+    return sources
+
+
+def cloud_run_env(parsed, local_values: dict) -> dict[str, dict[str, tuple[str, object]]]:
+    """function -> name -> ("tf", raw value) or ("secret", secret ref).
+
+    A service with for_each = local.<map> is one service per key of the map, its settings
+    the keys of that key's `env` (plain) and `secrets` (Secret Manager) maps; a service
+    without for_each is the function its resource name says, its settings its `env` blocks.
+    """
     services: dict[str, dict[str, tuple[str, object]]] = {}
+
+    def add(filename: str, function: str, env: dict) -> None:
+        if function in services:
+            sys.exit(f"check_settings: {filename}: service {function} is declared twice")
+        services[function] = env
+
     for filename, doc in parsed:
         for block in _blocks(doc.get("resource")):
             for rtype, instances in block.items():
                 if _unquote(rtype) != "google_cloud_run_v2_service":
                     continue
                 for rname, body in instances.items():
-                    function = _unquote(rname)
-                    env: dict[str, tuple[str, object]] = {}
+                    rname = _unquote(rname)
                     containers = [c for t in _blocks(body.get("template")) for c in _blocks(t.get("containers"))]
                     if len(containers) != 1:
-                        sys.exit(f"check_settings: {filename}: service {function} has {len(containers)} containers, expected 1")
-                    for item in _blocks(containers[0].get("env")):
+                        sys.exit(f"check_settings: {filename}: service {rname} has {len(containers)} containers, expected 1")
+                    container = containers[0]
+                    if "for_each" in body:
+                        for_each = _unquote(body.get("for_each"))
+                        match = re.fullmatch(r"\$\{local\.([A-Za-z0-9_]+)\}", for_each) if isinstance(for_each, str) else None
+                        specs = local_values.get(match.group(1)) if match else None
+                        if not isinstance(specs, dict):
+                            sys.exit(
+                                f"check_settings: {filename}: service {rname} has for_each = {for_each!r}; "
+                                "expected a map local.<name> (function => { env = {...}, secrets = {...} })"
+                            )
+                        if _blocks(container.get("env")):
+                            sys.exit(f"check_settings: {filename}: service {rname} has for_each: set its env in {for_each}, not in env blocks")
+                        sources = _dynamic_env_sources(filename, rname, container)
+                        expected = {"plain": "${each.value.env}", "secret": "${each.value.secrets}"}
+                        if sources != expected:
+                            sys.exit(
+                                f"check_settings: {filename}: service {rname} must have two dynamic \"env\" blocks, "
+                                f"for_each = each.value.env (plain value) and each.value.secrets (secret_key_ref); has {sources}"
+                            )
+                        for key, spec in specs.items():
+                            if key.startswith("__"):
+                                continue
+                            function = _unquote(key)
+                            env: dict[str, tuple[str, object]] = {}
+                            for field, kind in (("env", "tf"), ("secrets", "secret")):
+                                values = spec.get(field) if isinstance(spec, dict) else None
+                                if not isinstance(values, dict):
+                                    sys.exit(f"check_settings: {filename}: {for_each}[{function!r}].{field} must be a map NAME => value")
+                                for name, value in values.items():
+                                    if name.startswith("__"):
+                                        continue
+                                    name = _unquote(name)
+                                    if name in env:
+                                        sys.exit(f"check_settings: {filename}: service {function} sets {name} twice")
+                                    env[name] = (kind, value)
+                            add(filename, function, env)
+                        continue
+                    function = rname
+                    env = {}
+                    if _blocks(container.get("dynamic")):
+                        sys.exit(f"check_settings: {filename}: service {function}: dynamic blocks need for_each = local.<map>")
+                    for item in _blocks(container.get("env")):
                         name = _unquote(item.get("name"))
                         if name in env:
                             sys.exit(f"check_settings: {filename}: service {function} sets {name} twice")
@@ -241,7 +314,7 @@ def cloud_run_env(parsed) -> dict[str, dict[str, tuple[str, object]]]:
                             env[name] = ("secret", _unquote(refs[0].get("secret")))
                         else:
                             env[name] = ("tf", item.get("value"))
-                    services[function] = env
+                    add(filename, function, env)
     return services
 
 
@@ -312,7 +385,7 @@ def main() -> int:
 
     parsed = load_terraform()
     local_values = terraform_locals(parsed)
-    deployed = cloud_run_env(parsed)
+    deployed = cloud_run_env(parsed, local_values)
     missing_services = [f for f in FUNCTIONS if f not in deployed]
     extra_services = [f for f in deployed if f not in FUNCTIONS]
     deployed["gpu-job"] = gpu_job_env(local_values)
@@ -321,7 +394,7 @@ def main() -> int:
 
     errors: list[str] = []
     for f in missing_services:
-        errors.append(f"terraform: no google_cloud_run_v2_service \"{f}\"")
+        errors.append(f"terraform: no google_cloud_run_v2_service \"{f}\" (nor a key \"{f}\" of its for_each map)")
     for f in extra_services:
         errors.append(f"terraform: Cloud Run service \"{f}\" is not one of the functions {FUNCTIONS}")
 

@@ -5,7 +5,8 @@
 covers the mistakes it would catch that do not need the provider's schema:
   - every .tf file parses (python-hcl2);
   - every reference resolves: var.X to a variable, local.X to a local, data.T.N to a data
-    source, google_T.N to a resource;
+    source, google_T.N to a resource; a moved block moves to a declared resource, and from
+    one that is no longer declared;
   - every variable has a description and a type, and is used;
   - dev.tfvars.example and prod.tfvars.example only set declared variables, and set every
     variable that has no default.
@@ -80,6 +81,13 @@ def expressions(text: str):
         i += 1
 
 
+def resource_address(value) -> str:
+    """google_T.N of a moved block's from/to ("${google_T.N[\"key\"]}" -> google_T.N)."""
+    text = unquote(value) if isinstance(value, str) else ""
+    match = re.fullmatch(r"\$\{(google_[a-z0-9_]+\.[A-Za-z0-9_]+)(?:\[.*\])?\}", text)
+    return match.group(1) if match else text
+
+
 def main() -> int:
     errors: list[str] = []
     docs = {}
@@ -125,7 +133,14 @@ def main() -> int:
 
     used_vars: set[str] = set()
     for name, doc in docs.items():
-        for text in strings(doc):
+        # A moved block's `from` names an address that no longer exists, by design.
+        checked = {key: value for key, value in doc.items() if key != "moved"}
+        for block in blocks(doc.get("moved")):
+            if f"{resource_address(block.get('to'))}" not in resources:
+                errors.append(f"{name}: moved to {unquote(block.get('to'))}, which is not declared")
+            if resource_address(block.get("from")) in resources and "[" not in str(block.get("from")):
+                errors.append(f"{name}: moved from {unquote(block.get('from'))}, which is still declared")
+        for text in strings(checked):
             for expression in expressions(text):
                 for kind, first, second in REF.findall(expression):
                     if kind == "var":

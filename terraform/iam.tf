@@ -201,12 +201,7 @@ resource "google_cloud_run_v2_service_iam_member" "app_invokers" {
 
   depends_on = [
     google_cloud_run_v2_service.embedding,
-    google_cloud_run_v2_service.category,
-    google_cloud_run_v2_service.duplicate,
-    google_cloud_run_v2_service.quality,
-    google_cloud_run_v2_service.score,
-    google_cloud_run_v2_service.people,
-    google_cloud_run_v2_service.style,
+    google_cloud_run_v2_service.function,
   ]
 }
 
@@ -230,10 +225,7 @@ resource "google_cloud_run_v2_service_iam_member" "push_invoker" {
   member   = "serviceAccount:${google_service_account.push.email}"
 
   depends_on = [
-    google_cloud_run_v2_service.category,
-    google_cloud_run_v2_service.quality,
-    google_cloud_run_v2_service.score,
-    google_cloud_run_v2_service.people,
+    google_cloud_run_v2_service.function,
   ]
 }
 
@@ -297,12 +289,7 @@ resource "google_cloud_run_v2_service_iam_member" "deployer" {
 
   depends_on = [
     google_cloud_run_v2_service.embedding,
-    google_cloud_run_v2_service.category,
-    google_cloud_run_v2_service.duplicate,
-    google_cloud_run_v2_service.quality,
-    google_cloud_run_v2_service.score,
-    google_cloud_run_v2_service.people,
-    google_cloud_run_v2_service.style,
+    google_cloud_run_v2_service.function,
   ]
 }
 

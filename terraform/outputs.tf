@@ -5,12 +5,12 @@ output "service_urls" {
   description = "URL of each Cloud Run function (the audience of its ID tokens)."
   value = {
     embedding = google_cloud_run_v2_service.embedding.uri
-    category  = google_cloud_run_v2_service.category.uri
-    duplicate = google_cloud_run_v2_service.duplicate.uri
-    quality   = google_cloud_run_v2_service.quality.uri
-    score     = google_cloud_run_v2_service.score.uri
-    people    = google_cloud_run_v2_service.people.uri
-    style     = google_cloud_run_v2_service.style.uri
+    category  = google_cloud_run_v2_service.function["category"].uri
+    duplicate = google_cloud_run_v2_service.function["duplicate"].uri
+    quality   = google_cloud_run_v2_service.function["quality"].uri
+    score     = google_cloud_run_v2_service.function["score"].uri
+    people    = google_cloud_run_v2_service.function["people"].uri
+    style     = google_cloud_run_v2_service.function["style"].uri
   }
 }
 

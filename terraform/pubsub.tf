@@ -40,10 +40,10 @@ resource "google_pubsub_topic" "results_dead_letter" {
 
 locals {
   per_photo_service_uri = {
-    category = google_cloud_run_v2_service.category.uri
-    quality  = google_cloud_run_v2_service.quality.uri
-    score    = google_cloud_run_v2_service.score.uri
-    people   = google_cloud_run_v2_service.people.uri
+    category = google_cloud_run_v2_service.function["category"].uri
+    quality  = google_cloud_run_v2_service.function["quality"].uri
+    score    = google_cloud_run_v2_service.function["score"].uri
+    people   = google_cloud_run_v2_service.function["people"].uri
   }
 }
 
