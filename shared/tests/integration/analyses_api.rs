@@ -319,3 +319,76 @@ async fn per_photo_steps_store_results_from_the_features_message() {
         .await;
     assert_eq!(bad.status(), 400);
 }
+
+#[tokio::test]
+async fn an_analysis_function_computes_missing_features_through_the_embedding_service() {
+    // Cloud Run's shape: the embedding function, and a quality function that has no image
+    // encoder of its own and asks the embedding function for what the cache lacks.
+    let prefix = unique_prefix();
+    let shared_data = tempfile::tempdir().unwrap();
+    let data = shared_data.path().display().to_string();
+    let common = |extra: &[(&'static str, String)]| {
+        let mut v: Vec<(&'static str, String)> = vec![
+            ("ONGI_MODEL_DIR", models_dir().display().to_string()),
+            ("ORT_DYLIB_PATH", required_env("ORT_DYLIB_PATH")),
+            ("REDIS_URL", redis_url()),
+            ("ONGI_CACHE_PREFIX", prefix.clone()),
+            ("ONGI_DATA_DIR", data.clone()),
+        ];
+        v.extend_from_slice(extra);
+        v
+    };
+    let embedding_settings = common(&[]);
+    let embedding = spawn_app(
+        Modules::only(ongi_shared::modules::Module::Embedding),
+        &embedding_settings
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let quality_settings = common(&[("EMBEDDING_URL", embedding.url(""))]);
+    let quality = spawn_app(
+        Modules::only(ongi_shared::modules::Module::Quality),
+        &quality_settings
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    std::fs::create_dir_all(shared_data.path().join("uploads")).unwrap();
+    std::fs::write(
+        shared_data.path().join("uploads/black.png"),
+        png(&image::RgbImage::new(300, 200)),
+    )
+    .unwrap();
+    std::fs::write(shared_data.path().join("uploads/broken.jpg"), b"nope").unwrap();
+    let body: Value = quality
+        .post_json("/api/albums/quality", &json!({"images": ["black.png", "broken.jpg"]}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["data"], json!(["black.png"]), "{body}");
+    assert_eq!(invalid(&body), vec![("broken.jpg".into(), "corrupt".into())]);
+    // Without the embedding service, the same call is a clear 503, not a local computation.
+    let dead = format!("http://127.0.0.1:{}", crate::support::free_port());
+    let orphan_settings = common(&[("EMBEDDING_URL", dead), ("ONGI_CACHE_PREFIX", unique_prefix())]);
+    let orphan = spawn_app(
+        Modules::only(ongi_shared::modules::Module::Quality),
+        &orphan_settings
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let resp = orphan
+        .post_json("/api/albums/quality", &json!({"images": ["black.png"]}))
+        .await;
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("embedding_unavailable"),
+        "{body}"
+    );
+}
