@@ -69,13 +69,16 @@ impl AppState {
         ]
         .iter()
         .any(|m| modules.contains(*m));
+        // The image encoder runs where photos are embedded: the embedding function, or any
+        // process without an embedding service to ask.
+        let embeds_here = modules.contains(Module::Embedding) || settings.embedding_url.is_none();
         let models = if needs_models || modules.contains(Module::People) {
             let dir = settings.model_dir.clone();
             let ort = settings.ort_dylib_path.clone();
             let people = modules.contains(Module::People);
             let detector = settings.face_detector;
             tokio::task::spawn_blocking(move || {
-                let mut models = Models::load(&dir, ort.as_deref());
+                let mut models = Models::load(&dir, ort.as_deref(), embeds_here);
                 if people {
                     models.load_faces(&dir, ort.as_deref(), detector);
                 }
@@ -87,13 +90,9 @@ impl AppState {
             Models::none("this function needs no model")
         };
         let models = Arc::new(models);
-        // The image encoder runs where photos are embedded: the embedding function, or any
-        // process without an embedding service to ask.
-        let embeds_here = modules.contains(Module::Embedding) || settings.embedding_url.is_none();
         let batcher = models
             .clip_visual
             .clone()
-            .filter(|_| embeds_here)
             .map(|m| Batcher::start(m, MAX_BATCH, MAX_BATCH_WAIT));
         let features = Arc::new(FeatureService::new(
             store.clone(),

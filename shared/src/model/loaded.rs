@@ -53,8 +53,11 @@ impl Models {
         }
     }
 
-    /// Loads the CLIP encoders from `dir` with ONNX Runtime from `ort_library`.
-    pub fn load(dir: &Path, ort_library: Option<&Path>) -> Self {
+    /// Loads the CLIP text encoder and the aesthetic head from `dir` with ONNX Runtime from
+    /// `ort_library`, and the image encoder only `with_visual` (the process embeds photos
+    /// itself): the analysis functions on Cloud Run ask the embedding service instead and
+    /// need only the image encoder's id, for cache keys, not its 350 MB session.
+    pub fn load(dir: &Path, ort_library: Option<&Path>, with_visual: bool) -> Self {
         let aesthetic = AestheticHead::load(&dir.join(AESTHETIC_FILE));
         let env = match runtime::environment(ort_library, "CLIP") {
             Ok(env) => env,
@@ -70,10 +73,13 @@ impl Models {
         let threads = runtime::intra_op_threads();
         let mut missing = Vec::new();
         let visual_path = dir.join(VISUAL_FILE);
-        let (clip_visual, clip_model_id) = match ClipVisual::load(env, &visual_path, threads)
-            .and_then(|m| Ok((m, model_id("clip-vit-b32", &visual_path)?)))
-        {
-            Ok((m, id)) => (Some(Arc::new(m)), id),
+        let visual = if with_visual {
+            ClipVisual::load(env, &visual_path, threads).map(|m| Some(Arc::new(m)))
+        } else {
+            Ok(None)
+        };
+        let (clip_visual, clip_model_id) = match visual.and_then(|m| Ok((m, model_id("clip-vit-b32", &visual_path)?))) {
+            Ok((m, id)) => (m, id),
             Err(e) => {
                 missing.push(e.to_string());
                 (None, PIXELS_ONLY.to_owned())
@@ -148,9 +154,12 @@ impl Models {
 
 /// `name@<first 12 hex digits of the file's SHA-256>`: changes whenever the weights do.
 fn model_id(name: &str, path: &Path) -> Result<String, ModelError> {
-    let mut file = std::fs::File::open(path).map_err(|e| ModelError::Load {
-        path: path.to_owned(),
-        reason: e.to_string(),
+    let mut file = std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ModelError::Missing(path.to_owned()),
+        _ => ModelError::Load {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        },
     })?;
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher).map_err(|e| ModelError::Load {
