@@ -189,6 +189,7 @@ pub fn duplicates(n: usize, rounds: usize) -> anyhow::Result<()> {
             phash,
             embedding: Some(embedding),
             rank: (next() % 1000) as f64,
+            captured_at: None,
         });
     }
     let mut times = Vec::new();

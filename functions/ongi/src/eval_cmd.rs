@@ -141,6 +141,7 @@ pub fn duplicates(data: &Path) -> anyhow::Result<()> {
             hash: ContentHash::of(&bytes),
             phash: a.record.phash,
             embedding: None,
+            captured_at: a.record.captured_at,
             rank: if verdict.low_quality { 0.0 } else { 1000.0 } + (a.record.blur_variance + 1.0).log10(),
         });
         anchor_hashes.push(phash(&anchor_gray(&bytes)?));

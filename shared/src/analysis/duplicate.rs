@@ -19,6 +19,9 @@ use crate::image::features::hamming;
 
 /// The anchor's DBSCAN radius on 64-bit pHash Hamming distances (inclusive).
 pub const NEAR_HAMMING: u32 = 10;
+/// Two photos are `similar` only if shot within this many seconds of each other, when both
+/// carry an EXIF capture time: the same scene on another day is another photo, not a retake.
+pub const SIMILAR_WITHIN_SECONDS: i64 = 10 * 60;
 /// A photo near (≤ [`NEAR_HAMMING`]) to a member may join through it, but only while it is
 /// within this many bits of the keeper itself: a bounded chain, where the anchor's chains
 /// were unbounded. Crops and rotations drift further from the original than re-encodes do.
@@ -41,6 +44,8 @@ pub struct DupPhoto {
     pub embedding: Option<Vec<f32>>,
     /// Higher is better: decides the keeper (quality, aesthetic score, resolution).
     pub rank: f64,
+    /// EXIF capture time (naive seconds), when the photo has one.
+    pub captured_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
@@ -74,6 +79,14 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f32>()
 }
 
+/// Unknown capture times never rule a pair out; known ones must be close.
+fn close_in_time(a: &DupPhoto, b: &DupPhoto) -> bool {
+    match (a.captured_at, b.captured_at) {
+        (Some(x), Some(y)) => (x - y).abs() <= SIMILAR_WITHIN_SECONDS,
+        _ => true,
+    }
+}
+
 /// How `other` relates to `keeper`, if it is a duplicate of it.
 fn relation(keeper: &DupPhoto, other: &DupPhoto, similar_cosine: f32) -> Option<Member> {
     let h = hamming(keeper.phash, other.phash);
@@ -85,7 +98,7 @@ fn relation(keeper: &DupPhoto, other: &DupPhoto, similar_cosine: f32) -> Option<
         Tier::Exact
     } else if h <= NEAR_HAMMING {
         Tier::Near
-    } else if cosine.is_some_and(|c| c >= similar_cosine) {
+    } else if cosine.is_some_and(|c| c >= similar_cosine) && close_in_time(keeper, other) {
         Tier::Similar
     } else {
         return None;
@@ -229,7 +242,23 @@ mod tests {
             phash,
             embedding,
             rank,
+            captured_at: None,
         }
+    }
+
+    #[test]
+    fn the_similar_tier_needs_close_capture_times_when_known() {
+        let e = Some(vec![1.0, 0.0]);
+        let at = |t: Option<i64>, n: u8| DupPhoto {
+            captured_at: t,
+            ..photo(n, u64::from(n) * 0x0F0F_0F0F_0F0F_0F0F, e.clone(), f64::from(n))
+        };
+        // Same scene (cosine 1), pHash far apart: a retake a minute later is similar…
+        assert_eq!(group(&[at(Some(0), 1), at(Some(60), 2)], 0.95).len(), 1);
+        // …the same view a day later is not…
+        assert!(group(&[at(Some(0), 1), at(Some(86_400), 2)], 0.95).is_empty());
+        // …and without a capture time the cosine alone decides.
+        assert_eq!(group(&[at(None, 1), at(Some(86_400), 2)], 0.95).len(), 1);
     }
 
     #[test]

@@ -140,6 +140,7 @@ mod tests {
             width: 100,
             height: 100,
             format: ImageFormat::Jpeg,
+            captured_at: None,
         }
     }
 

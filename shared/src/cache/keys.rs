@@ -7,7 +7,7 @@
 use crate::domain::{BucketName, ContentHash};
 
 /// Bumped whenever the layout of a cached record changes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CacheKey(String);
@@ -77,10 +77,10 @@ mod tests {
         let h = ContentHash::of(b"photo");
         let a = ks.features("clip-a", &h);
         let b = ks.features("clip-b", &h);
-        assert!(a.as_str().starts_with("t1:v1:feat:clip-a:"));
+        assert!(a.as_str().starts_with("t1:v2:feat:clip-a:"));
         assert_ne!(a, b, "a new model must never read the old model's vectors");
         let bucket = BucketName::parse("uploads").unwrap();
-        assert_eq!(ks.alias(&bucket, "a.jpg", 7).as_str(), "t1:v1:alias:uploads/a.jpg#7");
+        assert_eq!(ks.alias(&bucket, "a.jpg", 7).as_str(), "t1:v2:alias:uploads/a.jpg#7");
         assert_ne!(ks.text("m", "a dog"), ks.text("m", "a cat"));
     }
 }

@@ -38,6 +38,8 @@ pub struct DecodedImage {
     pub scale_denominator: u32,
     /// The EXIF orientation that was applied (1 = none).
     pub exif_orientation: u8,
+    /// EXIF `DateTimeOriginal` as naive local seconds since 1970, when present.
+    pub captured_at: Option<i64>,
 }
 
 /// Decodes `bytes` within `limits`. Never panics: every input gives pixels or an [`ImageError`].
@@ -195,10 +197,17 @@ fn decode_with_image(bytes: &[u8], format: ImageFormat, limits: &IngestLimits) -
     decoder_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8));
     decoder.set_limits(decoder_limits).map_err(corrupt)?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let captured_at = decoder
+        .exif_metadata()
+        .ok()
+        .flatten()
+        .and_then(|e| super::exif::capture_time(&e));
     let image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     // 16-bit and grey images are scaled to 8-bit RGB; an alpha channel is dropped.
     let rgb = image.to_rgb8();
-    Ok(oriented(rgb, format, width, height, 1, orientation.to_exif()))
+    let mut decoded = oriented(rgb, format, width, height, 1, orientation.to_exif());
+    decoded.captured_at = captured_at;
+    Ok(decoded)
 }
 
 fn oriented(
@@ -225,5 +234,6 @@ fn oriented(
         } else {
             1
         },
+        captured_at: None,
     }
 }

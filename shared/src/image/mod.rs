@@ -9,6 +9,7 @@
 
 mod decode;
 mod error;
+pub mod exif;
 pub mod features;
 mod format;
 

@@ -38,6 +38,7 @@ pub fn analyse(bytes: &[u8], limits: &IngestLimits, want_clip_input: bool) -> Re
             width: decoded.source_width,
             height: decoded.source_height,
             format: decoded.format,
+            captured_at: decoded.captured_at,
         },
         clip_input,
     })

@@ -1,10 +1,11 @@
 //! The per-photo feature record: everything the album analyses need from one decode,
 //! stored as one compact little-endian binary value (≈2.1 KB with a 512-d embedding).
 //!
-//! Layout (version 1):
-//! `b"OF"`, version u8, flags u8 (bit 0: has embedding), width u32, height u32, format u8,
-//! luma p05 u8, luma p95 u8, reserved u8, pHash u64, Laplacian variance f64, luma mean f32,
-//! luma std f32, shadows clipped f32, highlights clipped f32, embedding dim u16, dim × f32.
+//! Layout (version 2):
+//! `b"OF"`, version u8, flags u8 (bit 0: has embedding, bit 1: has capture time), width u32,
+//! height u32, format u8, luma p05 u8, luma p95 u8, reserved u8, pHash u64, Laplacian
+//! variance f64, luma mean f32, luma std f32, shadows clipped f32, highlights clipped f32,
+//! embedding dim u16, capture time i64 (EXIF, naive local seconds), dim × f32.
 
 use bytes::Bytes;
 
@@ -12,8 +13,8 @@ use crate::image::ImageFormat;
 use crate::image::features::Exposure;
 
 const MAGIC: &[u8; 2] = b"OF";
-const VERSION: u8 = 1;
-const HEADER: usize = 50;
+const VERSION: u8 = 2;
+const HEADER: usize = 58;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureRecord {
@@ -28,6 +29,8 @@ pub struct FeatureRecord {
     pub width: u32,
     pub height: u32,
     pub format: ImageFormat,
+    /// EXIF `DateTimeOriginal`, naive local seconds since 1970.
+    pub captured_at: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -48,7 +51,7 @@ impl FeatureRecord {
         let mut out = Vec::with_capacity(HEADER + dim * 4);
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
-        out.push(u8::from(self.embedding.is_some()));
+        out.push(u8::from(self.embedding.is_some()) | (u8::from(self.captured_at.is_some()) << 1));
         out.extend_from_slice(&self.width.to_le_bytes());
         out.extend_from_slice(&self.height.to_le_bytes());
         out.push(format_code(self.format));
@@ -66,6 +69,7 @@ impl FeatureRecord {
             out.extend_from_slice(&v.to_le_bytes());
         }
         out.extend_from_slice(&(dim as u16).to_le_bytes());
+        out.extend_from_slice(&self.captured_at.unwrap_or(0).to_le_bytes());
         for v in self.embedding.iter().flatten() {
             out.extend_from_slice(&v.to_le_bytes());
         }
@@ -116,6 +120,7 @@ impl FeatureRecord {
             width: u32_at(4),
             height: u32_at(8),
             format,
+            captured_at: (b[3] & 2 == 2).then(|| u64_at(50) as i64),
         })
     }
 }
@@ -140,6 +145,7 @@ mod tests {
             width: 4032,
             height: 3024,
             format: ImageFormat::Jpeg,
+            captured_at: Some(1_720_952_430),
         }
     }
 
@@ -149,7 +155,12 @@ mod tests {
             let bytes = r.encode();
             assert_eq!(FeatureRecord::decode(&bytes).unwrap(), r);
         }
-        assert_eq!(record(Some(vec![0.0; 512])).encode().len(), 50 + 2048);
+        assert_eq!(record(Some(vec![0.0; 512])).encode().len(), 58 + 2048);
+        let undated = FeatureRecord {
+            captured_at: None,
+            ..record(None)
+        };
+        assert_eq!(FeatureRecord::decode(&undated.encode()).unwrap(), undated);
     }
 
     #[test]

@@ -334,6 +334,7 @@ fn a_downscaled_decode_gives_the_same_faces_in_original_pixels() {
         source_height: h,
         scale_denominator: 2,
         exif_orientation: 1,
+        captured_at: None,
     };
     let detector = mtcnn(group_options());
     for (name, decoded) in [("full decode, max_side 1280", full), ("1/2-scale decode", &half)] {
@@ -431,6 +432,7 @@ fn tiny_and_blank_images_give_no_faces() {
         source_height: 0,
         scale_denominator: 1,
         exif_orientation: 1,
+        captured_at: None,
     };
     assert!(detect_in_original(&detector, &empty).expect("runs").is_empty());
 }
@@ -504,6 +506,7 @@ fn yunet_decodes_boxes_landmarks_and_scores_as_opencv_does() {
         source_height: 120,
         scale_denominator: 2,
         exif_orientation: 1,
+        captured_at: None,
     };
     let by2 = DetectOptions {
         min_face_px: 20.0,

@@ -204,6 +204,7 @@ fn duplicate_groups(
             phash: f.record.phash,
             embedding: f.record.embedding.clone(),
             rank: state.analyzer.keeper_rank(&f.record, v),
+            captured_at: f.record.captured_at,
         })
         .collect();
     group(&input, state.analyzer.settings().similar_cosine)
