@@ -2,18 +2,22 @@
 //!
 //! Every Cloud Run function (`functions/*`), the `ongi` binary and the GPU worker are thin
 //! `main`s over this crate. Dependencies point one way:
-//! `http` → (`cache`, `storage`, `image`) → `domain`, with `config` and `telemetry` at the side.
+//! `http`/`events` → `pipeline` → (`analysis`, `model`, `image`, `cache`, `storage`) → `domain`,
+//! with `config` and `telemetry` at the side.
 //!
 //! | module | owns | must not |
 //! |---|---|---|
 //! | [`config`] | the typed [`Settings`](config::Settings) read from the environment; one-line errors | read the environment anywhere else |
 //! | [`telemetry`] | the tracing subscriber (JSON for Cloud Logging, text locally) and the Prometheus recorder | — |
 //! | [`domain`] | validated values: [`ImageRef`](domain::ImageRef), [`BucketName`](domain::BucketName), [`ContentHash`](domain::ContentHash) | do I/O |
-//! | [`image`] | decoding untrusted bytes: format sniffing, header limits, reduced-scale JPEG, EXIF orientation | panic on any input |
+//! | [`image`] | decoding untrusted bytes: format sniffing, header limits, reduced-scale JPEG, EXIF orientation and capture time; OpenCV-compatible pixel features (pHash, blur, exposure) | panic on any input |
 //! | [`storage`] | the [`ObjectStore`](storage::ObjectStore) trait; Cloud Storage and a local folder | let a reference leave its bucket |
 //! | [`cache`] | the [`FeatureCache`](cache::FeatureCache) trait; Redis and in-process; versioned keys; LE vectors | turn a cache outage into a failed request |
 //! | [`http`] | the axum application: envelope, errors, limits, request ids, health, metrics, OpenAPI, shutdown | hold analysis logic |
-//! | [`model`] | ONNX Runtime, the CLIP encoders, the model folder's [`manifest`](model::manifest) (pinned SHA-256, licences, `fetch`/`verify`) | panic or download on a missing model |
+//! | [`model`] | ONNX Runtime, the CLIP encoders, face detection/alignment/embedding, the model folder's [`manifest`](model::manifest) (pinned SHA-256, licences, `fetch`/`verify`) | panic or download on a missing model |
+//! | [`pipeline`] | per-photo features and faces, cache-or-compute: one download and one decode, batched inference, the embedding service on Cloud Run | hold analysis rules |
+//! | [`analysis`] | the album analyses as pure functions: categories, duplicates, quality, score, people; the taxonomy | do I/O |
+//! | [`events`] | upload notifications in (CloudEvents, Pub/Sub push) and Pub/Sub publishing out | — |
 //! | [`modules`] | which analysis modules a process serves | — |
 
 pub mod analysis;
