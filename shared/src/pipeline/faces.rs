@@ -1,10 +1,10 @@
 //! Faces per photo, cache-or-compute, for the people analysis.
 //!
-//! The photos' content hashes come from the feature service (one cache round trip when
-//! the album was embedded before); the faces are cached under the hash and the face models'
-//! ids, so an album that grows only computes its new photos. A miss downloads and decodes
-//! the photo (at the reduced scale the detector needs), detects, aligns, and embeds every
-//! face in one batch.
+//! The photos' content hashes come from the `latest` aliases the feature service keeps (one
+//! cache round trip); the faces are cached under the hash and the face models' ids, so an
+//! album that grows only computes its new photos. A miss downloads the photo once, records
+//! its aliases, and decodes it (at the scale the detector needs), detects, aligns, and embeds
+//! every face in one batch. People never computes CLIP features it does not use.
 
 use std::sync::Arc;
 
@@ -58,35 +58,35 @@ impl FaceService {
         self.models.face_detector.is_some() && self.models.face_embedder.is_some()
     }
 
-    /// Each reference's faces, in order (a repeated reference is looked up once).
+    /// Each reference's faces, in order. Photos whose hash is known and whose faces are
+    /// cached cost two round trips for the whole album; the others are downloaded once.
     pub async fn album(&self, refs: &[ImageRef]) -> Vec<Result<Vec<StoredFace>, PhotoError>> {
-        let features = self.features.album(refs).await;
+        let bucket_of = |r: &ImageRef| r.bucket().cloned().unwrap_or_else(|| self.features.bucket().clone());
+        let all: Vec<&ImageRef> = refs.iter().collect();
+        let hashes = self.features.known_hashes(&all, &bucket_of).await;
         let ks = self.cache.keyspace();
-        let keys: Vec<_> = features
+        let keys: Vec<_> = hashes
             .iter()
-            .filter_map(|f| f.as_ref().ok())
-            .map(|f| ks.faces(&self.models.face_model_id, &f.hash))
+            .flatten()
+            .map(|h| ks.faces(&self.models.face_model_id, h))
             .collect();
         let mut cached = self.cache.get_many(&keys).await.into_iter();
         let mut out: Vec<Option<Result<Vec<StoredFace>, PhotoError>>> = Vec::with_capacity(refs.len());
         let mut misses = Vec::new();
-        for (i, f) in features.iter().enumerate() {
-            match f {
-                Err(e) => out.push(Some(Err(e.clone()))),
-                Ok(f) => match cached.next().flatten().as_deref().map(face_record::decode) {
-                    Some(Ok(faces)) => out.push(Some(Ok(faces))),
-                    _ => {
-                        misses.push((i, f.hash));
-                        out.push(None);
-                    }
-                },
+        for (i, hash) in hashes.iter().enumerate() {
+            let hit = hash
+                .and_then(|_| cached.next().flatten())
+                .and_then(|bytes| face_record::decode(&bytes).ok());
+            if hit.is_none() {
+                misses.push(i);
             }
+            out.push(hit.map(Ok));
         }
         let computed: Vec<(usize, Result<Vec<StoredFace>, PhotoError>)> = futures::stream::iter(misses)
-            .map(|(i, hash)| {
+            .map(|i| {
                 let r = &refs[i];
-                let bucket = r.bucket().cloned().unwrap_or_else(|| self.features.bucket().clone());
-                async move { (i, self.compute(&bucket, r.object(), hash).await) }
+                let bucket = bucket_of(r);
+                async move { (i, self.compute(&bucket, r.object()).await) }
             })
             // Detection and embedding take both cores per photo already.
             .buffer_unordered(2)
@@ -100,12 +100,9 @@ impl FaceService {
             .collect()
     }
 
-    async fn compute(
-        &self,
-        bucket: &BucketName,
-        object: &str,
-        hash: ContentHash,
-    ) -> Result<Vec<StoredFace>, PhotoError> {
+    /// Downloads the photo once; its faces come from the cache when the same bytes were seen
+    /// under another name, else from detection, alignment and embedding.
+    async fn compute(&self, bucket: &BucketName, object: &str) -> Result<Vec<StoredFace>, PhotoError> {
         let (Some(detector), Some(embedder)) = (self.models.face_detector.clone(), self.models.face_embedder.clone())
         else {
             return Err(PhotoError::transient(
@@ -114,6 +111,15 @@ impl FaceService {
             ));
         };
         let stored = self.store.get(bucket, object, self.limits.max_bytes).await?;
+        let hash = ContentHash::of(&stored.bytes);
+        self.features.remember(bucket, object, stored.generation, &hash).await;
+        let key = self.cache.keyspace().faces(&self.models.face_model_id, &hash);
+        if let Some(Ok(faces)) = self.cache.get_many(std::slice::from_ref(&key)).await[0]
+            .as_deref()
+            .map(face_record::decode)
+        {
+            return Ok(faces);
+        }
         let limits = self.limits;
         let faces = tokio::task::spawn_blocking(move || -> Result<Vec<StoredFace>, PhotoError> {
             let options = detector.options().decode_options();
@@ -164,7 +170,6 @@ impl FaceService {
         })
         .await
         .map_err(|e| PhotoError::permanent("internal", format!("the face task failed: {e}")))??;
-        let key = self.cache.keyspace().faces(&self.models.face_model_id, &hash);
         self.cache.set_many(&[(key, face_record::encode(&faces))]).await;
         metrics::counter!("ongi_faces_detected_total").increment(faces.len() as u64);
         Ok(faces)

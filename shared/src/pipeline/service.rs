@@ -193,18 +193,50 @@ impl FeatureService {
     }
 
     /// Two round trips for the whole album: the `latest` aliases, then the records.
+    /// The content hash last seen for each reference (the `latest` aliases), in one round trip.
+    pub async fn known_hashes(
+        &self,
+        refs: &[&ImageRef],
+        bucket_of: &impl Fn(&ImageRef) -> BucketName,
+    ) -> Vec<Option<ContentHash>> {
+        let ks = self.cache.keyspace();
+        let latest_keys: Vec<CacheKey> = refs.iter().map(|r| ks.latest(&bucket_of(r), r.object())).collect();
+        self.cache
+            .get_many(&latest_keys)
+            .await
+            .iter()
+            .map(|a| a.as_deref().and_then(decode_alias).map(|(_, h)| h))
+            .collect()
+    }
+
+    /// Records that `bucket/object#generation` holds the bytes with `hash` (both aliases).
+    pub async fn remember(&self, bucket: &BucketName, object: &str, generation: i64, hash: &ContentHash) {
+        self.cache
+            .set_many(&self.alias_entries(bucket, object, generation, hash))
+            .await;
+    }
+
+    fn alias_entries(
+        &self,
+        bucket: &BucketName,
+        object: &str,
+        generation: i64,
+        hash: &ContentHash,
+    ) -> Vec<(CacheKey, Bytes)> {
+        let ks = self.cache.keyspace();
+        let value = encode_alias(generation, hash);
+        vec![
+            (ks.alias(bucket, object, generation), value.clone()),
+            (ks.latest(bucket, object), value),
+        ]
+    }
+
     async fn cached(
         &self,
         refs: &[&ImageRef],
         bucket_of: &impl Fn(&ImageRef) -> BucketName,
     ) -> Vec<Option<Result<Features, PhotoError>>> {
-        let ks = self.cache.keyspace();
-        let latest_keys: Vec<CacheKey> = refs.iter().map(|r| ks.latest(&bucket_of(r), r.object())).collect();
-        let aliases = self.cache.get_many(&latest_keys).await;
-        let hashes: Vec<Option<ContentHash>> = aliases
-            .iter()
-            .map(|a| a.as_deref().and_then(decode_alias).map(|(_, h)| h))
-            .collect();
+        let hashes = self.known_hashes(refs, bucket_of).await;
         let wanted: Vec<(usize, CacheKey)> = hashes
             .iter()
             .enumerate()
@@ -252,19 +284,11 @@ impl FeatureService {
         let stored = self.store.get(bucket, object, self.limits.max_bytes).await?;
         metrics::histogram!("ongi_download_seconds").record(started.elapsed().as_secs_f64());
         let hash = ContentHash::of(&stored.bytes);
-        let ks = self.cache.keyspace();
-        let aliases = |hash: &ContentHash| {
-            let value = encode_alias(stored.generation, hash);
-            vec![
-                (ks.alias(bucket, object, stored.generation), value.clone()),
-                (ks.latest(bucket, object), value),
-            ]
-        };
         // The same bytes under another name (or re-uploaded) are already computed.
         if let Some(bytes) = self.cache.get_many(&[self.feature_key(&hash)]).await[0].clone()
             && let Ok(record) = FeatureRecord::decode(&bytes)
         {
-            self.cache.set_many(&aliases(&hash)).await;
+            self.remember(bucket, object, stored.generation, &hash).await;
             return Ok(Features {
                 record,
                 hash,
@@ -293,7 +317,7 @@ impl FeatureService {
             record.embedding = Some(embedding);
         }
         let mut entries = vec![(self.feature_key(&hash), record.encode())];
-        entries.extend(aliases(&hash));
+        entries.extend(self.alias_entries(bucket, object, stored.generation, &hash));
         self.cache.set_many(&entries).await;
         metrics::counter!("ongi_photos_processed_total").increment(1);
         Ok(Features {
