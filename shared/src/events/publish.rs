@@ -74,6 +74,20 @@ impl Publisher for PubSubPublisher {
     }
 }
 
+/// Publishes `message` as JSON. A failure is an outage (the caller answers 503, so the
+/// delivery that led here is retried).
+pub async fn publish_json(
+    publisher: &dyn Publisher,
+    message: &impl Serialize,
+    attributes: Vec<(String, String)>,
+) -> Result<String, PublishError> {
+    let data = serde_json::to_vec(message).map_err(|e| PublishError::Publish {
+        topic: publisher.kind().to_owned(),
+        reason: format!("cannot serialise the message: {e}"),
+    })?;
+    publisher.publish(Bytes::from(data), attributes).await
+}
+
 /// No Pub/Sub configured: the message is logged, nothing is sent.
 pub struct LogPublisher;
 

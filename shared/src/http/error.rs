@@ -30,6 +30,16 @@ pub enum ApiError {
     Internal(String),
 }
 
+impl From<crate::events::publish::PublishError> for ApiError {
+    /// Pub/Sub unavailable: retry later (an event route's delivery is redelivered).
+    fn from(e: crate::events::publish::PublishError) -> Self {
+        Self::Unavailable {
+            message: e.to_string(),
+            retry_after: Duration::from_secs(10),
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// `invalid_request`, `not_implemented`, `service_unavailable` or `internal_server_error`.

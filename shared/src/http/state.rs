@@ -115,31 +115,10 @@ impl AppState {
             models.clone(),
             settings.limits,
         ));
-        let features_publisher: Arc<dyn Publisher> = match (&settings.google_cloud_project, settings.publish) {
-            (Some(project), true) if modules.contains(Module::Embedding) => Arc::new(
-                PubSubPublisher::new(
-                    project,
-                    &settings.features_topic,
-                    settings.pubsub_emulator_host.as_deref(),
-                )
-                .await
-                .map_err(|e| StateError::Publisher(e.to_string()))?,
-            ),
-            _ => Arc::new(LogPublisher),
-        };
+        let features_publisher =
+            publisher(&settings, &settings.features_topic, modules.contains(Module::Embedding)).await?;
         let per_photo = modules.iter().any(Module::has_per_photo_step);
-        let results_publisher: Arc<dyn Publisher> = match (&settings.google_cloud_project, settings.publish) {
-            (Some(project), true) if per_photo => Arc::new(
-                PubSubPublisher::new(
-                    project,
-                    &settings.results_topic,
-                    settings.pubsub_emulator_host.as_deref(),
-                )
-                .await
-                .map_err(|e| StateError::Publisher(e.to_string()))?,
-            ),
-            _ => Arc::new(LogPublisher),
-        };
+        let results_publisher = publisher(&settings, &settings.results_topic, per_photo).await?;
         Ok(Self {
             settings: Arc::new(settings),
             modules,
@@ -152,6 +131,19 @@ impl AppState {
             features_publisher,
             results_publisher,
         })
+    }
+}
+
+/// A Pub/Sub topic on Cloud Run or the emulator, when this process publishes to it;
+/// otherwise messages are only logged.
+async fn publisher(settings: &Settings, topic: &str, used_here: bool) -> Result<Arc<dyn Publisher>, StateError> {
+    match (&settings.google_cloud_project, settings.publish && used_here) {
+        (Some(project), true) => Ok(Arc::new(
+            PubSubPublisher::new(project, topic, settings.pubsub_emulator_host.as_deref())
+                .await
+                .map_err(|e| StateError::Publisher(e.to_string()))?,
+        )),
+        _ => Ok(Arc::new(LogPublisher)),
     }
 }
 

@@ -14,7 +14,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::ImageRef;
-use crate::events::publish::{FEATURES_SCHEMA, FeaturesMessage};
+use crate::events::publish::{FEATURES_SCHEMA, FeaturesMessage, publish_json};
 use crate::events::storage::StorageEventKind;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
@@ -102,20 +102,12 @@ pub async fn storage(State(state): State<AppState>, headers: HeaderMap, body: By
         model: state.features.model_id().to_owned(),
         computed: features.computed,
     };
-    let data = serde_json::to_vec(&message).map_err(|e| ApiError::Internal(e.to_string()))?;
     let attributes = vec![
         ("schema".to_owned(), FEATURES_SCHEMA.to_owned()),
         ("bucket".to_owned(), event.bucket.clone()),
         ("object".to_owned(), event.object.clone()),
     ];
-    state
-        .features_publisher
-        .publish(Bytes::from(data), attributes)
-        .await
-        .map_err(|e| ApiError::Unavailable {
-            message: e.to_string(),
-            retry_after: Duration::from_secs(10),
-        })?;
+    publish_json(state.features_publisher.as_ref(), &message, attributes).await?;
     let status = if features.computed { "computed" } else { "cached" };
     metrics::counter!("ongi_events_total", "route" => "storage", "outcome" => status).increment(1);
     tracing::info!(object = %name, generation = event.generation, envelope = event.envelope, status, "storage event handled");

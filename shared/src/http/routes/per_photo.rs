@@ -26,7 +26,7 @@ use utoipa::ToSchema;
 use crate::analysis::category::TagVector;
 use crate::analysis::taxonomy::Taxonomy;
 use crate::domain::{BucketName, ContentHash};
-use crate::events::publish::{FEATURES_SCHEMA, FeaturesMessage};
+use crate::events::publish::{FEATURES_SCHEMA, FeaturesMessage, publish_json};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
 use crate::modules::Module;
@@ -171,19 +171,11 @@ pub async fn features(State(state): State<AppState>, body: Bytes) -> Result<Resp
             "object": message.object, "generation": message.generation,
             "content_hash": message.content_hash, "model": message.model, "result": result,
         });
-        let data = serde_json::to_vec(&published).map_err(|e| ApiError::Internal(e.to_string()))?;
         let attributes = vec![
             ("schema".to_owned(), RESULTS_SCHEMA.to_owned()),
             ("module".to_owned(), module.name().to_owned()),
         ];
-        state
-            .results_publisher
-            .publish(Bytes::from(data), attributes)
-            .await
-            .map_err(|e| ApiError::Unavailable {
-                message: e.to_string(),
-                retry_after: Duration::from_secs(10),
-            })?;
+        publish_json(state.results_publisher.as_ref(), &published, attributes).await?;
         results.insert(module.name().to_owned(), result);
     }
     metrics::counter!("ongi_events_total", "route" => "features", "outcome" => "handled").increment(1);
