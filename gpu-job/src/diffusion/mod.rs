@@ -18,6 +18,7 @@ mod architecture;
 mod device;
 mod error;
 mod size;
+mod weights;
 
 #[cfg(test)]
 mod tests;
@@ -26,3 +27,4 @@ pub use architecture::{Architecture, TextArchitecture, UNetArchitecture, UNetBlo
 pub use device::DeviceChoice;
 pub use error::DiffusionError;
 pub use size::target_size;
+pub use weights::write_random_model;
