@@ -17,7 +17,10 @@
 mod architecture;
 mod device;
 mod error;
+mod pipeline;
+mod pixels;
 mod size;
+mod text;
 mod weights;
 
 #[cfg(test)]
@@ -26,5 +29,6 @@ mod tests;
 pub use architecture::{Architecture, TextArchitecture, UNetArchitecture, UNetBlock, VaeArchitecture};
 pub use device::DeviceChoice;
 pub use error::DiffusionError;
+pub use pipeline::{Img2ImgParams, MAX_STEPS, StyleModel, bench_img2img};
 pub use size::target_size;
 pub use weights::write_random_model;
