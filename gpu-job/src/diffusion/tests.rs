@@ -423,9 +423,11 @@ fn bench_times_each_round() {
 }
 
 #[test]
-fn the_model_can_be_shared_between_threads() {
+fn the_model_and_its_errors_can_be_shared_between_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<StyleModel>();
+    // Errors cross threads too (the worker reports them from its job tasks).
+    assert_send_sync::<DiffusionError>();
 }
 
 /// The full-size architecture with random weights on the CPU: the init cost of the
