@@ -101,6 +101,41 @@ pub struct GeminiSettings {
     pub model: String,
 }
 
+/// The style queue and its worker (flow C).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StyleSettings {
+    /// `ONGI_STYLE_MAX_QUEUE` (50): jobs queued or running beyond which a submission gets 429.
+    pub max_queue: u64,
+    /// `ONGI_STYLE_MAX_ATTEMPTS` (3): failed or abandoned attempts before the dead-letter stream.
+    pub max_attempts: u32,
+    /// `ONGI_STYLE_RECLAIM_SECS` (120): a claimed job without a heartbeat for this long is
+    /// taken over by another worker (its worker is presumed dead).
+    pub reclaim_after: Duration,
+    /// `ONGI_STYLE_JOB_TTL_SECS` (7 days): how long a finished job (and its idempotency key) is kept.
+    pub job_ttl: Duration,
+    /// `ONGI_STYLE_DEVICE`: `auto` (CUDA when built with it and a GPU answers), `cpu` or `cuda`.
+    pub device: StyleDevice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StyleDevice {
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+impl Default for StyleSettings {
+    fn default() -> Self {
+        Self {
+            max_queue: 50,
+            max_attempts: 3,
+            reclaim_after: Duration::from_secs(120),
+            job_ttl: Duration::from_secs(7 * 24 * 3600),
+            device: StyleDevice::Auto,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// `PORT` (Cloud Run sets it), default 8080.
@@ -135,7 +170,8 @@ pub struct Settings {
     pub features_topic: String,
     /// `ONGI_RESULTS_TOPIC`, default `ongi-results`: per-photo results of the analyses.
     pub results_topic: String,
-    /// Whether to publish to Pub/Sub: on Cloud Run (`K_SERVICE`) or with `PUBSUB_EMULATOR_HOST`.
+    /// Whether to publish to Pub/Sub. `ONGI_PUBLISH` (`true`/`false`); by default on Cloud Run
+    /// (`K_SERVICE`) or with `PUBSUB_EMULATOR_HOST` (the GPU worker's VM sets it explicitly).
     pub publish: bool,
     /// `EMBEDDING_URL`: where the non-embedding functions compute missing features on Cloud Run.
     pub embedding_url: Option<String>,
@@ -152,6 +188,7 @@ pub struct Settings {
     pub analysis: AnalysisSettings,
     /// `ONGI_MAX_IMAGE_BYTES` (default 50 MiB) and `ONGI_MAX_IMAGE_PIXELS` (default 100 MP).
     pub limits: IngestLimits,
+    pub style: StyleSettings,
 }
 
 impl Settings {
@@ -254,7 +291,12 @@ impl Settings {
                 "a Pub/Sub topic id",
             ));
         }
-        let publish = pubsub_emulator_host.is_some() || get("K_SERVICE").is_some();
+        let publish = match get("ONGI_PUBLISH").as_deref() {
+            None => pubsub_emulator_host.is_some() || get("K_SERVICE").is_some(),
+            Some("true") => true,
+            Some("false") => false,
+            Some(other) => return Err(SettingsError::malformed("ONGI_PUBLISH", other, "true or false")),
+        };
         if publish && google_cloud_project.is_none() {
             return Err(SettingsError::missing(
                 "GOOGLE_CLOUD_PROJECT",
@@ -337,6 +379,44 @@ impl Settings {
             },
             highlights: parse_or(&get, "ONGI_HIGHLIGHTS", d.highlights, "a count")?,
         };
+        let ds = StyleSettings::default();
+        let style = StyleSettings {
+            max_queue: parse_or(&get, "ONGI_STYLE_MAX_QUEUE", ds.max_queue, "a number of jobs")?,
+            max_attempts: parse_or(&get, "ONGI_STYLE_MAX_ATTEMPTS", ds.max_attempts, "a number of attempts")?,
+            reclaim_after: Duration::from_secs(parse_or(
+                &get,
+                "ONGI_STYLE_RECLAIM_SECS",
+                ds.reclaim_after.as_secs(),
+                "a number of seconds",
+            )?),
+            job_ttl: Duration::from_secs(parse_or(
+                &get,
+                "ONGI_STYLE_JOB_TTL_SECS",
+                ds.job_ttl.as_secs(),
+                "a number of seconds",
+            )?),
+            device: match get("ONGI_STYLE_DEVICE").as_deref() {
+                None | Some("auto") => StyleDevice::Auto,
+                Some("cpu") => StyleDevice::Cpu,
+                Some("cuda") => StyleDevice::Cuda,
+                Some(other) => {
+                    return Err(SettingsError::malformed(
+                        "ONGI_STYLE_DEVICE",
+                        other,
+                        "auto, cpu or cuda",
+                    ));
+                }
+            },
+        };
+        for (name, zero) in [
+            ("ONGI_STYLE_MAX_ATTEMPTS", style.max_attempts == 0),
+            ("ONGI_STYLE_RECLAIM_SECS", style.reclaim_after.is_zero()),
+            ("ONGI_STYLE_JOB_TTL_SECS", style.job_ttl.is_zero()),
+        ] {
+            if zero {
+                return Err(SettingsError::malformed(name, "0", "at least 1"));
+            }
+        }
         if storage == StorageBackend::Gcs
             && storage_emulator_host.is_none()
             && !on_cloud_run
@@ -373,6 +453,7 @@ impl Settings {
             on_cloud_run,
             analysis,
             limits,
+            style,
         })
     }
 }
@@ -459,6 +540,9 @@ mod tests {
             ("ONGI_MAX_IMAGE_BYTES", "-1"),
             ("EMBEDDING_URL", "ftp://x"),
             ("ONGI_CACHE_TTL_SECS", "0"),
+            ("ONGI_STYLE_MAX_ATTEMPTS", "0"),
+            ("ONGI_STYLE_DEVICE", "tpu"),
+            ("ONGI_PUBLISH", "yes"),
         ] {
             let err = settings(&[(name, value)]).unwrap_err();
             let line = err.to_string();

@@ -18,6 +18,8 @@
 //! | [`pipeline`] | per-photo features and faces, cache-or-compute: one download and one decode, batched inference, the embedding service on Cloud Run | hold analysis rules |
 //! | [`analysis`] | the album analyses as pure functions: categories, duplicates, quality, score, people; the taxonomy | do I/O |
 //! | [`events`] | upload notifications in (CloudEvents, Pub/Sub push) and Pub/Sub publishing out | — |
+//! | [`queue`] | the style job queue on Redis: stream + consumer group, a hash per job, idempotency keys, reclaim, dead letters | run a job |
+//! | [`style`] | style presets and their templates, the Gemini prompt writer, the thumbnail Gemini sees | call the diffusion model |
 //! | [`modules`] | which analysis modules a process serves | — |
 
 pub mod analysis;
@@ -30,5 +32,7 @@ pub mod image;
 pub mod model;
 pub mod modules;
 pub mod pipeline;
+pub mod queue;
 pub mod storage;
+pub mod style;
 pub mod telemetry;

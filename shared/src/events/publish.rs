@@ -74,6 +74,21 @@ impl Publisher for PubSubPublisher {
     }
 }
 
+/// A Pub/Sub topic on Cloud Run or the emulator, when this process publishes to it
+/// (`settings.publish`, and `used_here`); otherwise messages are only logged.
+pub async fn for_topic(
+    settings: &crate::config::Settings,
+    topic: &str,
+    used_here: bool,
+) -> Result<std::sync::Arc<dyn Publisher>, PublishError> {
+    match (&settings.google_cloud_project, settings.publish && used_here) {
+        (Some(project), true) => Ok(std::sync::Arc::new(
+            PubSubPublisher::new(project, topic, settings.pubsub_emulator_host.as_deref()).await?,
+        )),
+        _ => Ok(std::sync::Arc::new(LogPublisher)),
+    }
+}
+
 /// Publishes `message` as JSON. A failure is an outage (the caller answers 503, so the
 /// delivery that led here is retried).
 pub async fn publish_json(

@@ -25,6 +25,19 @@ pub enum ApiError {
     /// Load is being shed or a dependency is down; the client may retry after a while.
     #[error("{message}")]
     Unavailable { message: String, retry_after: Duration },
+    /// A queue is full: the client should come back after `retry_after`.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: Duration },
+    /// The request is well formed but its photo cannot be used; the body names it in
+    /// `invalid_images`, as the album routes do.
+    #[error("{message}")]
+    InvalidImages {
+        message: String,
+        invalid: Vec<super::envelope::InvalidImage>,
+    },
+    /// The thing named in the path does not exist (or has expired).
+    #[error("{0}")]
+    NotFound(String),
     /// A bug or an unexpected failure: logged with its cause, opaque to the client.
     #[error("internal error: {0}")]
     Internal(String),
@@ -42,31 +55,39 @@ impl From<crate::events::publish::PublishError> for ApiError {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// `invalid_request`, `not_implemented`, `service_unavailable` or `internal_server_error`.
+    /// `invalid_request`, `not_found`, `too_many_requests`, `not_implemented`,
+    /// `service_unavailable` or `internal_server_error`.
     pub message: &'static str,
     /// Always `null` on errors.
     #[schema(value_type = Option<Object>)]
     pub data: Option<()>,
     /// What went wrong, in a sentence.
     pub error: String,
+    /// The photos that could not be used, when that is what went wrong.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub invalid_images: Vec<super::envelope::InvalidImage>,
 }
 
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidRequest(_) | Self::InvalidImages { .. } => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn message(&self) -> &'static str {
         match self {
-            Self::InvalidRequest(_) | Self::PayloadTooLarge(_) => "invalid_request",
+            Self::InvalidRequest(_) | Self::InvalidImages { .. } | Self::PayloadTooLarge(_) => "invalid_request",
             Self::NotImplemented(_) => "not_implemented",
             Self::Unavailable { .. } => "service_unavailable",
+            Self::TooManyRequests { .. } => "too_many_requests",
+            Self::NotFound(_) => "not_found",
             Self::Internal(_) => "internal_server_error",
         }
     }
@@ -82,16 +103,21 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
+        let invalid_images = match &self {
+            Self::InvalidImages { invalid, .. } => invalid.clone(),
+            _ => Vec::new(),
+        };
         let mut response = (
             status,
             Json(ErrorBody {
                 message: self.message(),
                 data: None,
                 error,
+                invalid_images,
             }),
         )
             .into_response();
-        if let Self::Unavailable { retry_after, .. } = &self
+        if let Self::Unavailable { retry_after, .. } | Self::TooManyRequests { retry_after, .. } = &self
             && let Ok(v) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);

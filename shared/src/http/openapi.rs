@@ -5,7 +5,7 @@ use utoipa::OpenApi;
 use super::envelope::InvalidImage;
 use super::error::ErrorBody;
 use super::request::{CategoriesRequest, ImagesRequest, ScoreCategory, ScoreRequest, StyleRequest};
-use super::routes::{albums, analyses, events, health, people, per_photo};
+use super::routes::{albums, analyses, events, health, people, per_photo, style};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,8 +17,8 @@ use super::routes::{albums, analyses, events, health, people, per_photo};
         analyses::quality,
         analyses::score,
         people::people,
-        albums::style_submit,
-        albums::style_status,
+        style::submit,
+        style::status,
         events::storage,
         per_photo::features,
         events::batch_reprocess,
@@ -40,6 +40,8 @@ use super::routes::{albums, analyses, events, health, people, per_photo};
         health::Check,
         health::ModelsStatus,
         albums::EmbeddingSummary,
+        style::StyleSubmitted,
+        style::StyleJobView,
         events::EventOutcome,
         per_photo::PerPhotoOutcome,
         people::Person,

@@ -43,10 +43,23 @@ pub struct ScoreRequest {
 
 /// `{"image": ref, "style": str, …}`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StyleRequest {
     pub image: String,
-    /// A preset (ghibli, watercolor, …) or free text.
+    /// A preset (`ghibli`, `watercolor`, `oil_painting`, `3d_animation`, `pencil_sketch`,
+    /// `anime`) or a free-text style of at most 200 characters.
     pub style: String,
+    /// How far from the photo the result may go, (0, 1]; default 0.6.
+    pub strength: Option<f64>,
+    /// Denoising steps, 1–50; default 20.
+    pub steps: Option<u32>,
+    /// Classifier-free guidance scale, 1–20; default 7.5.
+    pub guidance_scale: Option<f64>,
+    /// The noise seed; random by default (the job records the one used).
+    pub seed: Option<u64>,
+    /// A repeated request with the same key returns the same job (the `Idempotency-Key`
+    /// header does the same).
+    pub idempotency_key: Option<String>,
 }
 
 /// Validates a list of references against the rules and the served bucket.

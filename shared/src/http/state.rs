@@ -7,14 +7,17 @@ use std::time::Duration;
 
 use crate::analysis::Analyzer;
 use crate::cache::{Cache, Keyspace, memory::MemoryCache, redis::RedisCache};
-use crate::config::{Settings, StorageBackend};
-use crate::events::publish::{LogPublisher, PubSubPublisher, Publisher};
+use crate::config::Settings;
+use crate::events::publish::Publisher;
 use crate::model::Models;
 use crate::modules::{Module, Modules};
 use crate::pipeline::FeatureService;
 use crate::pipeline::batcher::Batcher;
 use crate::pipeline::faces::FaceService;
-use crate::storage::{ObjectStore, StorageError, gcs::GcsStore, local::LocalStore};
+use crate::queue::StyleQueue;
+use crate::storage::{ObjectStore, StorageError};
+use crate::style::PromptWriter;
+use crate::style::gemini::GeminiClient;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -30,6 +33,10 @@ pub struct AppState {
     pub features_publisher: Arc<dyn Publisher>,
     /// Where per-photo results go (`ongi-results`).
     pub results_publisher: Arc<dyn Publisher>,
+    /// The style job queue (Redis); `None` without `REDIS_URL` or when style is not served.
+    pub style_queue: Option<StyleQueue>,
+    /// Writes style prompts: Gemini with `GEMINI_API_KEY`, the templates otherwise.
+    pub prompt_writer: Arc<PromptWriter>,
 }
 
 /// Up to this many photos share one CLIP inference call…
@@ -41,13 +48,7 @@ impl AppState {
     /// Builds the clients the settings ask for. Nothing here waits for a dependency to
     /// answer: Redis connects lazily, and `/readyz` reports what is unreachable.
     pub async fn from_settings(settings: Settings, modules: Modules) -> Result<Self, StateError> {
-        let store: Arc<dyn ObjectStore> = match settings.storage {
-            StorageBackend::Local => Arc::new(LocalStore::new(&settings.data_dir)?),
-            StorageBackend::Gcs => match &settings.storage_emulator_host {
-                Some(endpoint) => Arc::new(GcsStore::emulator(endpoint, None).await?),
-                None => Arc::new(GcsStore::production().await?),
-            },
-        };
+        let store = crate::storage::from_settings(&settings).await?;
         let backend: Arc<dyn crate::cache::FeatureCache> = match &settings.redis_url {
             Some(url) => Arc::new(RedisCache::new(url).map_err(|e| StateError::Cache(e.to_string()))?),
             None => Arc::new(MemoryCache::default()),
@@ -119,7 +120,22 @@ impl AppState {
             publisher(&settings, &settings.features_topic, modules.contains(Module::Embedding)).await?;
         let per_photo = modules.iter().any(Module::has_per_photo_step);
         let results_publisher = publisher(&settings, &settings.results_topic, per_photo).await?;
+        let style_queue = match (&settings.redis_url, modules.contains(Module::Style)) {
+            (Some(url), true) => Some(
+                StyleQueue::new(
+                    url,
+                    &settings.cache_prefix,
+                    settings.style.max_attempts,
+                    settings.style.job_ttl,
+                )
+                .map_err(|e| StateError::Cache(e.to_string()))?,
+            ),
+            _ => None,
+        };
+        let prompt_writer = Arc::new(PromptWriter::new(GeminiClient::from_settings(&settings.gemini)));
         Ok(Self {
+            style_queue,
+            prompt_writer,
             settings: Arc::new(settings),
             modules,
             store,
@@ -134,17 +150,10 @@ impl AppState {
     }
 }
 
-/// A Pub/Sub topic on Cloud Run or the emulator, when this process publishes to it;
-/// otherwise messages are only logged.
 async fn publisher(settings: &Settings, topic: &str, used_here: bool) -> Result<Arc<dyn Publisher>, StateError> {
-    match (&settings.google_cloud_project, settings.publish && used_here) {
-        (Some(project), true) => Ok(Arc::new(
-            PubSubPublisher::new(project, topic, settings.pubsub_emulator_host.as_deref())
-                .await
-                .map_err(|e| StateError::Publisher(e.to_string()))?,
-        )),
-        _ => Ok(Arc::new(LogPublisher)),
-    }
+    crate::events::publish::for_topic(settings, topic, used_here)
+        .await
+        .map_err(|e| StateError::Publisher(e.to_string()))
 }
 
 #[derive(Debug, thiserror::Error)]

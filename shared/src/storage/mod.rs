@@ -19,6 +19,20 @@ use bytes::Bytes;
 
 use crate::domain::BucketName;
 
+/// The store the settings name: a local folder, fake-gcs-server, or Cloud Storage.
+pub async fn from_settings(
+    settings: &crate::config::Settings,
+) -> Result<std::sync::Arc<dyn ObjectStore>, StorageError> {
+    use crate::config::StorageBackend;
+    Ok(match settings.storage {
+        StorageBackend::Local => std::sync::Arc::new(local::LocalStore::new(&settings.data_dir)?),
+        StorageBackend::Gcs => match &settings.storage_emulator_host {
+            Some(endpoint) => std::sync::Arc::new(gcs::GcsStore::emulator(endpoint, None).await?),
+            None => std::sync::Arc::new(gcs::GcsStore::production().await?),
+        },
+    })
+}
+
 /// Signed URLs never live longer than this, whatever the caller asks for.
 pub const MAX_SIGNED_URL_TTL: Duration = Duration::from_secs(15 * 60);
 

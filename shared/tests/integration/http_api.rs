@@ -138,12 +138,29 @@ async fn bad_requests_get_the_envelope_and_name_the_problem() {
 #[tokio::test]
 async fn routes_whose_module_has_not_landed_say_so() {
     let app = spawn_app(Modules::all(), &[]).await;
-    for (path, body) in [("/api/albums/style", json!({"image": "a.jpg", "style": "ghibli"}))] {
-        let resp = app.post_json(path, &body).await;
-        expect_error(resp, 501, "not_implemented", "has not been built yet").await;
-    }
-    let status = reqwest::get(app.url("/api/albums/style/some-job")).await.unwrap();
-    expect_error(status, 501, "not_implemented", "style module").await;
+    let resp = app
+        .post_json("/batch/reprocess", &json!({"bucket": "uploads", "prefix": ""}))
+        .await;
+    expect_error(
+        resp,
+        501,
+        "not_implemented",
+        "batch reprocessing has not been built yet",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn style_without_redis_says_what_it_needs() {
+    let app = spawn_app(Modules::all(), &[]).await;
+    let resp = app
+        .post_json("/api/albums/style", &json!({"image": "a.jpg", "style": "ghibli"}))
+        .await;
+    expect_error(resp, 503, "service_unavailable", "set REDIS_URL").await;
+    let bad = app
+        .post_json("/api/albums/style", &json!({"image": "a.jpg", "style": ""}))
+        .await;
+    expect_error(bad, 400, "invalid_request", "style is empty").await;
 }
 
 #[tokio::test]
@@ -227,7 +244,8 @@ async fn shutdown_lets_in_flight_requests_finish() {
     stream.write_all(&body.as_bytes()[5..]).await.unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
-    assert!(response.starts_with("HTTP/1.1 501"), "{response}");
+    // (Its real answer: no Redis here, so no style queue.)
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
     let result = tokio::time::timeout(Duration::from_secs(5), &mut app.handle).await;
     assert!(
         matches!(result, Ok(Ok(Ok(())))),

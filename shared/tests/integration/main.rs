@@ -17,4 +17,5 @@ mod people_api;
 mod people_cluster;
 mod pixel_features;
 mod redis_cache;
+mod style_queue;
 mod support;

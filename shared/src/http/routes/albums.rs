@@ -1,9 +1,8 @@
 //! The album routes of DESIGN.md "HTTP contract".
 //!
-//! Each handler validates its request fully (so callers learn about bad input now), then
-//! answers 501 until its module lands: no invented results.
+//! `POST /api/albums/embedding`; the analyses are in `analyses`, people and style in their own files.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 
 use crate::domain::ImageRef;
@@ -11,7 +10,7 @@ use crate::http::album::split;
 use crate::http::envelope::success;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::ApiJson;
-use crate::http::request::{ImagesRequest, StyleRequest, validate_ref, validate_refs};
+use crate::http::request::{ImagesRequest, validate_refs};
 use crate::http::state::AppState;
 
 type ApiResult = Result<Response, ApiError>;
@@ -45,25 +44,4 @@ pub async fn embedding(State(state): State<AppState>, ApiJson(req): ApiJson<Imag
         model: state.features.model_id().to_owned(),
     };
     Ok(success(summary, album.invalid))
-}
-
-#[utoipa::path(post, path = "/api/albums/style", tag = "style", request_body = StyleRequest,
-    responses((status = 202, description = "{job_id, status}"),
-              (status = 400, body = ErrorBody), (status = 501, body = ErrorBody)))]
-pub async fn style_submit(State(state): State<AppState>, ApiJson(req): ApiJson<StyleRequest>) -> ApiResult {
-    validate_ref("image", &req.image, &state.settings.bucket)?;
-    if req.style.trim().is_empty() {
-        return Err(ApiError::InvalidRequest(
-            "style is empty: name a preset or describe a style".into(),
-        ));
-    }
-    Err(ApiError::NotImplemented("the style module"))
-}
-
-#[utoipa::path(get, path = "/api/albums/style/{job_id}", tag = "style",
-    params(("job_id" = String, Path, description = "The id returned by POST /api/albums/style")),
-    responses((status = 200, description = "{status, result_url?, prompt?, error?}"),
-              (status = 501, body = ErrorBody)))]
-pub async fn style_status(Path(_job_id): Path<String>) -> ApiResult {
-    Err(ApiError::NotImplemented("the style module"))
 }

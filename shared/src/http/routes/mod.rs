@@ -6,6 +6,7 @@ pub mod events;
 pub mod health;
 pub mod people;
 pub mod per_photo;
+pub mod style;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -31,8 +32,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
             Module::Score => router.route("/api/albums/score", post(analyses::score)),
             Module::People => router.route("/api/albums/people", post(people::people)),
             Module::Style => router
-                .route("/api/albums/style", post(albums::style_submit))
-                .route("/api/albums/style/{job_id}", get(albums::style_status)),
+                .route("/api/albums/style", post(style::submit))
+                .route("/api/albums/style/{job_id}", get(style::status)),
         };
     }
     if state.modules.iter().any(Module::has_per_photo_step) {

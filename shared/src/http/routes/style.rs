@@ -1,0 +1,357 @@
+//! `POST /api/albums/style` and `GET /api/albums/style/{job_id}` (DESIGN.md flow C).
+//!
+//! Submission: validate → (idempotency key already used? that job) → queue depth check →
+//! read the photo once → Gemini writes the prompt from a thumbnail (the template when it
+//! cannot) → one atomic submit script (key, depth limit, hash, stream entry) → 202.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::http::envelope::{Envelope, InvalidImage};
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::extract::ApiJson;
+use crate::http::request::{StyleRequest, validate_ref};
+use crate::http::state::AppState;
+use crate::pipeline::PhotoError;
+use crate::queue::{JobRecord, JobSpec, QueueError, StyleQueue, Submitted};
+use crate::storage::MAX_SIGNED_URL_TTL;
+use crate::style::StyleChoice;
+use crate::style::thumbnail::thumbnail_png;
+
+type ApiResult = Result<Response, ApiError>;
+
+pub const DEFAULT_STRENGTH: f64 = 0.6;
+pub const DEFAULT_STEPS: u32 = 20;
+pub const DEFAULT_GUIDANCE: f64 = 7.5;
+const MAX_STEPS: u32 = 50;
+const MAX_IDEMPOTENCY_KEY: usize = 256;
+/// What a full queue tells the client to wait: roughly one job's time on a T4.
+const FULL_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// `data` of a submission.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StyleSubmitted {
+    pub job_id: String,
+    /// `queued` for a new job; a repeated idempotency key answers the job's current status.
+    pub status: String,
+}
+
+/// `data` of `GET /api/albums/style/{job_id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StyleJobView {
+    pub job_id: String,
+    /// `queued`, `running`, `done` or `failed`.
+    pub status: String,
+    pub image: String,
+    pub style: String,
+    pub prompt: String,
+    pub negative_prompt: String,
+    /// `gemini` or `template`.
+    pub prompt_source: String,
+    pub strength: f64,
+    pub steps: u32,
+    pub guidance_scale: f64,
+    pub seed: u64,
+    pub attempts: u32,
+    /// Milliseconds since 1970.
+    pub created_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<u64>,
+    /// The result's object in the results bucket, once done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result_object: Option<String>,
+    /// A signed GET URL of the result (15 minutes), where the store can sign.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result_url: Option<String>,
+    /// The last attempt's error (a failed job's reason).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::Unavailable(_) => Self::Unavailable {
+                message: e.to_string(),
+                retry_after: Duration::from_secs(5),
+            },
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+fn queue(state: &AppState) -> Result<&StyleQueue, ApiError> {
+    state.style_queue.as_ref().ok_or_else(|| ApiError::Unavailable {
+        message: "style jobs need the Redis queue that the GPU worker reads: set REDIS_URL (and run gpu-job)".into(),
+        retry_after: Duration::from_secs(60),
+    })
+}
+
+fn accepted(job_id: String, status: String) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(Envelope {
+            message: "success",
+            data: StyleSubmitted { job_id, status },
+            invalid_images: Vec::new(),
+        }),
+    )
+        .into_response()
+}
+
+/// The request's numbers, within their bounds.
+struct Params {
+    strength: f64,
+    steps: u32,
+    guidance_scale: f64,
+    seed: u64,
+}
+
+fn params(req: &StyleRequest) -> Result<Params, ApiError> {
+    let strength = req.strength.unwrap_or(DEFAULT_STRENGTH);
+    if !(strength > 0.0 && strength <= 1.0) {
+        return Err(ApiError::InvalidRequest(format!(
+            "strength {strength} is outside (0, 1]"
+        )));
+    }
+    let steps = req.steps.unwrap_or(DEFAULT_STEPS);
+    if !(1..=MAX_STEPS).contains(&steps) {
+        return Err(ApiError::InvalidRequest(format!(
+            "steps {steps} is outside 1..={MAX_STEPS}"
+        )));
+    }
+    let guidance_scale = req.guidance_scale.unwrap_or(DEFAULT_GUIDANCE);
+    if !(1.0..=20.0).contains(&guidance_scale) {
+        return Err(ApiError::InvalidRequest(format!(
+            "guidance_scale {guidance_scale} is outside 1..=20"
+        )));
+    }
+    let seed = req.seed.unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0 >> 1);
+    Ok(Params {
+        strength,
+        steps,
+        guidance_scale,
+        seed,
+    })
+}
+
+/// The header and the body field may both carry the key; if both do, they must agree.
+fn idempotency_key(headers: &HeaderMap, req: &StyleRequest) -> Result<Option<String>, ApiError> {
+    let header = match headers.get("idempotency-key") {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::InvalidRequest("the Idempotency-Key header is not visible ASCII".into()))?
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let key = match (header, req.idempotency_key.clone()) {
+        (Some(h), Some(b)) if h != b => {
+            return Err(ApiError::InvalidRequest(
+                "the Idempotency-Key header and idempotency_key differ".into(),
+            ));
+        }
+        (h, b) => h.or(b),
+    };
+    match key {
+        Some(k) if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY => Err(ApiError::InvalidRequest(format!(
+            "the idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} bytes"
+        ))),
+        other => Ok(other),
+    }
+}
+
+/// Queues a restyled copy of a photo.
+#[utoipa::path(post, path = "/api/albums/style", tag = "style", request_body = StyleRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "A repeated request with the same key returns the same job")),
+    responses((status = 202, body = StyleSubmitted, description = "Queued (or the job the idempotency key names)"),
+              (status = 400, body = ErrorBody, description = "Bad request, or the photo cannot be read (invalid_images)"),
+              (status = 429, body = ErrorBody, description = "The queue is full; Retry-After says when to come back"),
+              (status = 503, body = ErrorBody, description = "Redis or storage unavailable")))]
+pub async fn submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<StyleRequest>,
+) -> ApiResult {
+    let image = validate_ref("image", &req.image, &state.settings.bucket)?;
+    let style = StyleChoice::parse(&req.style).map_err(ApiError::InvalidRequest)?;
+    let params = params(&req)?;
+    let key = idempotency_key(&headers, &req)?;
+    let queue = queue(&state)?;
+
+    if let Some(key) = &key
+        && let Some(existing) = queue.find_idempotent(key).await?
+    {
+        let status = queue
+            .get(&existing)
+            .await?
+            .map_or("queued".to_owned(), |j| j.status.to_string());
+        return Ok(accepted(existing, status));
+    }
+    let style_settings = &state.settings.style;
+    let depth = queue.depth().await?;
+    metrics::gauge!("ongi_style_queue_depth").set(depth as f64);
+    if depth >= style_settings.max_queue {
+        return Err(full(depth));
+    }
+
+    let bucket = image.bucket().unwrap_or(&state.settings.bucket).clone();
+    let photo = match state
+        .store
+        .get(&bucket, image.object(), state.settings.limits.max_bytes)
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => return Err(unreadable(&image.to_string(), PhotoError::from(e))),
+    };
+    // Decoded even without Gemini: a photo the worker could not read is refused now, by
+    // name, instead of failing on the GPU minutes later.
+    let limits = state.settings.limits;
+    let thumbnail = tokio::task::spawn_blocking(move || thumbnail_png(&photo.bytes, &limits))
+        .await
+        .map_err(|e| ApiError::Internal(format!("thumbnail task: {e}")))?
+        .map_err(|e| {
+            unreadable(
+                &image.to_string(),
+                PhotoError {
+                    reason: e.reason(),
+                    detail: e.to_string(),
+                    transient: false,
+                },
+            )
+        })?;
+    let prompt = state.prompt_writer.write(Some(&thumbnail), &style).await;
+
+    let job_id = uuid::Uuid::new_v4().to_string();
+    let spec = JobSpec {
+        bucket: bucket.to_string(),
+        object: image.object().to_owned(),
+        style: style.label().to_owned(),
+        prompt: prompt.positive,
+        negative_prompt: prompt.negative,
+        prompt_source: prompt.source.as_str().to_owned(),
+        strength: params.strength,
+        steps: params.steps,
+        guidance_scale: params.guidance_scale,
+        seed: params.seed,
+    };
+    match queue
+        .submit(&job_id, &spec, key.as_deref(), style_settings.max_queue)
+        .await?
+    {
+        Submitted::Queued(id) => {
+            tracing::info!(job_id = %id, image = %image, style = %spec.style, prompt_source = %spec.prompt_source, "style job queued");
+            Ok(accepted(id, "queued".into()))
+        }
+        Submitted::Existing(id) => {
+            let status = queue
+                .get(&id)
+                .await?
+                .map_or("queued".to_owned(), |j| j.status.to_string());
+            Ok(accepted(id, status))
+        }
+        Submitted::Full { depth } => Err(full(depth)),
+    }
+}
+
+fn full(depth: u64) -> ApiError {
+    metrics::counter!("ongi_style_jobs_rejected_total", "why" => "queue_full").increment(1);
+    ApiError::TooManyRequests {
+        message: format!("the style queue holds {depth} jobs, its limit; retry later"),
+        retry_after: FULL_RETRY_AFTER,
+    }
+}
+
+/// The photo cannot be read: a 400 naming it in `invalid_images`, or a 503 when transient.
+fn unreadable(image: &str, e: PhotoError) -> ApiError {
+    if e.transient {
+        return ApiError::Unavailable {
+            message: format!("{image}: {}; retry shortly", e.detail),
+            retry_after: Duration::from_secs(5),
+        };
+    }
+    ApiError::InvalidImages {
+        message: format!("image {image:?} cannot be restyled: {}", e.detail),
+        invalid: vec![InvalidImage {
+            image: image.to_owned(),
+            reason: e.reason.to_owned(),
+            detail: Some(e.detail),
+        }],
+    }
+}
+
+/// A style job's status, prompt and, once done, its result.
+#[utoipa::path(get, path = "/api/albums/style/{job_id}", tag = "style",
+    params(("job_id" = String, Path, description = "The id returned by POST /api/albums/style")),
+    responses((status = 200, body = StyleJobView),
+              (status = 400, body = ErrorBody, description = "Not a job id"),
+              (status = 404, body = ErrorBody, description = "No such job (or it has expired)"),
+              (status = 503, body = ErrorBody)))]
+pub async fn status(State(state): State<AppState>, Path(job_id): Path<String>) -> ApiResult {
+    let id = uuid::Uuid::parse_str(&job_id)
+        .map_err(|_| {
+            ApiError::InvalidRequest(format!(
+                "{:?} is not a job id",
+                job_id.chars().take(64).collect::<String>()
+            ))
+        })?
+        .to_string();
+    let queue = queue(&state)?;
+    let job = queue
+        .get(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("style job {id} does not exist or has expired")))?;
+    let result_url = match &job.result_object {
+        Some(object) => match state
+            .store
+            .signed_url(&state.settings.results_bucket, object, MAX_SIGNED_URL_TTL)
+            .await
+        {
+            Ok(url) => Some(url),
+            Err(e) => {
+                tracing::debug!(error = %e, "no signed URL for the result");
+                None
+            }
+        },
+        None => None,
+    };
+    Ok((
+        StatusCode::OK,
+        axum::Json(Envelope {
+            message: "success",
+            data: view(job, result_url),
+            invalid_images: Vec::new(),
+        }),
+    )
+        .into_response())
+}
+
+fn view(job: JobRecord, result_url: Option<String>) -> StyleJobView {
+    StyleJobView {
+        job_id: job.id,
+        status: job.status.to_string(),
+        image: job.spec.object,
+        style: job.spec.style,
+        prompt: job.spec.prompt,
+        negative_prompt: job.spec.negative_prompt,
+        prompt_source: job.spec.prompt_source,
+        strength: job.spec.strength,
+        steps: job.spec.steps,
+        guidance_scale: job.spec.guidance_scale,
+        seed: job.spec.seed,
+        attempts: job.attempts,
+        created_ms: job.created_ms,
+        started_ms: job.started_ms,
+        finished_ms: job.finished_ms,
+        result_object: job.result_object,
+        result_url,
+        error: job.error,
+    }
+}
