@@ -107,6 +107,7 @@ REQUIRED: dict[str, dict[str, str]] = {
         **_COMMON,
         "ONGI_RESULTS_BUCKET": "writes style results to the deployed results bucket",
         "ONGI_MODEL_DIR": "loads the Stable Diffusion weights",
+        "ONGI_PUBLISH": "a VM has no K_SERVICE: without it the ongi.style.v1 results are only logged",
     },
 }
 

@@ -8,7 +8,10 @@
 
 locals {
   # The worker's settings (DESIGN.md "Settings"), written to its env file at boot; checked
-  # by .ci/check_settings.py like the functions' env blocks.
+  # by .ci/check_settings.py like the functions' env blocks. ONGI_PUBLISH: a VM has no
+  # K_SERVICE, so publishing the ongi.style.v1 results to ongi-results must be asked for.
+  # ONGI_STYLE_DEVICE=cuda: a worker whose GPU does not answer stops at start (and the MIG
+  # recreates it) instead of quietly running Stable Diffusion on the CPU.
   gpu_job_env = {
     ONGI_LOG_FORMAT      = "json"
     ONGI_STORAGE         = "gcs"
@@ -17,6 +20,8 @@ locals {
     GOOGLE_CLOUD_PROJECT = var.project_id
     ONGI_CACHE_TTL_SECS  = local.cache_ttl_secs
     ONGI_MODEL_DIR       = local.model_dir
+    ONGI_PUBLISH         = "true"
+    ONGI_STYLE_DEVICE    = "cuda"
   }
 
   # Settings read from Secret Manager at boot: name => secret id.

@@ -429,17 +429,3 @@ fn the_model_and_its_errors_can_be_shared_between_threads() {
     // Errors cross threads too (the worker reports them from its job tasks).
     assert_send_sync::<DiffusionError>();
 }
-
-/// The full-size architecture with random weights on the CPU: the init cost of the
-/// benchmark path (`cargo test -p gpu-job --lib --release -- --ignored sd15_random`).
-#[test]
-#[ignore = "allocates 4 GB and takes a while on a small machine"]
-fn sd15_random_builds() {
-    let start = std::time::Instant::now();
-    let model = StyleModel::random(&Architecture::sd15(), DeviceChoice::Cpu, 0).unwrap();
-    eprintln!(
-        "sd15 random init on {}: {:.1}s",
-        model.device_label(),
-        start.elapsed().as_secs_f64()
-    );
-}

@@ -1,0 +1,156 @@
+//! The worker process: settings → model, queue, storage, publisher → the worker loop, plus
+//! `/healthz` and `/metrics` on `PORT` (the managed instance group's autohealing probe and
+//! Prometheus). SIGTERM stops claiming, lets the current job finish within the grace, or
+//! releases it, then exits.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use ongi_shared::config::{Settings, StyleDevice};
+use ongi_shared::queue::StyleQueue;
+use tokio::sync::watch;
+
+use crate::diffusion::{DeviceChoice, StyleModel};
+use crate::render::Renderer;
+use crate::worker::{Worker, WorkerConfig};
+
+/// How long the current job may still run after SIGTERM. Compute Engine gives a stopping
+/// VM 90 s; a 512 px job at 20 steps on a T4 takes a fraction of that.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
+/// How long one blocking read waits for a job before the loop comes round again.
+const BLOCK: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("gpu-job needs REDIS_URL: the style jobs arrive on a Redis stream")]
+    NoRedis,
+    #[error("{0}")]
+    Model(#[from] crate::diffusion::DiffusionError),
+    #[error("{0}")]
+    Queue(#[from] ongi_shared::queue::QueueError),
+    #[error("storage: {0}")]
+    Storage(#[from] ongi_shared::storage::StorageError),
+    #[error("{0}")]
+    Publish(#[from] ongi_shared::events::publish::PublishError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the model thread stopped: {0}")]
+    Join(String),
+}
+
+#[derive(Clone)]
+struct Health {
+    device: String,
+    queue: StyleQueue,
+}
+
+/// Everything `gpu-job run` does, until SIGTERM.
+pub async fn run_from_settings(settings: Settings) -> Result<(), ServiceError> {
+    let _ = ongi_shared::telemetry::metrics_handle();
+    let url = settings.redis_url.clone().ok_or(ServiceError::NoRedis)?;
+    let sd_dir = settings.model_dir.join("sd15");
+    let device = match settings.style.device {
+        StyleDevice::Auto => DeviceChoice::Auto,
+        StyleDevice::Cpu => DeviceChoice::Cpu,
+        StyleDevice::Cuda => DeviceChoice::Cuda,
+    };
+    let model = tokio::task::spawn_blocking(move || StyleModel::load(&sd_dir, device))
+        .await
+        .map_err(|e| ServiceError::Join(e.to_string()))??;
+    let renderer: Arc<dyn Renderer> = Arc::new(model);
+    let queue = StyleQueue::new(
+        &url,
+        &settings.cache_prefix,
+        settings.style.max_attempts,
+        settings.style.job_ttl,
+    )?;
+    let consumer = consumer_name();
+    let worker_queue = queue.worker(&consumer, BLOCK).await?;
+    let store = ongi_shared::storage::from_settings(&settings).await?;
+    let publisher = ongi_shared::events::publish::for_topic(&settings, &settings.results_topic, true).await?;
+    let config = WorkerConfig {
+        results_bucket: settings.results_bucket.clone(),
+        reclaim_after: settings.style.reclaim_after,
+        heartbeat_every: WorkerConfig::heartbeat_for(settings.style.reclaim_after),
+        shutdown_grace: SHUTDOWN_GRACE,
+        limits: settings.limits,
+    };
+    let health = Health {
+        device: renderer.device(),
+        queue: queue.clone(),
+    };
+    let worker = Worker::new(worker_queue, store, publisher, renderer, config);
+
+    let addr = SocketAddr::new(settings.host, settings.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServiceError::Bind { addr, source })?;
+    let router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(health.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut http_stop = stop_rx.clone();
+    let http = tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .await;
+    });
+    tokio::spawn(async move {
+        ongi_shared::http::shutdown::signal().await;
+        tracing::info!("SIGTERM: no new jobs; finishing or releasing the current one");
+        let _ = stop_tx.send(true);
+    });
+    tracing::info!(consumer = %consumer, device = %health.device, address = %addr, "gpu-job ready");
+    worker.run(stop_rx).await;
+    let _ = http.await;
+    Ok(())
+}
+
+/// Unique per process: the host name (the VM) plus the pid, so a restarted container never
+/// shares a consumer name with the one that died (whose entries must be reclaimed, not read).
+fn consumer_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".to_owned());
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+/// Alive, with the device and the queue depth. Always 200 while the process runs: a Redis
+/// outage is reported in the body, not as a failed probe, because recreating the VM (what
+/// autohealing does with a failed probe) would not bring Redis back.
+async fn healthz(State(h): State<Health>) -> impl IntoResponse {
+    let queue = match h.queue.depth().await {
+        Ok(depth) => serde_json::json!({"reachable": true, "depth": depth}),
+        Err(e) => serde_json::json!({"reachable": false, "error": e.to_string()}),
+    };
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({"status": "ok", "service": "gpu-job", "device": h.device, "queue": queue})),
+    )
+}
+
+async fn metrics() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        ongi_shared::telemetry::metrics_handle().render(),
+    )
+}
