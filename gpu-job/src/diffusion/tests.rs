@@ -272,7 +272,7 @@ fn a_missing_file_is_named() {
                 assert_eq!(path, &dir.path().join(file));
                 let message = e.to_string();
                 assert!(
-                    message.contains(file) && message.contains("ongi models fetch"),
+                    message.contains(file) && message.contains("gpu-job tiny-model"),
                     "{message}"
                 );
             }
