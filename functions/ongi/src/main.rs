@@ -211,7 +211,7 @@ async fn serve(port: Option<u16>, host: IpAddr, no_fetch: bool) -> anyhow::Resul
     if std::env::var_os("ONGI_HOST").is_none() {
         settings.host = host;
     }
-    ongi_shared::telemetry::init_logging(settings.log_format);
+    ongi_shared::telemetry::init_logging_for(settings.log_format, settings.google_cloud_project.clone());
     tracing::info!(settings = ?settings, "starting ongi serve");
     // First run: fetch what is missing (SHA-256 checked, with progress); offline, this fails
     // in one line and the service starts with what needs no model.

@@ -135,7 +135,7 @@ pub enum ServeError {
 /// Each function's `main` is this call with its module.
 pub async fn serve_from_env(modules: Modules) -> Result<(), ServeError> {
     let settings = Settings::from_env()?;
-    crate::telemetry::init_logging(settings.log_format);
+    crate::telemetry::init_logging_for(settings.log_format, settings.google_cloud_project.clone());
     tracing::info!(settings = ?settings, "starting");
     let app = Application::build(settings, modules).await?;
     Ok(app.run_until_stopped(super::shutdown::signal()).await?)

@@ -27,8 +27,9 @@ pub async fn record_metrics(request: Request, next: Next) -> Response {
     response
 }
 
-/// The span of one request: method, route and request id (set by the request-id layer,
-/// which runs before this one).
+/// The span of one request: method, route, request id (set by the request-id layer, which
+/// runs before this one) and the caller's trace id, which the JSON log writer turns into
+/// Cloud Logging's `logging.googleapis.com/trace` (see `telemetry`).
 pub fn make_span(request: &http::Request<axum::body::Body>) -> tracing::Span {
     let request_id = request
         .headers()
@@ -39,5 +40,70 @@ pub fn make_span(request: &http::Request<axum::body::Body>) -> tracing::Span {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| request.uri().path(), |p| p.as_str());
-    tracing::info_span!("request", method = %request.method(), route = %route, request_id = %request_id)
+    let (trace_id, span_id) = trace_context(request.headers()).unwrap_or_default();
+    tracing::info_span!("request", method = %request.method(), route = %route, request_id = %request_id,
+        trace_id = %trace_id, parent_span_id = %span_id)
+}
+
+/// The trace and span ids of a request: W3C `traceparent`
+/// (`00-<32 hex>-<16 hex>-<flags>`) or Google's `X-Cloud-Trace-Context`
+/// (`<32 hex>/<decimal span>;o=1`, which Cloud Run's front end adds). Anything malformed is
+/// ignored: a bad header must not cost the request.
+pub fn trace_context(headers: &http::HeaderMap) -> Option<(String, String)> {
+    let hex = |s: &str, len: usize| {
+        s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit()) && s.bytes().any(|b| b != b'0')
+    };
+    if let Some(v) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+        let parts: Vec<&str> = v.trim().split('-').collect();
+        if let [_, trace, span, _] = parts.as_slice()
+            && hex(trace, 32)
+            && hex(span, 16)
+        {
+            return Some((trace.to_ascii_lowercase(), span.to_ascii_lowercase()));
+        }
+    }
+    let v = headers.get("x-cloud-trace-context").and_then(|v| v.to_str().ok())?;
+    let (trace, rest) = v.trim().split_once('/').unwrap_or((v.trim(), ""));
+    let span = rest.split(';').next().unwrap_or("");
+    if !hex(trace, 32) {
+        return None;
+    }
+    let span = span.parse::<u64>().map(|s| format!("{s:016x}")).unwrap_or_default();
+    Some((trace.to_ascii_lowercase(), span))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(name: &'static str, value: &str) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        h.insert(name, value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn trace_ids_come_from_either_header_and_junk_is_ignored() {
+        let t = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(
+            trace_context(&headers("traceparent", &format!("00-{t}-00f067aa0ba902b7-01"))),
+            Some((t.to_owned(), "00f067aa0ba902b7".to_owned()))
+        );
+        assert_eq!(
+            trace_context(&headers("x-cloud-trace-context", &format!("{t}/1;o=1"))),
+            Some((t.to_owned(), "0000000000000001".to_owned()))
+        );
+        assert_eq!(
+            trace_context(&headers("x-cloud-trace-context", t)).map(|p| p.0),
+            Some(t.to_owned())
+        );
+        for junk in [
+            "00-xyz-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(trace_context(&headers("traceparent", junk)), None, "{junk}");
+        }
+        assert_eq!(trace_context(&headers("x-cloud-trace-context", "short/1")), None);
+        assert_eq!(trace_context(&http::HeaderMap::new()), None);
+    }
 }

@@ -313,11 +313,23 @@ async fn per_photo_steps_store_results_from_the_features_message() {
     let stored: Value = serde_json::from_str(&stored.expect("stored")).unwrap();
     assert_eq!(stored, results["quality"]);
 
-    // A malformed message is refused (Pub/Sub dead-letters it after its retries).
-    let bad = app
-        .post_json("/events/features", &json!({"message": {"data": "!!"}}))
-        .await;
-    assert_eq!(bad.status(), 400);
+    // A malformed message is acknowledged (no retry can fix it), saying why, and counted.
+    for junk in [
+        json!({"message": {"data": "!!"}}),
+        json!({"not": "a push"}),
+        json!({"message": {"data": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "{\"schema\": \"other\"}")}}),
+    ] {
+        let bad = app.post_json("/events/features", &junk).await;
+        assert_eq!(bad.status(), 200, "{junk}");
+        let body: Value = bad.json().await.unwrap();
+        assert_eq!(body["status"], "rejected", "{body}");
+        assert!(body["reason"].as_str().is_some_and(|r| !r.is_empty()), "{body}");
+    }
+    let metrics = reqwest::get(app.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains(r#"ongi_events_total{route="features",outcome="malformed"}"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -20,9 +20,9 @@ use serde_json::{Value, json};
 use crate::clip_parity::models_dir;
 use crate::support::{free_port, redis_url, required_env, spawn_app, unique_prefix};
 
-const PROJECT: &str = "ongi-e2e";
+pub const PROJECT: &str = "ongi-e2e";
 
-struct Killed(Child);
+pub struct Killed(Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -31,7 +31,7 @@ impl Drop for Killed {
     }
 }
 
-async fn emulator_put(client: &reqwest::Client, base: &str, path: &str, body: Value) {
+pub async fn emulator_put(client: &reqwest::Client, base: &str, path: &str, body: Value) {
     let resp = client
         .put(format!("{base}/v1/projects/{PROJECT}/{path}"))
         .json(&body)
@@ -44,6 +44,45 @@ async fn emulator_put(client: &reqwest::Client, base: &str, path: &str, body: Va
         resp.status(),
         resp.text().await.unwrap()
     );
+}
+
+/// A fake-gcs-server of a test's own (bucket `uploads`), notifying a Pub/Sub emulator topic
+/// of every upload as GCS does. Stopped on drop.
+pub struct NotifyingGcs {
+    _process: Killed,
+    _data: tempfile::TempDir,
+}
+
+impl NotifyingGcs {
+    pub async fn start(port: u16, pubsub: &str, topic: &str) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(data.path().join("uploads")).unwrap();
+        std::fs::write(data.path().join("uploads/.seed"), b"seed").unwrap();
+        let process = Killed(
+            Command::new(required_env("FAKE_GCS_SERVER_BIN"))
+                .args(["-scheme", "http", "-host", "127.0.0.1", "-port", &port.to_string()])
+                .args(["-backend", "memory", "-data", &data.path().display().to_string()])
+                .args(["-public-host", &format!("127.0.0.1:{port}")])
+                .args(["-event.pubsub-project-id", PROJECT, "-event.pubsub-topic", topic])
+                .env("PUBSUB_EMULATOR_HOST", pubsub)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("fake-gcs-server starts"),
+        );
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "fake-gcs-server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self {
+            _process: process,
+            _data: data,
+        }
+    }
 }
 
 #[tokio::test]
@@ -94,48 +133,7 @@ async fn an_upload_flows_through_pubsub_into_the_cache_and_ongi_features() {
     )
     .await;
 
-    // A fake-gcs-server of this test's own, notifying the uploads topic.
-    let data = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(data.path().join("uploads")).unwrap();
-    std::fs::write(data.path().join("uploads/.seed"), b"seed").unwrap();
-    let _gcs = Killed(
-        Command::new(required_env("FAKE_GCS_SERVER_BIN"))
-            .args([
-                "-scheme",
-                "http",
-                "-host",
-                "127.0.0.1",
-                "-port",
-                &gcs_port.to_string(),
-                "-backend",
-                "memory",
-            ])
-            .args([
-                "-data",
-                &data.path().display().to_string(),
-                "-public-host",
-                &format!("127.0.0.1:{gcs_port}"),
-            ])
-            .args([
-                "-event.pubsub-project-id",
-                PROJECT,
-                "-event.pubsub-topic",
-                &uploads_topic,
-            ])
-            .env("PUBSUB_EMULATOR_HOST", &pubsub)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("fake-gcs-server starts"),
-    );
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", gcs_port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "fake-gcs-server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let _gcs = NotifyingGcs::start(gcs_port, &pubsub, &uploads_topic).await;
 
     let photo = std::fs::read(models_dir().join("ref_images/ref_1.png")).unwrap();
     let store = GcsStore::emulator(&gcs, None).await.unwrap();

@@ -7,6 +7,7 @@
 mod analyses_api;
 mod clip_parity;
 mod decode_corpus;
+mod e2e_album;
 mod e2e_upload;
 mod embedding_api;
 mod face_detect;

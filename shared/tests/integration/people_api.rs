@@ -15,7 +15,7 @@ use crate::face_detect::rustface_dir;
 use crate::support::{TestApp, redis_url, required_env, spawn_app, unique_prefix};
 
 /// A model folder with the tiny CLIP, the real MTCNN and the tiny SFace.
-fn model_folder() -> tempfile::TempDir {
+pub fn model_folder() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let link = |from: &Path| std::os::unix::fs::symlink(from, dir.path().join(from.file_name().unwrap())).unwrap();
     for entry in std::fs::read_dir(models_dir()).unwrap() {

@@ -1,15 +1,21 @@
 //! `POST /events/features`: the per-photo steps, fed by the `ongi-features` push
-//! subscriptions. For each analysis this process serves (category, quality, score), the
-//! photo's result is computed from its cached features, stored in the cache next to them,
-//! and published to `ongi-results` (schema `ongi.results.v1`, below). People has no
-//! per-photo step yet and is skipped.
+//! subscriptions. For each analysis this process serves (category, quality, score,
+//! people), the photo's result is computed from its cached features (people: its faces,
+//! detected once and cached for the album call), stored in the cache next to them, and
+//! published to `ongi-results` (schema `ongi.results.v1`, below).
+//!
+//! A malformed message is acknowledged (200 `{"status": "rejected", "reason"}`) with an
+//! error log and a counter: no retry can fix it, and a 4xx would only make Pub/Sub redeliver
+//! it until its dead-letter policy gives up.
 //!
 //! `ongi.results.v1` message: `{"schema", "module", "bucket", "object", "generation",
 //! "content_hash", "model", "result"}` where `result` is, per module:
 //! - `category`: `{"tags": [{"category", "similarity"}]}`, the photo's best base tags above
 //!   the floor (at most 3), best first;
 //! - `quality`: `{"low_quality", "reasons", "metrics"}` as `quality?detail=true`;
-//! - `score`: `{"score"}`, the aesthetic score.
+//! - `score`: `{"score"}`, the aesthetic score;
+//! - `people`: `{"faces": [{"bbox": [x1, y1, x2, y2], "score", "quality"}]}`, the faces found
+//!   (their embeddings stay in the cache, for `POST /api/albums/people`).
 
 use std::time::Duration;
 
@@ -25,7 +31,7 @@ use utoipa::ToSchema;
 
 use crate::analysis::category::TagVector;
 use crate::analysis::taxonomy::Taxonomy;
-use crate::domain::{BucketName, ContentHash};
+use crate::domain::{BucketName, ContentHash, ImageRef};
 use crate::events::publish::{FEATURES_SCHEMA, FeaturesMessage, publish_json};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
@@ -55,13 +61,21 @@ pub struct PerPhotoOutcome {
     pub results: Value,
 }
 
-fn malformed(why: String) -> ApiError {
-    tracing::warn!(error = %why, "malformed ongi-features message");
-    metrics::counter!("ongi_events_total", "route" => "features", "outcome" => "malformed").increment(1);
-    ApiError::InvalidRequest(why)
+/// A message no retry can fix.
+struct Malformed(String);
+
+fn malformed(why: String) -> Malformed {
+    Malformed(why)
 }
 
-fn parse(body: &[u8]) -> Result<FeaturesMessage, ApiError> {
+/// Acknowledges a malformed message: logged as an error, counted, never redelivered.
+fn rejected(Malformed(why): Malformed) -> Response {
+    tracing::error!(error = %why, "malformed ongi-features message acknowledged and dropped");
+    metrics::counter!("ongi_events_total", "route" => "features", "outcome" => "malformed").increment(1);
+    (StatusCode::OK, Json(json!({"status": "rejected", "reason": why}))).into_response()
+}
+
+fn parse(body: &[u8]) -> Result<FeaturesMessage, Malformed> {
     let push: Push =
         serde_json::from_slice(body).map_err(|e| malformed(format!("not a Pub/Sub push envelope: {e}")))?;
     let data = base64::engine::general_purpose::STANDARD
@@ -97,15 +111,25 @@ fn top_tags(record: &FeatureRecord, tags: &[TagVector], floor: f32) -> Value {
     json!({ "tags": tags })
 }
 
-/// The per-photo steps of one `ongi-features` message. 2xx when handled; 400 for a message
-/// no retry can fix (Pub/Sub dead-letters it after its retries); 503 when a retry may help.
+/// The per-photo steps of one `ongi-features` message. 200 when handled, or when the
+/// message is malformed (acknowledged, logged, dropped); 503 when a retry may help.
 #[utoipa::path(post, path = "/events/features", tag = "events",
-    responses((status = 200, body = PerPhotoOutcome), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = PerPhotoOutcome, description = "Handled, or a malformed message acknowledged with status rejected"),
+              (status = 503, body = ErrorBody)))]
 pub async fn features(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let message = parse(&body)?;
-    let bucket = BucketName::parse(&message.bucket).map_err(|_| malformed(format!("bucket {:?}", message.bucket)))?;
-    let hash = ContentHash::from_hex(&message.content_hash)
-        .ok_or_else(|| malformed("content_hash is not SHA-256 hex".into()))?;
+    let message = match parse(&body) {
+        Ok(m) => m,
+        Err(bad) => return Ok(rejected(bad)),
+    };
+    let Ok(bucket) = BucketName::parse(&message.bucket) else {
+        return Ok(rejected(malformed(format!(
+            "bucket {:?} is not a bucket name",
+            message.bucket
+        ))));
+    };
+    let Some(hash) = ContentHash::from_hex(&message.content_hash) else {
+        return Ok(rejected(malformed("content_hash is not SHA-256 hex".into())));
+    };
     let name = format!("{}/{}", message.bucket, message.object);
     // The record the message announces; recomputed if it expired meanwhile.
     let ks = state.cache.keyspace().clone();
@@ -158,8 +182,26 @@ pub async fn features(State(state): State<AppState>, body: Bytes) -> Result<Resp
                 Some(score) => json!({ "score": score }),
                 None => continue,
             },
-            // No per-photo step yet.
-            _ => continue,
+            Module::People => {
+                if !state.faces.available() {
+                    continue;
+                }
+                let image = ImageRef::parse(&format!("gs://{}/{}", message.bucket, message.object))
+                    .map_err(|e| ApiError::Internal(format!("{name}: {e}")))?;
+                match state.faces.album(std::slice::from_ref(&image)).await.remove(0) {
+                    Ok(faces) => json!({"faces": faces.iter().map(|f| json!({
+                        "bbox": f.bbox.map(|v| v.round() as i64), "score": f.score, "quality": f.quality,
+                    })).collect::<Vec<_>>()}),
+                    Err(e) if e.transient => {
+                        return Err(ApiError::Unavailable {
+                            message: format!("{name}: {e}"),
+                            retry_after: Duration::from_secs(10),
+                        });
+                    }
+                    Err(e) => json!({"faces": [], "error": e.reason}),
+                }
+            }
+            Module::Embedding | Module::Duplicate | Module::Style => continue,
         };
         let value = serde_json::to_vec(&result).map_err(|e| ApiError::Internal(e.to_string()))?;
         state
