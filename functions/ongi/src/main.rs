@@ -1,6 +1,7 @@
 //! The `ongi` binary: every function in one process (`ongi serve`), plus the CLI.
 //! It only parses arguments and calls `ongi-shared`.
 
+mod bench_album;
 mod bench_cmd;
 mod eval_cmd;
 mod eval_people;
@@ -92,6 +93,24 @@ enum BenchCommand {
         #[arg(long)]
         limit: Option<usize>,
     },
+    /// A 30-photo album from upload to the six album results, p50 and p95 over the rounds
+    /// (the photos folder needs 30 JPEGs or more; ORT_DYLIB_PATH, ONGI_FACE_DETECTOR apply).
+    Album {
+        #[arg(long, value_name = "DIR")]
+        photos: PathBuf,
+        /// The model folder (CLIP, the aesthetic head, face models).
+        #[arg(long, value_name = "DIR", env = "ONGI_MODEL_DIR", default_value = "models")]
+        models: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+    },
+    /// Start-to-ready of `ongi serve` with a model folder: process start until /readyz is 200.
+    Ready {
+        #[arg(long, value_name = "DIR", env = "ONGI_MODEL_DIR", default_value = "models")]
+        models: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
     /// Time to group N photos' features into duplicate groups (synthetic features).
     Duplicates {
         #[arg(long, default_value_t = 10_000)]
@@ -175,6 +194,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Duplicates { n, rounds },
         } => bench_cmd::duplicates(n, rounds),
+        Command::Bench {
+            command: BenchCommand::Album { photos, models, rounds },
+        } => bench_album::album(&photos, &models, rounds.max(1)).await,
+        Command::Bench {
+            command: BenchCommand::Ready { models, rounds },
+        } => bench_album::ready(&models, rounds.max(1)),
         Command::Bench {
             command:
                 BenchCommand::Faces {

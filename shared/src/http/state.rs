@@ -109,6 +109,7 @@ impl AppState {
             },
         ));
         let analyzer = Arc::new(Analyzer::new(models.clone(), cache.clone(), settings.analysis));
+        warm_text_embeddings(&analyzer, &models, &modules);
         let faces = Arc::new(FaceService::new(
             features.clone(),
             store.clone(),
@@ -148,6 +149,28 @@ impl AppState {
             results_publisher,
         })
     }
+}
+
+/// Embeds the taxonomy's prompts and the quality prompt pairs in the background at start:
+/// on a cold process the first categories call would otherwise spend ~25 s (2 vCPUs, the
+/// full-size text encoder) on 500-odd prompts. The results land in the cache (Redis on
+/// Cloud Run), so later processes find them there; a failure only logs.
+fn warm_text_embeddings(analyzer: &Arc<Analyzer>, models: &Models, modules: &Modules) {
+    let wanted = modules.contains(Module::Category) || modules.contains(Module::Quality);
+    if models.clip_textual.is_none() || !wanted {
+        return;
+    }
+    let analyzer = analyzer.clone();
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let tags = crate::analysis::taxonomy::Taxonomy::builtin().candidates(&[]);
+        if let Err(e) = analyzer.tag_vectors(&tags).await {
+            tracing::warn!(error = %e, "could not embed the taxonomy's prompts at start");
+            return;
+        }
+        let _ = analyzer.quality_pairs().await;
+        tracing::info!(seconds = started.elapsed().as_secs_f64(), tags = tags.len(), "text prompts embedded");
+    });
 }
 
 async fn publisher(settings: &Settings, topic: &str, used_here: bool) -> Result<Arc<dyn Publisher>, StateError> {
