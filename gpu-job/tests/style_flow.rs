@@ -304,9 +304,10 @@ fn spawn_worker_process(app: &TestApp) -> Child {
         .expect("start gpu-job")
 }
 
-/// A job long enough on the tiny model to catch it running (50 steps at 512×384).
+/// A job long enough on the tiny model to catch it running (30 steps at 512×384, a few
+/// seconds), short enough to finish within the 60 s SIGTERM grace on a loaded machine.
 fn long_job(photo: &str) -> Value {
-    json!({"image": photo, "style": "oil painting", "steps": 50, "strength": 1.0, "seed": 3})
+    json!({"image": photo, "style": "oil painting", "steps": 30, "strength": 1.0, "seed": 3})
 }
 
 #[tokio::test]

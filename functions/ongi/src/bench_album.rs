@@ -36,18 +36,31 @@ fn photos_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read the photo folder {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("jpg")))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e.eq_ignore_ascii_case("jpg"))
+        })
         .collect();
     files.sort();
     if files.len() < ALBUM_SIZE {
-        bail!("{} holds {} JPEGs; an album needs {ALBUM_SIZE}", dir.display(), files.len());
+        bail!(
+            "{} holds {} JPEGs; an album needs {ALBUM_SIZE}",
+            dir.display(),
+            files.len()
+        );
     }
     Ok(files)
 }
 
 async fn post(client: &reqwest::Client, url: String, body: Value) -> anyhow::Result<(f64, Value)> {
     let started = Instant::now();
-    let response = client.post(&url).json(&body).send().await.with_context(|| format!("POST {url}"))?;
+    let response = client
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
     let status = response.status();
     let answer: Value = response.json().await.with_context(|| format!("POST {url}: not JSON"))?;
     if status.as_u16() != 201 {
@@ -73,7 +86,11 @@ pub async fn album(photos: &Path, models: &Path, rounds: usize) -> anyhow::Resul
         }
     };
     let settings = Settings::from_lookup(lookup)?;
-    let cache = if settings.redis_url.is_some() { "redis" } else { "memory" };
+    let cache = if settings.redis_url.is_some() {
+        "redis"
+    } else {
+        "memory"
+    };
     let detector = format!("{:?}", settings.face_detector).to_lowercase();
     let bucket = settings.bucket.clone();
     let app = Application::build(settings, Modules::all()).await?;

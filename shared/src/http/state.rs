@@ -169,7 +169,11 @@ fn warm_text_embeddings(analyzer: &Arc<Analyzer>, models: &Models, modules: &Mod
             return;
         }
         let _ = analyzer.quality_pairs().await;
-        tracing::info!(seconds = started.elapsed().as_secs_f64(), tags = tags.len(), "text prompts embedded");
+        tracing::info!(
+            seconds = started.elapsed().as_secs_f64(),
+            tags = tags.len(),
+            "text prompts embedded"
+        );
     });
 }
 

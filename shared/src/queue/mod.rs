@@ -164,8 +164,7 @@ impl StyleQueue {
         max_depth: u64,
     ) -> Result<Submitted, QueueError> {
         let mut con = self.commands.clone();
-        let script = redis::Script::new(scripts::SUBMIT);
-        let mut call = script.prepare_invoke();
+        let mut call = scripts::SUBMIT.prepare_invoke();
         call.key(self.stream_key())
             .key(self.job_key(id))
             .key(self.idempotency_key(idempotency_key.unwrap_or("")))
@@ -358,23 +357,36 @@ impl WorkerQueue {
         }
     }
 
-    async fn start(&self, entry_id: String, job_id: String, reclaimed: bool) -> Result<ClaimOutcome, QueueError> {
+    /// Runs one of the worker-side scripts on an entry this worker claims to own, with the
+    /// layout they share (see [`scripts`]) and the script's own arguments after it.
+    async fn owned<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::Script,
+        entry_id: &str,
+        job_id: &str,
+        own: &[String],
+    ) -> Result<T, QueueError> {
         let q = &self.queue;
         let mut con = q.commands.clone();
-        let answer: Vec<String> = redis::Script::new(scripts::START)
-            .key(q.stream_key())
-            .key(q.job_key(&job_id))
+        let mut call = script.prepare_invoke();
+        call.key(q.stream_key())
+            .key(q.job_key(job_id))
             .key(q.dead_key())
             .arg(GROUP)
             .arg(&self.consumer)
-            .arg(&entry_id)
-            .arg(&job_id)
-            .arg(now_ms())
-            .arg(q.max_attempts)
-            .arg(q.ttl_ms())
-            .invoke_async(&mut con)
-            .await
-            .map_err(classify)?;
+            .arg(entry_id)
+            .arg(job_id)
+            .arg(now_ms());
+        for a in own {
+            call.arg(a);
+        }
+        call.invoke_async(&mut con).await.map_err(classify)
+    }
+
+    async fn start(&self, entry_id: String, job_id: String, reclaimed: bool) -> Result<ClaimOutcome, QueueError> {
+        let q = &self.queue;
+        let own = [q.max_attempts.to_string(), q.ttl_ms().to_string()];
+        let answer: Vec<String> = self.owned(&scripts::START, &entry_id, &job_id, &own).await?;
         match answer.first().map(String::as_str) {
             Some("started") => {
                 let attempt = answer.get(1).and_then(|a| a.parse().ok()).unwrap_or(1);
@@ -402,59 +414,28 @@ impl WorkerQueue {
 
     /// Keeps a running job's entry from being reclaimed. `false`: the job is no longer ours.
     pub async fn heartbeat(&self, claimed: &Claimed) -> Result<bool, QueueError> {
-        let q = &self.queue;
-        let mut con = q.commands.clone();
-        let owned: i64 = redis::Script::new(scripts::HEARTBEAT)
-            .key(q.stream_key())
-            .key(q.job_key(&claimed.job.id))
-            .arg(GROUP)
-            .arg(&self.consumer)
-            .arg(&claimed.entry_id)
-            .arg(now_ms())
-            .invoke_async(&mut con)
-            .await
-            .map_err(classify)?;
+        let owned: i64 = self
+            .owned(&scripts::HEARTBEAT, &claimed.entry_id, &claimed.job.id, &[])
+            .await?;
         Ok(owned == 1)
     }
 
     /// Marks the job done with its result. `false`: it was no longer ours, nothing changed.
     pub async fn complete(&self, claimed: &Claimed, result_object: &str) -> Result<bool, QueueError> {
-        let q = &self.queue;
-        let mut con = q.commands.clone();
-        let owned: i64 = redis::Script::new(scripts::COMPLETE)
-            .key(q.stream_key())
-            .key(q.job_key(&claimed.job.id))
-            .arg(GROUP)
-            .arg(&self.consumer)
-            .arg(&claimed.entry_id)
-            .arg(now_ms())
-            .arg(result_object)
-            .arg(q.ttl_ms())
-            .invoke_async(&mut con)
-            .await
-            .map_err(classify)?;
+        let own = [result_object.to_owned(), self.queue.ttl_ms().to_string()];
+        let owned: i64 = self
+            .owned(&scripts::COMPLETE, &claimed.entry_id, &claimed.job.id, &own)
+            .await?;
         Ok(owned == 1)
     }
 
     /// Records a failed attempt: another attempt, or the dead-letter stream.
     pub async fn fail(&self, claimed: &Claimed, error: &str) -> Result<FailOutcome, QueueError> {
         let q = &self.queue;
-        let mut con = q.commands.clone();
-        let answer: Vec<String> = redis::Script::new(scripts::FAIL)
-            .key(q.stream_key())
-            .key(q.job_key(&claimed.job.id))
-            .key(q.dead_key())
-            .arg(GROUP)
-            .arg(&self.consumer)
-            .arg(&claimed.entry_id)
-            .arg(now_ms())
-            .arg(error)
-            .arg(q.max_attempts)
-            .arg(q.ttl_ms())
-            .arg(&claimed.job.id)
-            .invoke_async(&mut con)
-            .await
-            .map_err(classify)?;
+        let own = [error.to_owned(), q.max_attempts.to_string(), q.ttl_ms().to_string()];
+        let answer: Vec<String> = self
+            .owned(&scripts::FAIL, &claimed.entry_id, &claimed.job.id, &own)
+            .await?;
         match answer.first().map(String::as_str) {
             Some("retry") => Ok(FailOutcome::Retrying),
             Some("dead") => Ok(FailOutcome::DeadLettered),
@@ -465,18 +446,9 @@ impl WorkerQueue {
 
     /// Gives an unfinished job back (the worker is stopping); the attempt does not count.
     pub async fn release(&self, claimed: &Claimed) -> Result<bool, QueueError> {
-        let q = &self.queue;
-        let mut con = q.commands.clone();
-        let owned: i64 = redis::Script::new(scripts::RELEASE)
-            .key(q.stream_key())
-            .key(q.job_key(&claimed.job.id))
-            .arg(GROUP)
-            .arg(&self.consumer)
-            .arg(&claimed.entry_id)
-            .arg(&claimed.job.id)
-            .invoke_async(&mut con)
-            .await
-            .map_err(classify)?;
+        let owned: i64 = self
+            .owned(&scripts::RELEASE, &claimed.entry_id, &claimed.job.id, &[])
+            .await?;
         Ok(owned == 1)
     }
 }

@@ -5,14 +5,22 @@
 //! reclaim (it stalled past the idle timeout) must not finish, fail or heartbeat it: that is
 //! what makes a reclaimed job finish exactly once. The check and the change must be one step.
 //!
-//! Common arguments: KEYS[1] the job stream, KEYS[2] the job's hash, KEYS[3] the dead-letter
-//! stream (where used); ARGV[1] the consumer group, ARGV[2] the consumer, ARGV[3] the entry id.
+//! The worker-side scripts share one layout ([`super::WorkerQueue`] builds it in one place):
+//! KEYS[1] the job stream, KEYS[2] the job's hash, KEYS[3] the dead-letter stream; ARGV[1]
+//! the consumer group, ARGV[2] the consumer, ARGV[3] the entry id, ARGV[4] the job id,
+//! ARGV[5] now (ms); each script's own arguments follow from ARGV[6].
+
+use std::sync::LazyLock;
+
+use redis::Script;
 
 /// Submit: idempotency key, depth limit, the hash, the stream entry.
 /// KEYS: stream, job, idempotency key. ARGV: group, job id, max depth, ttl ms, has key (1/0),
 /// created ms, then field/value pairs. Answers `{'queued', id}`, `{'existing', id}` or
 /// `{'full', depth}`.
-pub const SUBMIT: &str = r"
+pub static SUBMIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 if ARGV[5] == '1' then
   local existing = redis.call('GET', KEYS[3])
   if existing then return {'existing', existing} end
@@ -27,13 +35,16 @@ redis.call('PEXPIRE', KEYS[2], ARGV[4])
 if ARGV[5] == '1' then redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[4]) end
 redis.call('XADD', KEYS[1], '*', 'job', ARGV[2])
 return {'queued', ARGV[2]}
-";
+",
+    )
+});
 
-/// Start an attempt on a claimed entry. KEYS: stream, job, dead. ARGV: group, consumer,
-/// entry, job id, now ms, max attempts, ttl ms. Answers `{'started', attempt}`, `{'lost'}`,
+/// Start an attempt on a claimed entry. ARGV[6] max attempts, ARGV[7] ttl ms. Answers `{'started', attempt}`, `{'lost'}`,
 /// `{'gone'}` (the job expired), `{'finished'}` (already done or failed) or `{'dead', why}`
 /// (its attempts were spent by workers that died).
-pub const START: &str = r"
+pub static START: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local owned = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
 if #owned == 0 then return {'lost'} end
 local function drop()
@@ -59,55 +70,71 @@ end
 redis.call('HINCRBY', KEYS[2], 'attempts', 1)
 redis.call('HSET', KEYS[2], 'status', 'running', 'started_ms', ARGV[5], 'heartbeat_ms', ARGV[5], 'worker', ARGV[2])
 return {'started', tostring(attempts + 1)}
-";
+",
+    )
+});
 
 /// Heartbeat: resets the entry's idle time (XCLAIM JUSTID by its owner does not count as
-/// a delivery) so no other worker reclaims it. KEYS: stream, job. ARGV: group, consumer,
-/// entry, now ms. Answers 1, or 0 when the entry is no longer the caller's.
-pub const HEARTBEAT: &str = r"
+/// a delivery) so no other worker reclaims it. Answers 1, or 0 when the entry is no longer
+/// the caller's.
+pub static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local owned = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
 if #owned == 0 then return 0 end
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
-redis.call('HSET', KEYS[2], 'heartbeat_ms', ARGV[4])
+redis.call('HSET', KEYS[2], 'heartbeat_ms', ARGV[5])
 return 1
-";
+",
+    )
+});
 
-/// Done. KEYS: stream, job. ARGV: group, consumer, entry, now ms, result object, ttl ms.
-/// Answers 1, or 0 when the entry is no longer the caller's (nothing is changed).
-pub const COMPLETE: &str = r"
+/// Done. ARGV[6] the result object, ARGV[7] ttl ms. Answers 1, or 0 when the entry is no
+/// longer the caller's (nothing is changed).
+pub static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local owned = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
 if #owned == 0 then return 0 end
-redis.call('HSET', KEYS[2], 'status', 'done', 'finished_ms', ARGV[4], 'result_object', ARGV[5])
+redis.call('HSET', KEYS[2], 'status', 'done', 'finished_ms', ARGV[5], 'result_object', ARGV[6])
 redis.call('HDEL', KEYS[2], 'error')
-redis.call('PEXPIRE', KEYS[2], ARGV[6])
+redis.call('PEXPIRE', KEYS[2], ARGV[7])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
 return 1
-";
+",
+    )
+});
 
 /// A failed attempt: back on the stream, or to the dead-letter stream once the attempts are
-/// spent. KEYS: stream, job, dead. ARGV: group, consumer, entry, now ms, error, max
-/// attempts, ttl ms, job id. Answers `{'retry'}`, `{'dead'}` or `{'lost'}`.
-pub const FAIL: &str = r"
+/// spent. ARGV[6] the error, ARGV[7] max attempts, ARGV[8] ttl ms. Answers `{'retry'}`,
+/// `{'dead'}` or `{'lost'}`.
+pub static FAIL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local owned = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
 if #owned == 0 then return {'lost'} end
 local attempts = tonumber(redis.call('HGET', KEYS[2], 'attempts') or '0')
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
-if attempts >= tonumber(ARGV[6]) then
-  redis.call('HSET', KEYS[2], 'status', 'failed', 'error', ARGV[5], 'finished_ms', ARGV[4])
-  redis.call('PEXPIRE', KEYS[2], ARGV[7])
-  redis.call('XADD', KEYS[3], '*', 'job', ARGV[8], 'error', ARGV[5], 'attempts', tostring(attempts))
+if attempts >= tonumber(ARGV[7]) then
+  redis.call('HSET', KEYS[2], 'status', 'failed', 'error', ARGV[6], 'finished_ms', ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], ARGV[8])
+  redis.call('XADD', KEYS[3], '*', 'job', ARGV[4], 'error', ARGV[6], 'attempts', tostring(attempts))
   return {'dead'}
 end
-redis.call('HSET', KEYS[2], 'status', 'queued', 'error', ARGV[5])
-redis.call('XADD', KEYS[1], '*', 'job', ARGV[8])
+redis.call('HSET', KEYS[2], 'status', 'queued', 'error', ARGV[6])
+redis.call('XADD', KEYS[1], '*', 'job', ARGV[4])
 return {'retry'}
-";
+",
+    )
+});
 
 /// Give a job back unfinished (the worker is stopping): the attempt is not counted.
-/// KEYS: stream, job. ARGV: group, consumer, entry, job id. Answers 1, or 0 when not owned.
-pub const RELEASE: &str = r"
+/// Answers 1, or 0 when not owned.
+pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local owned = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
 if #owned == 0 then return 0 end
 redis.call('HINCRBY', KEYS[2], 'attempts', -1)
@@ -116,4 +143,6 @@ redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
 redis.call('XADD', KEYS[1], '*', 'job', ARGV[4])
 return 1
-";
+",
+    )
+});
