@@ -2,10 +2,12 @@
 //! It only parses arguments and calls `ongi-shared`.
 
 mod bench_album;
+mod analyze_cmd;
 mod bench_cmd;
 mod eval_cmd;
 mod eval_people;
 mod models_cmd;
+mod report;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -38,6 +40,19 @@ enum Command {
         /// Do not try to download missing production models at start.
         #[arg(long)]
         no_fetch: bool,
+    },
+    /// Run every analysis on a folder of photos, with a progress bar, and write report.json
+    /// and a self-contained report.html that shows the results as pictures.
+    Analyze {
+        /// The folder of photos (subfolders included).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Where report.json and report.html go (default: DIR/ongi-report).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// The model folder.
+        #[arg(long, value_name = "DIR", env = "ONGI_MODEL_DIR", default_value = "models")]
+        models: PathBuf,
     },
     /// Benchmarks, one JSON line per configuration.
     Bench {
@@ -170,6 +185,9 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { port, host, no_fetch } => serve(port, host, no_fetch).await,
+        Command::Analyze { dir, out, models } => {
+            analyze_cmd::run(analyze_cmd::AnalyzeOptions { dir, out, models }).await
+        }
         Command::Bench {
             command:
                 BenchCommand::Embed {

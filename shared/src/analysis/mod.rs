@@ -4,7 +4,10 @@
 //! - [`category`]: zero-shot tags (the anchor's algorithm, defects fixed) over [`taxonomy`].
 //! - [`duplicate`]: exact / near / similar tiers, each group around its best photo.
 //! - [`quality`]: blur, exposure and CLIP prompt pairs, each a stated reason.
-//! - [`score`]: the LAION aesthetic linear head.
+//! - [`score`]: the LAION aesthetic linear head, and highlights.
+//!
+//! The album routes and `ongi analyze` call the same [`Analyzer`] methods, so an album
+//! analysed over HTTP and a folder analysed on the command line get the same answers.
 
 pub mod category;
 pub mod duplicate;
@@ -18,12 +21,14 @@ use std::sync::{Arc, Mutex};
 
 use crate::cache::Cache;
 use crate::cache::codec::{decode_f32_le, encode_f32_le};
+use crate::domain::ContentHash;
 use crate::model::clip::l2_normalize;
 use crate::model::{ModelError, Models};
 use crate::pipeline::FeatureRecord;
 use category::TagVector;
+use duplicate::{DupPhoto, Group};
 use quality::{PROMPT_PAIRS, QualityThresholds, QualityVerdict};
-use taxonomy::Tag;
+use taxonomy::{Tag, Taxonomy};
 
 /// Tunable thresholds of the analyses (settings `ONGI_*`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,6 +50,28 @@ impl Default for AnalysisSettings {
             quality: QualityThresholds::default(),
             highlights: 3,
         }
+    }
+}
+
+/// An album's candidate tags with their text vectors: what photos are assigned to.
+pub struct CategoryTags {
+    tags: Vec<Tag>,
+    vectors: Vec<TagVector>,
+    other_name: String,
+    floor: f32,
+}
+
+impl CategoryTags {
+    /// `(display name, photo indices)` per category, in [`category::categorize`]'s order; photos
+    /// that fit no tag go under the taxonomy's name for "other" (`기타`).
+    pub fn assign(&self, embeddings: &[&[f32]]) -> Vec<(String, Vec<usize>)> {
+        category::categorize(embeddings, &self.vectors, self.floor)
+            .into_iter()
+            .map(|(tag, members)| {
+                let name = tag.map_or_else(|| self.other_name.clone(), |t| self.tags[t].name.clone());
+                (name, members)
+            })
+            .collect()
     }
 }
 
@@ -161,6 +188,20 @@ impl Analyzer {
             .collect())
     }
 
+    /// The built-in taxonomy's candidate tags for an album with these concepts, with their
+    /// vectors (needs the CLIP text encoder; callers check this before reading any photo).
+    pub async fn category_tags(&self, concepts: &[String]) -> Result<CategoryTags, ModelError> {
+        let taxonomy = Taxonomy::builtin();
+        let tags = taxonomy.candidates(concepts);
+        let vectors = self.tag_vectors(&tags).await?;
+        Ok(CategoryTags {
+            tags,
+            vectors,
+            other_name: taxonomy.other_name.clone(),
+            floor: self.settings.category_floor,
+        })
+    }
+
     /// The quality prompt pairs' embeddings, or `None` without the text encoder.
     pub async fn quality_pairs(&self) -> Option<Vec<(Vec<f32>, Vec<f32>)>> {
         let prompts: Vec<String> = PROMPT_PAIRS
@@ -173,6 +214,33 @@ impl Analyzer {
 
     pub fn assess(&self, record: &FeatureRecord, pairs: Option<&[(Vec<f32>, Vec<f32>)]>) -> QualityVerdict {
         quality::assess(record, pairs, &self.settings.quality)
+    }
+
+    /// Every photo's quality verdict, in order (the CLIP prompt tests only with the text encoder).
+    pub async fn verdicts<'a>(&self, records: impl IntoIterator<Item = &'a FeatureRecord>) -> Vec<QualityVerdict> {
+        let pairs = self.quality_pairs().await;
+        records.into_iter().map(|r| self.assess(r, pairs.as_deref())).collect()
+    }
+
+    /// The album's duplicate groups around their keepers; `photos[i]` (content hash and
+    /// features) pairs with `verdicts[i]`, and groups name photos by that index.
+    pub fn duplicate_groups<'a>(
+        &self,
+        photos: impl IntoIterator<Item = (&'a ContentHash, &'a FeatureRecord)>,
+        verdicts: &[QualityVerdict],
+    ) -> Vec<Group> {
+        let input: Vec<DupPhoto> = photos
+            .into_iter()
+            .zip(verdicts)
+            .map(|((hash, record), v)| DupPhoto {
+                hash: *hash,
+                phash: record.phash,
+                embedding: record.embedding.clone(),
+                rank: self.keeper_rank(record, v),
+                captured_at: record.captured_at,
+            })
+            .collect();
+        duplicate::group(&input, self.settings.similar_cosine)
     }
 
     /// The aesthetic score, when the head and an embedding are available.

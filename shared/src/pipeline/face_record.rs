@@ -20,6 +20,13 @@ pub struct StoredFace {
     pub embedding: Vec<f32>,
 }
 
+impl StoredFace {
+    /// The box as the API gives it: `[x1, y1, x2, y2]` rounded to whole pixels of the photo.
+    pub fn pixel_box(&self) -> [i32; 4] {
+        self.bbox.map(|v| v.round() as i32)
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("face record is malformed: {0}")]
 pub struct FaceRecordError(&'static str);

@@ -12,6 +12,7 @@ use futures::StreamExt;
 
 use super::face_record::{self, StoredFace};
 use super::service::{FeatureService, PhotoError};
+use crate::analysis::people::{Cluster, FaceInput, PeopleParams, cluster_faces};
 use crate::cache::Cache;
 use crate::config::IngestLimits;
 use crate::domain::{BucketName, ContentHash, ImageRef};
@@ -35,6 +36,20 @@ pub fn representative_quality(face_px: f32, photo_short_side: f32, score: f32, s
     let size = (face_px / (0.2 * photo_short_side.max(1.0))).clamp(0.0, 1.0);
     let sharp = ((sharpness.max(0.0) + 1.0).log10() / 3.0).clamp(0.0, 1.0);
     0.4 * size + 0.2 * score.clamp(0.0, 1.0) + 0.2 * sharp + 0.2 * frontal.clamp(0.0, 1.0)
+}
+
+/// The album's people: `faces` are (photo index, face) pairs, and each cluster names faces
+/// by their index in `faces` (two faces of one photo are never one person).
+pub fn cluster_people(faces: &[(usize, StoredFace)]) -> Vec<Cluster> {
+    let input: Vec<FaceInput> = faces
+        .iter()
+        .map(|(p, f)| FaceInput {
+            photo: *p,
+            embedding: f.embedding.clone(),
+            quality: f.quality,
+        })
+        .collect();
+    cluster_faces(&input, &PeopleParams::default())
 }
 
 impl FaceService {

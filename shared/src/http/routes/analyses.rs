@@ -11,10 +11,9 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::analysis::category::categorize;
-use crate::analysis::duplicate::{DupPhoto, Member, Tier, group};
+use crate::analysis::duplicate::{Member, Tier};
 use crate::analysis::quality::{QualityMetrics, QualityVerdict};
-use crate::analysis::taxonomy::Taxonomy;
+use crate::analysis::score::{highlight_eligible, highlights as best_highlights};
 use crate::domain::ImageRef;
 use crate::http::album::{AlbumFeatures, split};
 use crate::http::envelope::success;
@@ -91,11 +90,9 @@ pub async fn categories(State(state): State<AppState>, ApiJson(req): ApiJson<Cat
             "concept {c:?} is longer than 100 characters"
         )));
     }
-    let taxonomy = Taxonomy::builtin();
-    let tags = taxonomy.candidates(&req.concepts);
-    let vectors = state
+    let tags = state
         .analyzer
-        .tag_vectors(&tags)
+        .category_tags(&req.concepts)
         .await
         .map_err(|e| model_unavailable("categorisation", e))?;
     let album = with_embeddings(album(&state, &refs).await?);
@@ -104,11 +101,11 @@ pub async fn categories(State(state): State<AppState>, ApiJson(req): ApiJson<Cat
         .iter()
         .filter_map(|(_, f)| f.record.embedding.as_deref())
         .collect();
-    let groups = categorize(&embeddings, &vectors, state.analyzer.settings().category_floor);
-    let data: Vec<CategoryGroup> = groups
+    let data: Vec<CategoryGroup> = tags
+        .assign(&embeddings)
         .into_iter()
-        .map(|(tag, members)| CategoryGroup {
-            category: tag.map_or_else(|| taxonomy.other_name.clone(), |t| tags[t].name.clone()),
+        .map(|(category, members)| CategoryGroup {
+            category,
             images: members.into_iter().map(|i| photos[i].0.to_string()).collect(),
         })
         .collect();
@@ -127,11 +124,7 @@ pub struct QualityDetail {
 }
 
 async fn verdicts(state: &AppState, photos: &[&(ImageRef, Features)]) -> Vec<QualityVerdict> {
-    let pairs = state.analyzer.quality_pairs().await;
-    photos
-        .iter()
-        .map(|(_, f)| state.analyzer.assess(&f.record, pairs.as_deref()))
-        .collect()
+    state.analyzer.verdicts(photos.iter().map(|(_, f)| &f.record)).await
 }
 
 /// The low-quality photos (`[ref]`), or with `?detail=true` every photo's verdict, reasons and metrics.
@@ -196,18 +189,9 @@ fn duplicate_groups(
     photos: &[&(ImageRef, Features)],
     verdicts: &[QualityVerdict],
 ) -> Vec<crate::analysis::duplicate::Group> {
-    let input: Vec<DupPhoto> = photos
-        .iter()
-        .zip(verdicts)
-        .map(|((_, f), v)| DupPhoto {
-            hash: f.hash,
-            phash: f.record.phash,
-            embedding: f.record.embedding.clone(),
-            rank: state.analyzer.keeper_rank(&f.record, v),
-            captured_at: f.record.captured_at,
-        })
-        .collect();
-    group(&input, state.analyzer.settings().similar_cosine)
+    state
+        .analyzer
+        .duplicate_groups(photos.iter().map(|(_, f)| (&f.hash, &f.record)), verdicts)
 }
 
 /// Duplicate groups `[[ref, …]]` (the keeper first), or with `?detail=true` each group's
@@ -294,16 +278,13 @@ pub async fn score(
     let excluded: HashSet<String> = if q.detail {
         let photos = distinct(&album.photos);
         let verdicts = verdicts(&state, &photos).await;
-        let mut out: HashSet<String> = photos
+        let groups = duplicate_groups(&state, &photos, &verdicts);
+        photos
             .iter()
-            .zip(&verdicts)
-            .filter(|(_, v)| v.low_quality)
+            .zip(highlight_eligible(&verdicts, &groups))
+            .filter(|(_, eligible)| !eligible)
             .map(|((r, _), _)| r.to_string())
-            .collect();
-        for g in duplicate_groups(&state, &photos, &verdicts) {
-            out.extend(g.members.iter().map(|m| photos[m.index].0.to_string()));
-        }
-        out
+            .collect()
     } else {
         HashSet::new()
     };
@@ -321,14 +302,14 @@ pub async fn score(
                 })
                 .collect();
             let highlights = q.detail.then(|| {
-                let mut best: Vec<&ScoredImage> = images.iter().filter(|i| !excluded.contains(&i.image)).collect();
-                best.sort_by(|a, b| b.score.total_cmp(&a.score));
-                let mut seen = HashSet::new();
-                best.into_iter()
-                    .filter(|i| seen.insert(i.image.clone()))
-                    .take(state.analyzer.settings().highlights)
-                    .map(|i| i.image.clone())
-                    .collect()
+                best_highlights(
+                    images.iter().map(|i| (i.image.as_str(), i.score)),
+                    |image| !excluded.contains(image),
+                    state.analyzer.settings().highlights,
+                )
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
             });
             ScoredCategory {
                 category: category.clone(),

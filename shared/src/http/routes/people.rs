@@ -13,7 +13,6 @@ use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::analysis::people::{FaceInput, PeopleParams, cluster_faces};
 use crate::domain::ImageRef;
 use crate::http::envelope::{InvalidImage, success};
 use crate::http::error::{ApiError, ErrorBody};
@@ -22,6 +21,7 @@ use crate::http::request::{ImagesRequest, validate_refs};
 use crate::http::routes::analyses::DetailQuery;
 use crate::http::state::AppState;
 use crate::pipeline::face_record::StoredFace;
+use crate::pipeline::faces::cluster_people;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RepresentativeFace {
@@ -50,10 +50,6 @@ pub struct Person {
     /// With `?detail=true`: every face of the cluster.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub faces: Option<Vec<FaceDetail>>,
-}
-
-fn int_box(b: &[f32; 4]) -> [i32; 4] {
-    b.map(|v| v.round() as i32)
 }
 
 #[utoipa::path(post, path = "/api/albums/people", tag = "albums", request_body = ImagesRequest, params(DetailQuery),
@@ -92,15 +88,7 @@ pub async fn people(
             }),
         }
     }
-    let input: Vec<FaceInput> = faces
-        .iter()
-        .map(|(p, f)| FaceInput {
-            photo: *p,
-            embedding: f.embedding.clone(),
-            quality: f.quality,
-        })
-        .collect();
-    let clusters = cluster_faces(&input, &PeopleParams::default());
+    let clusters = cluster_people(&faces);
     let name = |i: usize| photos[faces[i].0].to_string();
     let data: Vec<Person> = clusters
         .iter()
@@ -108,7 +96,7 @@ pub async fn people(
             images: c.faces.iter().map(|&i| name(i)).collect(),
             representative_face: RepresentativeFace {
                 image: name(c.representative),
-                bbox: int_box(&faces[c.representative].1.bbox),
+                bbox: faces[c.representative].1.pixel_box(),
             },
             faces: q.detail.then(|| {
                 c.faces
@@ -117,7 +105,7 @@ pub async fn people(
                         let f = &faces[i].1;
                         FaceDetail {
                             image: name(i),
-                            bbox: int_box(&f.bbox),
+                            bbox: f.pixel_box(),
                             score: f.score,
                             quality: f.quality,
                             sharpness: f.sharpness,
