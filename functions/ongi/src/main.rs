@@ -1,8 +1,8 @@
 //! The `ongi` binary: every function in one process (`ongi serve`), plus the CLI.
 //! It only parses arguments and calls `ongi-shared`.
 
-mod bench_album;
 mod analyze_cmd;
+mod bench_album;
 mod bench_cmd;
 mod eval_cmd;
 mod eval_people;
