@@ -150,6 +150,20 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// The batch reprocessing walk over this process's store, cache, models and results topic.
+    pub fn reprocessor(&self) -> crate::pipeline::reprocess::Reprocessor {
+        crate::pipeline::reprocess::Reprocessor::new(
+            self.store.clone(),
+            self.cache.clone(),
+            self.features.clone(),
+            self.analyzer.clone(),
+            self.results_publisher.clone(),
+            self.settings.reprocess.concurrency,
+        )
+    }
+}
+
 async fn publisher(settings: &Settings, topic: &str, used_here: bool) -> Result<Arc<dyn Publisher>, StateError> {
     crate::events::publish::for_topic(settings, topic, used_here)
         .await

@@ -5,6 +5,7 @@
 //! - [`batcher`]: cross-request batching of CLIP inference on a model thread.
 //! - [`service`]: cache-or-compute for an album or one uploaded object.
 //! - [`steps`]: the per-photo steps (category, quality, score) over cached features.
+//! - [`reprocess`]: batch reprocessing, a bucket walk that resumes from a cursor (flow D).
 
 pub mod batcher;
 pub mod face_record;
@@ -12,6 +13,7 @@ pub mod faces;
 pub mod photo;
 pub mod record;
 pub mod remote;
+pub mod reprocess;
 pub mod service;
 pub mod steps;
 
