@@ -1,7 +1,4 @@
-//! Event routes (Eventarc / Pub/Sub push) and batch reprocessing.
-//!
-//! The routes not built yet answer 501, which Pub/Sub treats as a failure and retries
-//! with backoff before dead-lettering, so no event is silently dropped while they are missing.
+//! Event routes (Eventarc / Pub/Sub push). Batch reprocessing is in [`batch`](super::batch).
 
 use std::time::Duration;
 
@@ -120,10 +117,4 @@ pub async fn storage(State(state): State<AppState>, headers: HeaderMap, body: By
         }),
     )
         .into_response())
-}
-
-#[utoipa::path(post, path = "/batch/reprocess", tag = "batch",
-    responses((status = 501, body = ErrorBody)))]
-pub async fn batch_reprocess() -> Result<Response, ApiError> {
-    Err(ApiError::NotImplemented("batch reprocessing"))
 }
