@@ -5,6 +5,7 @@ mod bench_cmd;
 mod eval_cmd;
 mod eval_people;
 mod models_cmd;
+mod reprocess_cmd;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -52,6 +53,11 @@ enum Command {
     Models {
         #[command(subcommand)]
         command: ModelsCommand,
+    },
+    /// Batch reprocessing, as POST /batch/reprocess, with a progress bar: prints the counts as JSON.
+    Reprocess {
+        #[command(flatten)]
+        args: reprocess_cmd::ReprocessArgs,
     },
 }
 
@@ -196,6 +202,7 @@ async fn main() -> anyhow::Result<()> {
             EvalCommand::Duplicates { data } => eval_cmd::duplicates(&data),
             EvalCommand::People { identities, seed } => eval_people::run(identities, seed),
         },
+        Command::Reprocess { args } => reprocess_cmd::run(args).await,
         Command::Models { command } => match command {
             ModelsCommand::Fetch { models, manifest } => models_cmd::fetch(&models, manifest.as_deref()).await,
             ModelsCommand::Verify { models } => models_cmd::verify(&models),

@@ -354,6 +354,29 @@ impl ReprocessReport {
         }
     }
 
+    /// Adds a later call of the same run (`ongi reprocess` chains calls): counts add up,
+    /// the state (`complete`, `cursor`, `stopped`) is the later call's.
+    pub fn absorb(&mut self, later: ReprocessReport) {
+        self.complete = later.complete;
+        self.cursor = later.cursor;
+        self.stopped = later.stopped;
+        self.scanned += later.scanned;
+        self.processed += later.processed;
+        self.would_process += later.would_process;
+        self.skipped += later.skipped;
+        self.failed += later.failed;
+        for (reason, n) in later.skipped_by_reason {
+            *self.skipped_by_reason.entry(reason).or_default() += n;
+        }
+        for (reason, n) in later.failed_by_reason {
+            *self.failed_by_reason.entry(reason).or_default() += n;
+        }
+        let room = FAILURES_LISTED.saturating_sub(self.failures.len());
+        self.failures.extend(later.failures.into_iter().take(room));
+        self.pages += later.pages;
+        self.elapsed_ms += later.elapsed_ms;
+    }
+
     /// One line for logs and errors.
     pub fn summary(&self) -> String {
         format!(
@@ -929,6 +952,31 @@ mod tests {
             resolve_steps(Some(&[]), &Modules::all(), &none),
             Err(RequestError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn chained_calls_add_up() {
+        let mut first = ReprocessReport {
+            cursor: Some("a".into()),
+            stopped: Some("time_budget".into()),
+            scanned: 3,
+            processed: 2,
+            ..ReprocessReport::default()
+        };
+        first.skip("not_image");
+        first.fail("x.jpg", "corrupt", "bad");
+        let mut later = ReprocessReport {
+            complete: true,
+            scanned: 2,
+            processed: 1,
+            ..ReprocessReport::default()
+        };
+        later.skip("not_image");
+        first.absorb(later);
+        assert!(first.complete && first.cursor.is_none() && first.stopped.is_none());
+        assert_eq!((first.scanned, first.processed, first.failed), (5, 3, 1));
+        assert_eq!(first.skipped_by_reason["not_image"], 2);
+        assert_eq!(first.failures.len(), 1);
     }
 
     #[test]
