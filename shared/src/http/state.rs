@@ -158,7 +158,10 @@ impl AppState {
             self.cache.clone(),
             self.features.clone(),
             self.analyzer.clone(),
-            self.results_publisher.clone(),
+            crate::pipeline::reprocess::Publishers {
+                features: self.features_publisher.clone(),
+                results: self.results_publisher.clone(),
+            },
             self.settings.reprocess.concurrency,
         )
     }

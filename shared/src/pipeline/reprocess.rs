@@ -9,9 +9,11 @@
 //!   unsupported, too large) is recorded under `Keyspace::failure` and not retried for the same
 //!   generation and model.
 //! - **Processing** is [`FeatureService::object`] (one download, one decode; a cache hit when
-//!   only a per-photo step is missing), then each missing per-photo step through
-//!   [`steps`](super::steps): its result is published on `ongi-results` and then stored, so a
-//!   failed publish leaves the photo due for the next call.
+//!   only a per-photo step is missing). When the embedding step ran, `ongi-features` is told,
+//!   as on an upload (flow A), so on Cloud Run the embedding function's walk fans out to the
+//!   other functions' per-photo steps. Then each missing per-photo step of this process runs
+//!   through [`steps`](super::steps): its result is published on `ongi-results` and then
+//!   stored. Either publish failing leaves the photo due for the next call.
 //! - **The cursor** is the last object name up to which everything is handled, kept in the
 //!   cache's backend (Redis, or in-process) under a key naming the run: bucket, prefix, since,
 //!   steps and the model id (a new model starts a new walk). Pages are listed after it, so a
@@ -38,7 +40,7 @@ use super::steps::{ResultSubject, StepError, per_photo_result, result_entry, res
 use crate::analysis::Analyzer;
 use crate::cache::{Cache, CacheError, CacheKey};
 use crate::domain::{BucketName, ContentHash, ImageRef, MAX_REF_BYTES};
-use crate::events::publish::{Publisher, publish_json};
+use crate::events::publish::{FeaturesMessage, Publisher, publish_json};
 use crate::model::Models;
 use crate::model::loaded::PIXELS_ONLY;
 use crate::modules::{Module, Modules};
@@ -431,7 +433,17 @@ struct SavedCursor {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
     Skip(&'static str),
-    Due,
+    /// To process; `features`: the embedding step itself is due (its generation is new to
+    /// the cache, or its record is gone), not only a per-photo step.
+    Due {
+        features: bool,
+    },
+}
+
+impl Verdict {
+    fn is_due(self) -> bool {
+        matches!(self, Verdict::Due { .. })
+    }
 }
 
 enum ItemResult {
@@ -451,8 +463,18 @@ pub struct Reprocessor {
     cache: Cache,
     features: Arc<FeatureService>,
     analyzer: Arc<Analyzer>,
-    results: Arc<dyn Publisher>,
+    publishers: Publishers,
     concurrency: usize,
+}
+
+/// Where a walk announces what it did, as the event routes do.
+#[derive(Clone)]
+pub struct Publishers {
+    /// `ongi-features`, for photos whose embedding step ran (the per-photo steps of the
+    /// other functions listen there); only the embedding function really publishes.
+    pub features: Arc<dyn Publisher>,
+    /// `ongi-results`, for every per-photo result computed.
+    pub results: Arc<dyn Publisher>,
 }
 
 impl Reprocessor {
@@ -461,7 +483,7 @@ impl Reprocessor {
         cache: Cache,
         features: Arc<FeatureService>,
         analyzer: Arc<Analyzer>,
-        results: Arc<dyn Publisher>,
+        publishers: Publishers,
         concurrency: usize,
     ) -> Self {
         Self {
@@ -469,7 +491,7 @@ impl Reprocessor {
             cache,
             features,
             analyzer,
-            results,
+            publishers,
             concurrency: concurrency.max(1),
         }
     }
@@ -610,7 +632,7 @@ impl Reprocessor {
 
             // Results by position in the page; `None` for what was never started.
             let mut results: Vec<Option<ItemResult>> = (0..objects.len()).map(|_| None).collect();
-            let due: Vec<usize> = (0..objects.len()).filter(|&i| verdicts[i] == Verdict::Due).collect();
+            let due: Vec<usize> = (0..objects.len()).filter(|&i| verdicts[i].is_due()).collect();
             let mut transient: Option<String> = None;
             if !req.dry_run && !due.is_empty() {
                 let halt = AtomicBool::new(false);
@@ -623,7 +645,10 @@ impl Reprocessor {
                         }
                         std::future::ready(go)
                     })
-                    .map(|i| async move { (i, self.process(req, model, &objects[i]).await) })
+                    .map(|i| {
+                        let features_due = verdicts[i] == Verdict::Due { features: true };
+                        async move { (i, self.process(req, model, &objects[i], features_due).await) }
+                    })
                     .buffer_unordered(self.concurrency)
                     .inspect(|(_, r)| {
                         if matches!(r, ItemResult::Transient(_)) {
@@ -644,13 +669,13 @@ impl Reprocessor {
             for (i, object) in objects.iter().enumerate() {
                 let finished = match (verdicts[i], &results[i]) {
                     (Verdict::Skip(_), _) => true,
-                    (Verdict::Due, _) if req.dry_run => true,
-                    (Verdict::Due, Some(ItemResult::Transient(cause))) => {
+                    (Verdict::Due { .. }, _) if req.dry_run => true,
+                    (Verdict::Due { .. }, Some(ItemResult::Transient(cause))) => {
                         transient.get_or_insert_with(|| cause.clone());
                         false
                     }
-                    (Verdict::Due, Some(_)) => true,
-                    (Verdict::Due, None) => false,
+                    (Verdict::Due { .. }, Some(_)) => true,
+                    (Verdict::Due { .. }, None) => false,
                 };
                 match &results[i] {
                     Some(ItemResult::Processed) => {
@@ -679,11 +704,11 @@ impl Reprocessor {
                         metrics::counter!("ongi_reprocess_objects_total", "outcome" => "skipped").increment(1);
                         tell(ProgressEvent::Done(Outcome::Skipped));
                     }
-                    Verdict::Due if req.dry_run => {
+                    Verdict::Due { .. } if req.dry_run => {
                         report.would_process += 1;
                         tell(ProgressEvent::Done(Outcome::WouldProcess));
                     }
-                    Verdict::Due => {}
+                    Verdict::Due { .. } => {}
                 }
             }
             if handled > 0 {
@@ -727,7 +752,7 @@ impl Reprocessor {
     /// Where each listed object stands, from two cache round trips for the whole page.
     async fn verdicts(&self, req: &ReprocessRequest, model: &str, objects: &[ObjectInfo]) -> Vec<Verdict> {
         let mut verdicts: Vec<Verdict> = objects.iter().map(|o| first_look(req, o)).collect();
-        let candidates: Vec<usize> = (0..objects.len()).filter(|&i| verdicts[i] == Verdict::Due).collect();
+        let candidates: Vec<usize> = (0..objects.len()).filter(|&i| verdicts[i].is_due()).collect();
         if candidates.is_empty() {
             return verdicts;
         }
@@ -744,7 +769,8 @@ impl Reprocessor {
             })
             .collect();
         let values = self.cache.get_many(&keys).await;
-        let mut needed: Vec<(usize, CacheKey)> = Vec::new();
+        // (object, key, whether the key is the feature record)
+        let mut needed: Vec<(usize, CacheKey, bool)> = Vec::new();
         for (n, &i) in candidates.iter().enumerate() {
             if values[2 * n + 1].is_some() {
                 verdicts[i] = Verdict::Skip("failed_before");
@@ -756,24 +782,31 @@ impl Reprocessor {
             // Known content: current when every step's output is there too.
             verdicts[i] = Verdict::Skip("current");
             for step in &req.steps {
-                let key = match step.per_photo() {
-                    None => ks.features(model, &hash),
-                    Some(module) => ks.result(module.name(), model, &hash),
+                let (key, is_features) = match step.per_photo() {
+                    None => (ks.features(model, &hash), true),
+                    Some(module) => (ks.result(module.name(), model, &hash), false),
                 };
-                needed.push((i, key));
+                needed.push((i, key, is_features));
             }
         }
-        let keys: Vec<CacheKey> = needed.iter().map(|(_, k)| k.clone()).collect();
+        let keys: Vec<CacheKey> = needed.iter().map(|(_, k, _)| k.clone()).collect();
         let found = self.cache.get_many(&keys).await;
-        for ((i, _), value) in needed.iter().zip(found) {
+        for ((i, _, is_features), value) in needed.iter().zip(found) {
             if value.is_none() {
-                verdicts[*i] = Verdict::Due;
+                let features = *is_features || verdicts[*i] == Verdict::Due { features: true };
+                verdicts[*i] = Verdict::Due { features };
             }
         }
         verdicts
     }
 
-    async fn process(&self, req: &ReprocessRequest, model: &str, object: &ObjectInfo) -> ItemResult {
+    async fn process(
+        &self,
+        req: &ReprocessRequest,
+        model: &str,
+        object: &ObjectInfo,
+        features_due: bool,
+    ) -> ItemResult {
         let bucket = &req.bucket;
         let features = match self.features.object(bucket, &object.name, object.generation).await {
             Ok(f) => f,
@@ -781,6 +814,26 @@ impl Reprocessor {
             Err(e) => return self.failed_for_good(model, bucket, object, e.reason, e.detail).await,
         };
         let ks = self.cache.keyspace();
+        if features_due && req.steps.contains(&Step::Embedding) {
+            // As flow A does: the other functions' per-photo steps listen on ongi-features.
+            let message = FeaturesMessage::new(
+                bucket.as_str(),
+                &object.name,
+                object.generation,
+                features.hash.to_hex(),
+                model,
+                features.computed,
+            );
+            if let Err(e) = publish_json(self.publishers.features.as_ref(), &message, message.attributes()).await {
+                // The features are cached, so this generation would now look current and never
+                // be announced: forgetting its alias keeps it due for the next call.
+                let alias = ks.alias(bucket, &object.name, object.generation);
+                if let Err(forget) = self.cache.backend().delete(std::slice::from_ref(&alias)).await {
+                    tracing::warn!(alias = alias.as_str(), error = %forget, "an unannounced photo's alias could not be forgotten");
+                }
+                return ItemResult::Transient(e.to_string());
+            }
+        }
         let modules: Vec<Module> = req.steps.iter().filter_map(|s| s.per_photo()).collect();
         let keys: Vec<CacheKey> = modules
             .iter()
@@ -816,7 +869,7 @@ impl Reprocessor {
             };
             // Published first: a result in the cache is one `ongi-results` has carried.
             let (message, attributes) = results_message(module, &subject, &result);
-            if let Err(e) = publish_json(self.results.as_ref(), &message, attributes).await {
+            if let Err(e) = publish_json(self.publishers.results.as_ref(), &message, attributes).await {
                 return ItemResult::Transient(e.to_string());
             }
             match result_entry(ks, module, model, &features.hash, &result) {
@@ -868,7 +921,8 @@ fn first_look(req: &ReprocessRequest, object: &ObjectInfo) -> Verdict {
     if ImageRef::parse(&object.name).is_err() {
         return Verdict::Skip("invalid_name");
     }
-    Verdict::Due
+    // Unknown content until its alias is read: everything is due.
+    Verdict::Due { features: true }
 }
 
 /// A photo by its content type (`image/*`), or, where the type is absent or generic, by its
@@ -897,9 +951,132 @@ pub fn image_like(object: &ObjectInfo) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
     use std::time::UNIX_EPOCH;
 
+    use async_trait::async_trait;
+
     use super::*;
+    use crate::analysis::AnalysisSettings;
+    use crate::cache::Keyspace;
+    use crate::cache::memory::MemoryCache;
+    use crate::config::IngestLimits;
+    use crate::events::publish::{FEATURES_SCHEMA, PublishError};
+    use crate::storage::local::LocalStore;
+
+    /// Records what is published, or refuses everything while `down`.
+    #[derive(Default)]
+    struct Topic {
+        sent: Mutex<Vec<serde_json::Value>>,
+        down: AtomicBool,
+    }
+
+    #[async_trait]
+    impl Publisher for Topic {
+        async fn publish(&self, data: Bytes, _attributes: Vec<(String, String)>) -> Result<String, PublishError> {
+            if self.down.load(Ordering::Relaxed) {
+                return Err(PublishError::Publish {
+                    topic: "test".into(),
+                    reason: "down".into(),
+                });
+            }
+            let value = serde_json::from_slice(&data).map_err(|e| PublishError::Publish {
+                topic: "test".into(),
+                reason: e.to_string(),
+            })?;
+            self.sent.lock().unwrap().push(value);
+            Ok("1".into())
+        }
+
+        fn kind(&self) -> &'static str {
+            "test"
+        }
+    }
+
+    #[tokio::test]
+    async fn the_embedding_step_is_announced_and_a_failed_announcement_leaves_the_photo_due() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("uploads/a")).unwrap();
+        for i in 0..2u8 {
+            let img = image::RgbImage::from_fn(16, 12, |x, y| image::Rgb([x as u8 * 9, y as u8 * 11, i * 90]));
+            img.save(dir.path().join(format!("uploads/a/{i}.png"))).unwrap();
+        }
+        let bucket = BucketName::parse("uploads").unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()).unwrap());
+        let cache = Cache::new(
+            Arc::new(MemoryCache::default()),
+            Keyspace::new("t:"),
+            Duration::from_secs(600),
+        );
+        let models = Arc::new(Models::none("test"));
+        let service = FeatureService::new(
+            store.clone(),
+            cache.clone(),
+            models.clone(),
+            None,
+            IngestLimits::default(),
+            bucket.clone(),
+            None,
+        );
+        let analyzer = Arc::new(Analyzer::new(models, cache.clone(), AnalysisSettings::default()));
+        let (features, results) = (Arc::new(Topic::default()), Arc::new(Topic::default()));
+        let walk = Reprocessor::new(
+            store,
+            cache,
+            Arc::new(service),
+            analyzer,
+            Publishers {
+                features: features.clone(),
+                results: results.clone(),
+            },
+            2,
+        );
+        let req = ReprocessRequest {
+            bucket,
+            prefix: "a/".into(),
+            since: None,
+            steps: vec![Step::Embedding, Step::Quality],
+            dry_run: false,
+            budget: Duration::from_secs(30),
+            page_size: 1000,
+            max_pages: None,
+        };
+
+        features.down.store(true, Ordering::Relaxed);
+        let stopped = walk.run(&req, None).await.unwrap_err();
+        assert!(
+            matches!(&stopped, ReprocessError::Stopped { report, .. } if report.cursor.is_none()),
+            "{stopped}"
+        );
+        assert!(
+            results.sent.lock().unwrap().is_empty(),
+            "no result before its photo is announced"
+        );
+
+        features.down.store(false, Ordering::Relaxed);
+        let done = walk.run(&req, None).await.unwrap();
+        assert_eq!((done.processed, done.complete), (2, true), "{done:?}");
+        let sent = features.sent.lock().unwrap().clone();
+        let objects: Vec<&str> = sent.iter().filter_map(|m| m["object"].as_str()).collect();
+        assert_eq!(objects.len(), 2);
+        assert!(objects.contains(&"a/0.png") && objects.contains(&"a/1.png"), "{sent:?}");
+        assert!(
+            sent.iter()
+                .all(|m| m["schema"] == FEATURES_SCHEMA && m["model"] == PIXELS_ONLY)
+        );
+        let results = results.sent.lock().unwrap().clone();
+        assert_eq!(results.len(), 2);
+        assert!(
+            results
+                .iter()
+                .all(|m| m["module"] == "quality" && m["result"].is_object())
+        );
+
+        // Current now: nothing is done or announced again.
+        let again = walk.run(&req, None).await.unwrap();
+        assert_eq!((again.processed, again.skipped), (0, 2));
+        assert_eq!(features.sent.lock().unwrap().len(), 2);
+    }
 
     fn info(name: &str, content_type: Option<&str>) -> ObjectInfo {
         ObjectInfo {

@@ -498,6 +498,120 @@ async fn an_analysis_function_reprocesses_its_step_with_the_embedding_services_f
 }
 
 #[tokio::test]
+async fn the_embedding_functions_walk_announces_each_photo_on_ongi_features() {
+    let Ok(pubsub) = std::env::var("PUBSUB_EMULATOR_HOST") else {
+        eprintln!("SKIPPED: PUBSUB_EMULATOR_HOST is not set (no gcloud on this machine, so no Pub/Sub emulator)");
+        return;
+    };
+    const PROJECT: &str = "ongi-reprocess";
+    let base = format!("http://{pubsub}/v1/projects/{PROJECT}");
+    let http = reqwest::Client::new();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let topic = format!("features-{id}");
+    for (path, body) in [
+        (format!("topics/{topic}"), json!({})),
+        (
+            format!("subscriptions/pull-{id}"),
+            json!({"topic": format!("projects/{PROJECT}/topics/{topic}")}),
+        ),
+    ] {
+        let resp = http.put(format!("{base}/{path}")).json(&body).send().await.unwrap();
+        assert!(resp.status().is_success(), "PUT {path}: {}", resp.status());
+    }
+    // Pulls what is there now, acknowledged.
+    let pull = || async {
+        let mut messages = Vec::new();
+        for _ in 0..10 {
+            let pulled: Value = http
+                .post(format!("{base}/subscriptions/pull-{id}:pull"))
+                .json(&json!({"maxMessages": 100, "returnImmediately": true}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let batch = pulled["receivedMessages"].as_array().cloned().unwrap_or_default();
+            if batch.is_empty() && !messages.is_empty() {
+                break;
+            }
+            let ack_ids: Vec<Value> = batch.iter().map(|m| m["ackId"].clone()).collect();
+            if !ack_ids.is_empty() {
+                http.post(format!("{base}/subscriptions/pull-{id}:acknowledge"))
+                    .json(&json!({ "ackIds": ack_ids }))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            for m in batch {
+                let data = base64::Engine::decode(
+                    &base64::engine::general_purpose::STANDARD,
+                    m["message"]["data"].as_str().unwrap(),
+                )
+                .unwrap();
+                messages.push(serde_json::from_slice::<Value>(&data).unwrap());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        messages
+    };
+
+    let prefix = unique_prefix();
+    let redis = redis_url();
+    let app = spawn_app(
+        Modules::only(Module::Embedding),
+        &[
+            ("REDIS_URL", &redis),
+            ("ONGI_CACHE_PREFIX", &prefix),
+            ("PUBSUB_EMULATOR_HOST", &pubsub),
+            ("GOOGLE_CLOUD_PROJECT", PROJECT),
+            ("ONGI_FEATURES_TOPIC", &topic),
+        ],
+    )
+    .await;
+    let album = app.data_dir().join("uploads/e");
+    std::fs::create_dir_all(&album).unwrap();
+    for i in 0..3 {
+        std::fs::write(album.join(format!("{i}.png")), photo(300 + i)).unwrap();
+    }
+    let body = json!({"bucket": "uploads", "prefix": "e/"});
+    let report = reprocess(&app, body.clone()).await;
+    assert_eq!(
+        (report["processed"].as_u64(), report["steps"].clone()),
+        (Some(3), json!(["embedding"]))
+    );
+    let mut objects: Vec<String> = pull()
+        .await
+        .iter()
+        .inspect(|m| assert_eq!(m["schema"], "ongi.features.v1", "{m}"))
+        .map(|m| m["object"].as_str().unwrap().to_owned())
+        .collect();
+    objects.sort();
+    assert_eq!(
+        objects,
+        ["e/0.png", "e/1.png", "e/2.png"],
+        "one ongi-features message per photo"
+    );
+    // Current: the second walk announces nothing.
+    let again = reprocess(&app, body).await;
+    assert_eq!(count(&again, "skipped_by_reason", "current"), 3, "{again}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pulled: Value = http
+        .post(format!("{base}/subscriptions/pull-{id}:pull"))
+        .json(&json!({"maxMessages": 100, "returnImmediately": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        pulled["receivedMessages"].as_array().is_none_or(|a| a.is_empty()),
+        "{pulled}"
+    );
+}
+
+#[tokio::test]
 async fn an_overlapping_call_is_told_to_come_back() {
     let (app, prefix) = app_with_redis(&[]).await;
     std::fs::create_dir_all(app.data_dir().join("uploads/x")).unwrap();
