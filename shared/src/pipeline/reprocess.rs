@@ -630,87 +630,13 @@ impl Reprocessor {
             let verdicts = self.verdicts(req, model, &page.objects).await;
             let objects = &page.objects;
 
-            // Results by position in the page; `None` for what was never started.
-            let mut results: Vec<Option<ItemResult>> = (0..objects.len()).map(|_| None).collect();
-            let due: Vec<usize> = (0..objects.len()).filter(|&i| verdicts[i].is_due()).collect();
-            let mut transient: Option<String> = None;
-            if !req.dry_run && !due.is_empty() {
-                let halt = AtomicBool::new(false);
-                let done: Vec<(usize, ItemResult)> = futures::stream::iter(due.iter().copied())
-                    .take_while(|_| {
-                        let out_of_time = Instant::now() >= deadline && started_any.load(Ordering::Relaxed);
-                        let go = !halt.load(Ordering::Relaxed) && !out_of_time;
-                        if go {
-                            started_any.store(true, Ordering::Relaxed);
-                        }
-                        std::future::ready(go)
-                    })
-                    .map(|i| {
-                        let features_due = verdicts[i] == Verdict::Due { features: true };
-                        async move { (i, self.process(req, model, &objects[i], features_due).await) }
-                    })
-                    .buffer_unordered(self.concurrency)
-                    .inspect(|(_, r)| {
-                        if matches!(r, ItemResult::Transient(_)) {
-                            halt.store(true, Ordering::Relaxed);
-                        }
-                    })
-                    .collect()
-                    .await;
-                for (i, r) in done {
-                    results[i] = Some(r);
-                }
-            }
-
-            // Work done counts wherever it happened; the walk (and `scanned`) only advances
-            // over the handled prefix of the page, so nothing after a gap is skipped next time.
-            let mut handled = 0;
-            let mut gap = false;
-            for (i, object) in objects.iter().enumerate() {
-                let finished = match (verdicts[i], &results[i]) {
-                    (Verdict::Skip(_), _) => true,
-                    (Verdict::Due { .. }, _) if req.dry_run => true,
-                    (Verdict::Due { .. }, Some(ItemResult::Transient(cause))) => {
-                        transient.get_or_insert_with(|| cause.clone());
-                        false
-                    }
-                    (Verdict::Due { .. }, Some(_)) => true,
-                    (Verdict::Due { .. }, None) => false,
-                };
-                match &results[i] {
-                    Some(ItemResult::Processed) => {
-                        report.processed += 1;
-                        metrics::counter!("ongi_reprocess_objects_total", "outcome" => "processed").increment(1);
-                        tell(ProgressEvent::Done(Outcome::Processed));
-                    }
-                    Some(ItemResult::Failed { reason, detail }) => {
-                        report.fail(&object.name, reason, detail);
-                        metrics::counter!("ongi_reprocess_objects_total", "outcome" => "failed").increment(1);
-                        tell(ProgressEvent::Done(Outcome::Failed));
-                    }
-                    _ => {}
-                }
-                if !finished {
-                    gap = true;
-                }
-                if gap {
-                    continue;
-                }
-                handled = i + 1;
-                report.scanned += 1;
-                match verdicts[i] {
-                    Verdict::Skip(reason) => {
-                        report.skip(reason);
-                        metrics::counter!("ongi_reprocess_objects_total", "outcome" => "skipped").increment(1);
-                        tell(ProgressEvent::Done(Outcome::Skipped));
-                    }
-                    Verdict::Due { .. } if req.dry_run => {
-                        report.would_process += 1;
-                        tell(ProgressEvent::Done(Outcome::WouldProcess));
-                    }
-                    Verdict::Due { .. } => {}
-                }
-            }
+            let results = if req.dry_run {
+                (0..objects.len()).map(|_| None).collect()
+            } else {
+                self.process_due(req, model, objects, &verdicts, deadline, &started_any)
+                    .await
+            };
+            let (handled, transient) = tally(req, objects, &verdicts, &results, &mut report, &tell);
             if handled > 0 {
                 after = Some(objects[handled - 1].name.clone());
                 started_any.store(true, Ordering::Relaxed);
@@ -747,6 +673,48 @@ impl Reprocessor {
             report.cursor = None;
         }
         Ok(finish(report))
+    }
+
+    /// Processes a page's due photos, at most `concurrency` at once and in name order, until
+    /// the deadline (once this call has moved the walk) or a transient failure. Results by
+    /// position in the page; `None` for what was not started.
+    async fn process_due(
+        &self,
+        req: &ReprocessRequest,
+        model: &str,
+        objects: &[ObjectInfo],
+        verdicts: &[Verdict],
+        deadline: Instant,
+        started_any: &AtomicBool,
+    ) -> Vec<Option<ItemResult>> {
+        let mut results: Vec<Option<ItemResult>> = (0..objects.len()).map(|_| None).collect();
+        let due: Vec<usize> = (0..objects.len()).filter(|&i| verdicts[i].is_due()).collect();
+        let halt = AtomicBool::new(false);
+        let done: Vec<(usize, ItemResult)> = futures::stream::iter(due)
+            .take_while(|_| {
+                let out_of_time = Instant::now() >= deadline && started_any.load(Ordering::Relaxed);
+                let go = !halt.load(Ordering::Relaxed) && !out_of_time;
+                if go {
+                    started_any.store(true, Ordering::Relaxed);
+                }
+                std::future::ready(go)
+            })
+            .map(|i| {
+                let features_due = verdicts[i] == Verdict::Due { features: true };
+                async move { (i, self.process(req, model, &objects[i], features_due).await) }
+            })
+            .buffer_unordered(self.concurrency)
+            .inspect(|(_, r)| {
+                if matches!(r, ItemResult::Transient(_)) {
+                    halt.store(true, Ordering::Relaxed);
+                }
+            })
+            .collect()
+            .await;
+        for (i, r) in done {
+            results[i] = Some(r);
+        }
+        results
     }
 
     /// Where each listed object stands, from two cache round trips for the whole page.
@@ -908,6 +876,67 @@ impl Reprocessor {
             detail,
         }
     }
+}
+
+/// Counts a page into the report. Work done counts wherever it happened; the walk (and
+/// `scanned`) only advances over the handled prefix of the page, so nothing after a gap (a
+/// photo not started, or one that failed transiently) is passed over by the next call.
+/// Returns the length of that prefix and the first transient failure.
+fn tally(
+    req: &ReprocessRequest,
+    objects: &[ObjectInfo],
+    verdicts: &[Verdict],
+    results: &[Option<ItemResult>],
+    report: &mut ReprocessReport,
+    tell: &impl Fn(ProgressEvent),
+) -> (usize, Option<String>) {
+    let mut handled = 0;
+    let mut transient: Option<String> = None;
+    let mut gap = false;
+    for (i, object) in objects.iter().enumerate() {
+        let finished = match (verdicts[i], &results[i]) {
+            (Verdict::Skip(_), _) => true,
+            (Verdict::Due { .. }, _) if req.dry_run => true,
+            (Verdict::Due { .. }, Some(ItemResult::Transient(cause))) => {
+                transient.get_or_insert_with(|| cause.clone());
+                false
+            }
+            (Verdict::Due { .. }, Some(_)) => true,
+            (Verdict::Due { .. }, None) => false,
+        };
+        match &results[i] {
+            Some(ItemResult::Processed) => {
+                report.processed += 1;
+                metrics::counter!("ongi_reprocess_objects_total", "outcome" => "processed").increment(1);
+                tell(ProgressEvent::Done(Outcome::Processed));
+            }
+            Some(ItemResult::Failed { reason, detail }) => {
+                report.fail(&object.name, reason, detail);
+                metrics::counter!("ongi_reprocess_objects_total", "outcome" => "failed").increment(1);
+                tell(ProgressEvent::Done(Outcome::Failed));
+            }
+            _ => {}
+        }
+        gap |= !finished;
+        if gap {
+            continue;
+        }
+        handled = i + 1;
+        report.scanned += 1;
+        match verdicts[i] {
+            Verdict::Skip(reason) => {
+                report.skip(reason);
+                metrics::counter!("ongi_reprocess_objects_total", "outcome" => "skipped").increment(1);
+                tell(ProgressEvent::Done(Outcome::Skipped));
+            }
+            Verdict::Due { .. } if req.dry_run => {
+                report.would_process += 1;
+                tell(ProgressEvent::Done(Outcome::WouldProcess));
+            }
+            Verdict::Due { .. } => {}
+        }
+    }
+    (handled, transient)
 }
 
 /// What the listing alone says: too old, not a photo, a name no reference can carry.
