@@ -136,6 +136,25 @@ impl Default for StyleSettings {
     }
 }
 
+/// Batch reprocessing (`POST /batch/reprocess`, `ongi reprocess`; flow D).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReprocessSettings {
+    /// `ONGI_REPROCESS_BUDGET_SECS` (50): a call stops starting photos after this long and
+    /// saves its cursor, inside Cloud Scheduler's and Cloud Run's deadlines.
+    pub budget: Duration,
+    /// `ONGI_REPROCESS_CONCURRENCY` (8): photos processed at once by one call.
+    pub concurrency: usize,
+}
+
+impl Default for ReprocessSettings {
+    fn default() -> Self {
+        Self {
+            budget: Duration::from_secs(50),
+            concurrency: 8,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// `PORT` (Cloud Run sets it), default 8080.
@@ -189,6 +208,7 @@ pub struct Settings {
     /// `ONGI_MAX_IMAGE_BYTES` (default 50 MiB) and `ONGI_MAX_IMAGE_PIXELS` (default 100 MP).
     pub limits: IngestLimits,
     pub style: StyleSettings,
+    pub reprocess: ReprocessSettings,
 }
 
 impl Settings {
@@ -417,6 +437,24 @@ impl Settings {
                 return Err(SettingsError::malformed(name, "0", "at least 1"));
             }
         }
+        let dr = ReprocessSettings::default();
+        let reprocess = ReprocessSettings {
+            budget: Duration::from_secs(parse_or(
+                &get,
+                "ONGI_REPROCESS_BUDGET_SECS",
+                dr.budget.as_secs(),
+                "a number of seconds",
+            )?),
+            concurrency: parse_or(&get, "ONGI_REPROCESS_CONCURRENCY", dr.concurrency, "a number of photos")?,
+        };
+        for (name, zero) in [
+            ("ONGI_REPROCESS_BUDGET_SECS", reprocess.budget.is_zero()),
+            ("ONGI_REPROCESS_CONCURRENCY", reprocess.concurrency == 0),
+        ] {
+            if zero {
+                return Err(SettingsError::malformed(name, "0", "at least 1"));
+            }
+        }
         if storage == StorageBackend::Gcs
             && storage_emulator_host.is_none()
             && !on_cloud_run
@@ -454,6 +492,7 @@ impl Settings {
             analysis,
             limits,
             style,
+            reprocess,
         })
     }
 }
@@ -525,6 +564,7 @@ mod tests {
         assert_eq!(s.log_format, LogFormat::Text);
         assert!(s.redis_url.is_none());
         assert_eq!(s.limits, IngestLimits::default());
+        assert_eq!(s.reprocess, ReprocessSettings::default());
     }
 
     #[test]
@@ -543,6 +583,8 @@ mod tests {
             ("ONGI_STYLE_MAX_ATTEMPTS", "0"),
             ("ONGI_STYLE_DEVICE", "tpu"),
             ("ONGI_PUBLISH", "yes"),
+            ("ONGI_REPROCESS_BUDGET_SECS", "0"),
+            ("ONGI_REPROCESS_CONCURRENCY", "many"),
         ] {
             let err = settings(&[(name, value)]).unwrap_err();
             let line = err.to_string();

@@ -15,7 +15,7 @@
 //! | [`cache`] | the [`FeatureCache`](cache::FeatureCache) trait; Redis and in-process; versioned keys; LE vectors | turn a cache outage into a failed request |
 //! | [`http`] | the axum application: envelope, errors, limits, request ids, health, metrics, OpenAPI, shutdown | hold analysis logic |
 //! | [`model`] | ONNX Runtime, the CLIP encoders, face detection/alignment/embedding, the model folder's [`manifest`](model::manifest) (pinned SHA-256, licences, `fetch`/`verify`) | panic or download on a missing model |
-//! | [`pipeline`] | per-photo features and faces, cache-or-compute: one download and one decode, batched inference, the embedding service on Cloud Run | hold analysis rules |
+//! | [`pipeline`] | per-photo features and faces, cache-or-compute: one download and one decode, batched inference, the embedding service on Cloud Run; the per-photo steps; batch reprocessing (a bucket walk with a cursor, announcing through the [`events`] publishers) | hold analysis rules |
 //! | [`analysis`] | the album analyses as pure functions: categories, duplicates, quality, score, people; the taxonomy | do I/O |
 //! | [`events`] | upload notifications in (CloudEvents, Pub/Sub push) and Pub/Sub publishing out | — |
 //! | [`queue`] | the style job queue on Redis: stream + consumer group, a hash per job, idempotency keys, reclaim, dead letters | run a job |

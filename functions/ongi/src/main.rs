@@ -8,6 +8,7 @@ mod eval_cmd;
 mod eval_people;
 mod models_cmd;
 mod report;
+mod reprocess_cmd;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -68,6 +69,11 @@ enum Command {
     Models {
         #[command(subcommand)]
         command: ModelsCommand,
+    },
+    /// Batch reprocessing, as POST /batch/reprocess, with a progress bar: prints the counts as JSON.
+    Reprocess {
+        #[command(flatten)]
+        args: reprocess_cmd::ReprocessArgs,
     },
 }
 
@@ -239,6 +245,7 @@ async fn main() -> anyhow::Result<()> {
             EvalCommand::Duplicates { data } => eval_cmd::duplicates(&data),
             EvalCommand::People { identities, seed } => eval_people::run(identities, seed),
         },
+        Command::Reprocess { args } => reprocess_cmd::run(args).await,
         Command::Models { command } => match command {
             ModelsCommand::Fetch { models, manifest } => models_cmd::fetch(&models, manifest.as_deref()).await,
             ModelsCommand::Verify { models } => models_cmd::verify(&models),

@@ -61,6 +61,22 @@ impl Keyspace {
         self.key(&format!("result:{module}"), model, &hash.to_hex())
     }
 
+    /// A photo generation whose processing failed for good under `model` (it cannot be read:
+    /// corrupt, unsupported, too large), with the reason: a batch run does not retry it.
+    pub fn failure(&self, model: &str, bucket: &BucketName, object: &str, generation: i64) -> CacheKey {
+        self.key("failed", model, &format!("{bucket}/{object}#{generation}"))
+    }
+
+    /// Where a batch reprocessing run resumes (`run` names the bucket, prefix, since, steps and model).
+    pub fn reprocess_cursor(&self, run: &str) -> CacheKey {
+        CacheKey(format!("{}v{SCHEMA_VERSION}:reprocess:cursor:{run}", self.prefix))
+    }
+
+    /// The lease of the call currently walking `run`: two overlapping calls would do the same work.
+    pub fn reprocess_lease(&self, run: &str) -> CacheKey {
+        CacheKey(format!("{}v{SCHEMA_VERSION}:reprocess:lease:{run}", self.prefix))
+    }
+
     /// A text embedding (prompts, concepts), keyed by the hash of the text.
     pub fn text(&self, model: &str, text: &str) -> CacheKey {
         self.key("text", model, &ContentHash::of(text.as_bytes()).to_hex())

@@ -70,6 +70,36 @@ impl FeatureCache for MemoryCache {
         Ok(())
     }
 
+    async fn set_if_absent(&self, key: &CacheKey, value: Bytes, ttl: Duration) -> Result<bool, CacheError> {
+        let now = Instant::now();
+        let mut map = self.lock();
+        if map.get(key).is_some_and(|(_, exp)| *exp > now) {
+            return Ok(false);
+        }
+        map.insert(key.clone(), (value, now + ttl));
+        Ok(true)
+    }
+
+    async fn delete_if_equal(&self, key: &CacheKey, expected: &[u8]) -> Result<bool, CacheError> {
+        let now = Instant::now();
+        let mut map = self.lock();
+        let held = map
+            .get(key)
+            .is_some_and(|(v, exp)| *exp > now && v.as_ref() == expected);
+        if held {
+            map.remove(key);
+        }
+        Ok(held)
+    }
+
+    async fn delete(&self, keys: &[CacheKey]) -> Result<(), CacheError> {
+        let mut map = self.lock();
+        for k in keys {
+            map.remove(k);
+        }
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<(), CacheError> {
         Ok(())
     }
@@ -106,5 +136,20 @@ mod tests {
             vec![None, Some(Bytes::from_static(b"2")), Some(Bytes::from_static(b"3"))]
         );
         assert!(cache.lock().len() <= 2);
+    }
+
+    #[tokio::test]
+    async fn a_lease_is_taken_once_and_released_only_by_its_holder() {
+        let ks = Keyspace::new("t:");
+        let cache = MemoryCache::default();
+        let key = ks.text("m", "lease");
+        let ttl = Duration::from_secs(60);
+        assert!(cache.set_if_absent(&key, Bytes::from_static(b"a"), ttl).await.unwrap());
+        assert!(!cache.set_if_absent(&key, Bytes::from_static(b"b"), ttl).await.unwrap());
+        assert!(!cache.delete_if_equal(&key, b"b").await.unwrap(), "not b's lease");
+        assert!(cache.delete_if_equal(&key, b"a").await.unwrap());
+        assert!(cache.set_if_absent(&key, Bytes::from_static(b"b"), ttl).await.unwrap());
+        cache.delete(std::slice::from_ref(&key)).await.unwrap();
+        assert_eq!(cache.get_many(&[key]).await.unwrap(), vec![None]);
     }
 }

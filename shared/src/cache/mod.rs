@@ -36,6 +36,16 @@ pub trait FeatureCache: Send + Sync + 'static {
     /// One round trip for many entries, each with the same time to live.
     async fn set_many(&self, entries: &[(CacheKey, Bytes)], ttl: Duration) -> Result<(), CacheError>;
 
+    /// Sets `key` only when it does not exist (a lease); returns whether it was set.
+    async fn set_if_absent(&self, key: &CacheKey, value: Bytes, ttl: Duration) -> Result<bool, CacheError>;
+
+    /// Deletes `key` only while it still holds `expected` (releasing one's own lease, never
+    /// one a later holder took after ours expired); returns whether it was deleted.
+    async fn delete_if_equal(&self, key: &CacheKey, expected: &[u8]) -> Result<bool, CacheError>;
+
+    /// Deletes keys (missing ones are not an error).
+    async fn delete(&self, keys: &[CacheKey]) -> Result<(), CacheError>;
+
     /// A round trip proving the cache answers (for `/readyz`).
     async fn ping(&self) -> Result<(), CacheError>;
 
@@ -62,6 +72,17 @@ impl Cache {
 
     pub fn kind(&self) -> &'static str {
         self.inner.kind()
+    }
+
+    /// The backend itself, whose errors are returned rather than turned into misses: for
+    /// state whose loss must be noticed (a batch run's cursor and lease), not for features.
+    pub fn backend(&self) -> &dyn FeatureCache {
+        self.inner.as_ref()
+    }
+
+    /// The time to live of every entry written through [`Cache::set_many`].
+    pub fn ttl(&self) -> Duration {
+        self.ttl
     }
 
     /// Values aligned with `keys`; every key is a miss when the cache is down.

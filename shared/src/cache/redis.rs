@@ -80,6 +80,50 @@ impl FeatureCache for RedisCache {
         pipe.query_async::<()>(&mut con).await.map_err(classify)
     }
 
+    async fn set_if_absent(&self, key: &CacheKey, value: Bytes, ttl: Duration) -> Result<bool, CacheError> {
+        let mut con = self.connection.clone();
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        // SET NX answers OK when it set the key and nil when the key existed.
+        let set: Option<String> = redis::cmd("SET")
+            .arg(key.as_str())
+            .arg(value.as_ref())
+            .arg("NX")
+            .arg("PX")
+            .arg(millis)
+            .query_async(&mut con)
+            .await
+            .map_err(classify)?;
+        Ok(set.is_some())
+    }
+
+    async fn delete_if_equal(&self, key: &CacheKey, expected: &[u8]) -> Result<bool, CacheError> {
+        let mut con = self.connection.clone();
+        // Compare and delete in one step: between a GET and a DEL another holder could take it.
+        let script = redis::Script::new(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end",
+        );
+        let deleted: i64 = script
+            .key(key.as_str())
+            .arg(expected)
+            .invoke_async(&mut con)
+            .await
+            .map_err(classify)?;
+        Ok(deleted == 1)
+    }
+
+    async fn delete(&self, keys: &[CacheKey]) -> Result<(), CacheError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut con = self.connection.clone();
+        let names: Vec<&str> = keys.iter().map(CacheKey::as_str).collect();
+        redis::cmd("DEL")
+            .arg(&names)
+            .query_async::<()>(&mut con)
+            .await
+            .map_err(classify)
+    }
+
     async fn ping(&self) -> Result<(), CacheError> {
         let mut con = self.connection.clone();
         let pong: String = redis::cmd("PING").query_async(&mut con).await.map_err(classify)?;

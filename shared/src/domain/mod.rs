@@ -4,6 +4,7 @@
 mod bucket;
 mod content_hash;
 mod image_ref;
+pub mod time;
 
 pub use bucket::BucketName;
 pub use content_hash::ContentHash;

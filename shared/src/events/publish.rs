@@ -133,3 +133,26 @@ pub struct FeaturesMessage {
 }
 
 pub const FEATURES_SCHEMA: &str = "ongi.features.v1";
+
+impl FeaturesMessage {
+    pub fn new(bucket: &str, object: &str, generation: i64, content_hash: String, model: &str, computed: bool) -> Self {
+        Self {
+            schema: FEATURES_SCHEMA.to_owned(),
+            bucket: bucket.to_owned(),
+            object: object.to_owned(),
+            generation,
+            content_hash,
+            model: model.to_owned(),
+            computed,
+        }
+    }
+
+    /// The message's Pub/Sub attributes (subscriptions can filter on them).
+    pub fn attributes(&self) -> Vec<(String, String)> {
+        vec![
+            ("schema".to_owned(), FEATURES_SCHEMA.to_owned()),
+            ("bucket".to_owned(), self.bucket.clone()),
+            ("object".to_owned(), self.object.clone()),
+        ]
+    }
+}

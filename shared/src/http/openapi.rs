@@ -5,7 +5,7 @@ use utoipa::OpenApi;
 use super::envelope::InvalidImage;
 use super::error::ErrorBody;
 use super::request::{CategoriesRequest, ImagesRequest, ScoreCategory, ScoreRequest, StyleRequest};
-use super::routes::{albums, analyses, events, health, people, per_photo, style};
+use super::routes::{albums, analyses, batch, events, health, people, per_photo, style};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,7 +21,7 @@ use super::routes::{albums, analyses, events, health, people, per_photo, style};
         style::status,
         events::storage,
         per_photo::features,
-        events::batch_reprocess,
+        batch::reprocess,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -44,6 +44,10 @@ use super::routes::{albums, analyses, events, health, people, per_photo, style};
         style::StyleJobView,
         events::EventOutcome,
         per_photo::PerPhotoOutcome,
+        batch::ReprocessBody,
+        batch::ReprocessAnswer,
+        crate::pipeline::reprocess::ReprocessReport,
+        crate::pipeline::reprocess::ReprocessFailure,
         people::Person,
         people::RepresentativeFace,
         people::FaceDetail,

@@ -177,6 +177,23 @@ fn warm_text_embeddings(analyzer: &Arc<Analyzer>, models: &Models, modules: &Mod
     });
 }
 
+impl AppState {
+    /// The batch reprocessing walk over this process's store, cache, models and results topic.
+    pub fn reprocessor(&self) -> crate::pipeline::reprocess::Reprocessor {
+        crate::pipeline::reprocess::Reprocessor::new(
+            self.store.clone(),
+            self.cache.clone(),
+            self.features.clone(),
+            self.analyzer.clone(),
+            crate::pipeline::reprocess::Publishers {
+                features: self.features_publisher.clone(),
+                results: self.results_publisher.clone(),
+            },
+            self.settings.reprocess.concurrency,
+        )
+    }
+}
+
 async fn publisher(settings: &Settings, topic: &str, used_here: bool) -> Result<Arc<dyn Publisher>, StateError> {
     crate::events::publish::for_topic(settings, topic, used_here)
         .await

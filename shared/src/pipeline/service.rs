@@ -132,6 +132,11 @@ impl FeatureService {
         &self.bucket
     }
 
+    /// The content hash an alias value names (`bucket/object#generation` or `latest`).
+    pub fn alias_hash(bytes: &[u8]) -> Option<ContentHash> {
+        decode_alias(bytes).map(|(_, h)| h)
+    }
+
     fn feature_key(&self, hash: &ContentHash) -> CacheKey {
         self.cache.keyspace().features(&self.models.clip_model_id, hash)
     }
@@ -275,6 +280,19 @@ impl FeatureService {
                 hash,
                 computed: false,
             });
+        }
+        if self.remote.is_some() {
+            // No image encoder in this process (an analysis function on Cloud Run): the
+            // embedding service computes the features, as for an album. Computing them here
+            // would store pixel-only records under the CLIP model's id.
+            let reference = ImageRef::parse(&format!("gs://{bucket}/{object}"))
+                .map_err(|e| PhotoError::permanent("refused", format!("{bucket}/{object}: {e}")))?;
+            return self
+                .album(std::slice::from_ref(&reference))
+                .await
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| Err(PhotoError::permanent("internal", "no result")));
         }
         self.compute(bucket, object).await
     }

@@ -6,6 +6,10 @@
 //!   fake-gcs-server mishandles the trailing checksum part the client sends otherwise.
 //! - Signed URLs are V4, signed by a [`Signer`]: on Cloud Run the service account's (IAM
 //!   signBlob through the metadata server), in tests one built from a key.
+//! - Listing: on Cloud Storage through the official client's [`StorageControl`]
+//!   (`list_objects`). That call is gRPC (`google.storage.v2.Storage/ListObjects`), which
+//!   fake-gcs-server does not serve (it implements gRPC only for the old `v1` API), so on the
+//!   emulator the same listing goes through the JSON API (`GET /storage/v1/b/{bucket}/o`).
 
 use std::time::Duration;
 
@@ -13,9 +17,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use google_cloud_auth::signer::Signer;
 use google_cloud_storage::builder::storage::SignedUrlBuilder;
-use google_cloud_storage::client::Storage;
+use google_cloud_storage::client::{Storage, StorageControl};
+use serde::Deserialize;
 
-use super::{MAX_SIGNED_URL_TTL, ObjectStore, StorageError, StoredObject};
+use super::{ListQuery, MAX_SIGNED_URL_TTL, ObjectInfo, ObjectPage, ObjectStore, StorageError, StoredObject};
 use crate::domain::BucketName;
 
 /// Any single storage call that takes longer than this is treated as an outage.
@@ -36,6 +41,16 @@ pub struct GcsStore {
     /// The emulator's endpoint, also used as the host of signed URLs.
     endpoint: Option<String>,
     signer: Option<Signer>,
+    lister: Lister,
+}
+
+/// How this store lists objects (see the module docs).
+#[derive(Clone)]
+enum Lister {
+    /// Cloud Storage: the official client's control-plane `list_objects`.
+    Control(StorageControl),
+    /// fake-gcs-server: the JSON API at the emulator's endpoint.
+    Json { http: reqwest::Client, endpoint: String },
 }
 
 impl std::fmt::Debug for GcsStore {
@@ -55,6 +70,11 @@ impl GcsStore {
             .build()
             .await
             .map_err(|e| StorageError::Other(format!("cannot build the Cloud Storage client: {e}")))?;
+        let control = StorageControl::builder()
+            .with_retry_policy(retry_policy())
+            .build()
+            .await
+            .map_err(|e| StorageError::Other(format!("cannot build the Cloud Storage control client: {e}")))?;
         // Without a signer the service still reads and writes; only signed URLs fail.
         let signer = match google_cloud_auth::credentials::Builder::default().build_signer() {
             Ok(s) => Some(s),
@@ -67,6 +87,7 @@ impl GcsStore {
             client,
             endpoint: None,
             signer,
+            lister: Lister::Control(control),
         })
     }
 
@@ -80,8 +101,17 @@ impl GcsStore {
             .build()
             .await
             .map_err(|e| StorageError::Other(format!("cannot build the Cloud Storage client: {e}")))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(CALL_TIMEOUT)
+            .build()
+            .map_err(|e| StorageError::Other(format!("cannot build the emulator's HTTP client: {e}")))?;
         Ok(Self {
             client,
+            lister: Lister::Json {
+                http,
+                endpoint: endpoint.clone(),
+            },
             endpoint: Some(endpoint),
             signer,
         })
@@ -105,6 +135,159 @@ fn classify(bucket: &BucketName, object: &str, e: google_cloud_storage::Error) -
         Some(code) => StorageError::Other(format!("{bucket}/{object}: HTTP {code}: {e}")),
         // No HTTP status: the request never got an answer (connection refused, DNS, TLS).
         None => StorageError::Unavailable(format!("{bucket}/{object}: {e}")),
+    }
+}
+
+/// Errors of the control-plane client, which speaks gRPC: its status code, not an HTTP one.
+fn classify_listing(bucket: &BucketName, e: google_cloud_storage::Error) -> StorageError {
+    use google_cloud_gax::error::rpc::Code;
+    let Some(status) = e.status() else {
+        return classify(bucket, "", e);
+    };
+    match status.code {
+        Code::NotFound => StorageError::BucketNotFound(bucket.to_string()),
+        Code::PermissionDenied | Code::Unauthenticated => {
+            StorageError::Refused(format!("listing {bucket}: permission denied"))
+        }
+        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Aborted | Code::Internal => {
+            StorageError::Unavailable(format!("listing {bucket}: {e}"))
+        }
+        _ => StorageError::Other(format!("listing {bucket}: {e}")),
+    }
+}
+
+/// The JSON API's listing (`storage#objects`); int64 fields arrive as strings.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonListing {
+    #[serde(default)]
+    items: Vec<JsonObject>,
+    next_page_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonObject {
+    name: String,
+    generation: serde_json::Value,
+    #[serde(default)]
+    size: serde_json::Value,
+    updated: Option<String>,
+    content_type: Option<String>,
+}
+
+fn json_int(v: &serde_json::Value) -> Option<i64> {
+    v.as_i64().or_else(|| v.as_str()?.parse().ok())
+}
+
+impl JsonObject {
+    fn into_info(self, bucket: &BucketName) -> Result<ObjectInfo, StorageError> {
+        let malformed =
+            |what: &str| StorageError::Other(format!("listing {bucket}: {what} of {:?} is malformed", self.name));
+        let generation = json_int(&self.generation).ok_or_else(|| malformed("the generation"))?;
+        let size = u64::try_from(json_int(&self.size).unwrap_or(0)).unwrap_or(0);
+        let updated = match self.updated.as_deref() {
+            Some(t) => crate::domain::time::parse_rfc3339(t).map_err(|_| malformed("the updated time"))?,
+            None => std::time::UNIX_EPOCH,
+        };
+        Ok(ObjectInfo {
+            name: self.name,
+            generation,
+            size,
+            updated,
+            content_type: self.content_type.filter(|t| !t.is_empty()),
+        })
+    }
+}
+
+impl GcsStore {
+    async fn list_control(
+        control: &StorageControl,
+        bucket: &BucketName,
+        query: &ListQuery,
+    ) -> Result<ObjectPage, StorageError> {
+        let response = control
+            .list_objects()
+            .set_parent(Self::bucket_path(bucket))
+            .set_prefix(query.prefix.clone())
+            .set_page_size(i32::try_from(query.limit()).unwrap_or(1000))
+            .set_page_token(query.page_token.clone().unwrap_or_default())
+            .set_lexicographic_start(query.start_after.clone().unwrap_or_default())
+            .send()
+            .await
+            .map_err(|e| classify_listing(bucket, e))?;
+        let objects = response
+            .objects
+            .into_iter()
+            .filter(|o| query.wants(&o.name))
+            .map(|o| ObjectInfo {
+                updated: o
+                    .update_time
+                    .and_then(|t| std::time::SystemTime::try_from(t).ok())
+                    .unwrap_or(std::time::UNIX_EPOCH),
+                size: u64::try_from(o.size).unwrap_or(0),
+                generation: o.generation,
+                content_type: Some(o.content_type).filter(|t| !t.is_empty()),
+                name: o.name,
+            })
+            .collect();
+        Ok(ObjectPage {
+            objects,
+            next_page_token: Some(response.next_page_token).filter(|t| !t.is_empty()),
+        })
+    }
+
+    async fn list_json(
+        http: &reqwest::Client,
+        endpoint: &str,
+        bucket: &BucketName,
+        query: &ListQuery,
+    ) -> Result<ObjectPage, StorageError> {
+        let mut url = reqwest::Url::parse(&format!("{endpoint}/storage/v1/b/{bucket}/o"))
+            .map_err(|e| StorageError::Other(format!("the emulator's listing URL: {e}")))?;
+        {
+            let mut pairs = url.query_pairs_mut();
+            pairs
+                .append_pair("prefix", &query.prefix)
+                .append_pair("maxResults", &query.limit().to_string())
+                .append_pair(
+                    "fields",
+                    "items(name,generation,size,updated,contentType),nextPageToken",
+                );
+            if let Some(token) = &query.page_token {
+                pairs.append_pair("pageToken", token);
+            }
+            if let Some(after) = &query.start_after {
+                pairs.append_pair("startOffset", after);
+            }
+        }
+        let response = http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("listing {bucket}: {e}")))?;
+        let status = response.status().as_u16();
+        match status {
+            200..=299 => {}
+            404 => return Err(StorageError::BucketNotFound(bucket.to_string())),
+            401 | 403 => return Err(StorageError::Refused(format!("listing {bucket}: permission denied"))),
+            429 | 500.. => return Err(StorageError::Unavailable(format!("listing {bucket}: HTTP {status}"))),
+            _ => return Err(StorageError::Other(format!("listing {bucket}: HTTP {status}"))),
+        }
+        let listing: JsonListing = response
+            .json()
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("listing {bucket}: the answer cannot be read: {e}")))?;
+        let objects = listing
+            .items
+            .into_iter()
+            .filter(|o| query.wants(&o.name))
+            .map(|o| o.into_info(bucket))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ObjectPage {
+            objects,
+            next_page_token: listing.next_page_token.filter(|t| !t.is_empty()),
+        })
     }
 }
 
@@ -171,6 +354,16 @@ impl ObjectStore for GcsStore {
                 .await
                 .map_err(|e| classify(bucket, object, e))?;
             Ok(written.generation)
+        })
+        .await
+    }
+
+    async fn list(&self, bucket: &BucketName, query: &ListQuery) -> Result<ObjectPage, StorageError> {
+        with_timeout("listing", async {
+            match &self.lister {
+                Lister::Control(control) => Self::list_control(control, bucket, query).await,
+                Lister::Json { http, endpoint } => Self::list_json(http, endpoint, bucket, query).await,
+            }
         })
         .await
     }

@@ -2,6 +2,13 @@
 //!
 //! Every path is resolved and checked to lie inside `<root>/<bucket>` after symlinks are
 //! followed, so neither `..` nor a symlink planted in the folder can read or write outside it.
+//!
+//! Listing walks the bucket folder in GCS's order (bytes of the whole name), page by page:
+//! siblings are sorted with a `/` after each folder's name, so a depth-first walk meets names
+//! in the same order as a sort of the full names would, and folders wholly before the start
+//! or outside the prefix are never opened. A symlink is listed only when it resolves to a
+//! file inside the bucket (what `get` would read); symlinked folders are not followed (their
+//! files are listed under their real names, and a loop cannot form).
 
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
@@ -10,7 +17,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 
-use super::{ObjectStore, StorageError, StoredObject};
+use super::{ListQuery, ObjectInfo, ObjectPage, ObjectStore, StorageError, StoredObject};
 use crate::domain::BucketName;
 
 #[derive(Debug, Clone)]
@@ -85,6 +92,141 @@ fn generation_of(meta: &std::fs::Metadata) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
+/// The temporary file `put` writes beside its target before the rename: not an object yet.
+fn is_partial_write(file_name: &str) -> bool {
+    file_name.starts_with('.') && file_name.contains(".tmp-")
+}
+
+/// A listing in progress: what to keep and what has been kept.
+struct Walk<'a> {
+    bucket_dir: &'a Path,
+    query: &'a ListQuery,
+    /// Names must sort strictly after this (the cursor or the previous page's last name).
+    after: Option<String>,
+    /// One more than a page, to learn whether another page follows.
+    want: usize,
+    found: Vec<ObjectInfo>,
+}
+
+impl Walk<'_> {
+    /// Whether nothing in the folder whose names all start with `folder` (ending in `/`)
+    /// can be listed: outside the prefix, or wholly before the start.
+    fn skips_folder(&self, folder: &str) -> bool {
+        let outside_prefix = !(folder.starts_with(&self.query.prefix) || self.query.prefix.starts_with(folder));
+        // Names under `folder` are `folder` + more. When `folder` sorts before `after` and is
+        // not a prefix of it, they first differ inside `folder`, so all of them sort before.
+        let before_start = self
+            .after
+            .as_deref()
+            .is_some_and(|after| folder < after && !after.starts_with(folder));
+        outside_prefix || before_start
+    }
+
+    fn wants(&self, name: &str) -> bool {
+        name.starts_with(&self.query.prefix) && self.after.as_deref().is_none_or(|after| name > after)
+    }
+
+    /// Depth first, siblings in listing order. Returns once a page and one more are found.
+    fn visit(&mut self, dir: &Path, names_start: &str) -> Result<(), StorageError> {
+        let mut entries: Vec<(String, bool, PathBuf)> = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io_error)? {
+            let entry = entry.map_err(io_error)?;
+            // Object names are UTF-8; a file whose name is not cannot be an object.
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            // `file_type` does not follow symlinks: a symlinked folder is not a folder here.
+            let is_dir = entry.file_type().map_err(io_error)?.is_dir();
+            let key = if is_dir { format!("{name}/") } else { name };
+            entries.push((key, is_dir, entry.path()));
+        }
+        entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        for (key, is_dir, path) in entries {
+            if self.found.len() >= self.want {
+                return Ok(());
+            }
+            let name = format!("{names_start}{key}");
+            if is_dir {
+                if !self.skips_folder(&name) {
+                    self.visit(&path, &name)?;
+                }
+                continue;
+            }
+            if is_partial_write(&key) || !self.wants(&name) {
+                continue;
+            }
+            if let Some(info) = self.object_info(&path, name)? {
+                self.found.push(info);
+            }
+        }
+        Ok(())
+    }
+
+    /// The object at `path`, or `None` for what `get` would refuse or not find (a symlink
+    /// leading outside the bucket or to a folder, a dangling one, something not a file).
+    fn object_info(&self, path: &Path, name: String) -> Result<Option<ObjectInfo>, StorageError> {
+        let link = std::fs::symlink_metadata(path).map_err(io_error)?;
+        let meta = if link.file_type().is_symlink() {
+            let Ok(target) = std::fs::canonicalize(path) else {
+                return Ok(None);
+            };
+            if !target.starts_with(self.bucket_dir) {
+                return Ok(None);
+            }
+            std::fs::metadata(&target).map_err(io_error)?
+        } else {
+            link
+        };
+        if !meta.is_file() {
+            return Ok(None);
+        }
+        Ok(Some(ObjectInfo {
+            name,
+            generation: generation_of(&meta),
+            size: meta.len(),
+            updated: meta.modified().unwrap_or(UNIX_EPOCH),
+            content_type: None,
+        }))
+    }
+}
+
+/// One page of `bucket_dir`'s objects. The page token is the last name of the previous
+/// page: listing resumes strictly after it.
+fn list_folder(bucket: &str, bucket_dir: &Path, query: &ListQuery) -> Result<ObjectPage, StorageError> {
+    let bucket_dir = match bucket_dir.canonicalize() {
+        Ok(dir) if dir.is_dir() => dir,
+        Ok(_) => return Err(StorageError::BucketNotFound(bucket.to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StorageError::BucketNotFound(bucket.to_owned()));
+        }
+        Err(e) => return Err(io_error(e)),
+    };
+    let after = match (query.start_after.clone(), query.page_token.clone()) {
+        (Some(a), Some(t)) => Some(a.max(t)),
+        (a, t) => a.or(t),
+    };
+    let page = query.limit() as usize;
+    let mut walk = Walk {
+        bucket_dir: &bucket_dir,
+        query,
+        after,
+        want: page + 1,
+        found: Vec::with_capacity(page + 1),
+    };
+    walk.visit(&bucket_dir, "")?;
+    let mut objects = walk.found;
+    let next_page_token = if objects.len() > page {
+        objects.truncate(page);
+        objects.last().map(|o| o.name.clone())
+    } else {
+        None
+    };
+    Ok(ObjectPage {
+        objects,
+        next_page_token,
+    })
+}
+
 #[async_trait]
 impl ObjectStore for LocalStore {
     async fn get(&self, bucket: &BucketName, object: &str, max_bytes: u64) -> Result<StoredObject, StorageError> {
@@ -157,6 +299,15 @@ impl ObjectStore for LocalStore {
         }
         let meta = tokio::fs::metadata(&target).await.map_err(io_error)?;
         Ok(generation_of(&meta))
+    }
+
+    async fn list(&self, bucket: &BucketName, query: &ListQuery) -> Result<ObjectPage, StorageError> {
+        let bucket_dir = self.bucket_dir(bucket);
+        let (bucket, query) = (bucket.to_string(), query.clone());
+        // A walk is many small blocking calls: off the async threads.
+        tokio::task::spawn_blocking(move || list_folder(&bucket, &bucket_dir, &query))
+            .await
+            .map_err(|e| StorageError::Other(format!("the listing task failed: {e}")))?
     }
 
     async fn signed_url(&self, _bucket: &BucketName, _object: &str, _ttl: Duration) -> Result<String, StorageError> {

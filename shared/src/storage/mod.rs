@@ -8,11 +8,14 @@
 //! Object names reaching a store have already passed [`ImageRef`](crate::domain::ImageRef)
 //! validation; the local store checks again on the resolved path, because the file system
 //! (symlinks) can still lead outside the root.
+//!
+//! Listing ([`ObjectStore::list`]) is paged and in lexicographic (byte) order of names in
+//! both stores, as GCS lists, so a walk can resume after the last name it finished.
 
 pub mod gcs;
 pub mod local;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -44,10 +47,62 @@ pub struct StoredObject {
     pub generation: i64,
 }
 
+/// One object as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub name: String,
+    pub generation: i64,
+    pub size: u64,
+    /// When this generation was written (GCS `updated`; a file's modification time).
+    pub updated: SystemTime,
+    /// The stored `Content-Type`; `None` where the store keeps none (local folders).
+    pub content_type: Option<String>,
+}
+
+/// GCS answers at most this many objects per page; the local store follows suit.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+/// What to list: the objects whose names start with `prefix`, in lexicographic order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    pub prefix: String,
+    /// Only names strictly after this one (where a cut-off walk resumes).
+    pub start_after: Option<String>,
+    /// The previous page's `next_page_token`, with the same `prefix` and `start_after`.
+    pub page_token: Option<String>,
+    /// At most this many objects per page: 1 to [`MAX_PAGE_SIZE`] (0 means the maximum).
+    pub page_size: u32,
+}
+
+impl ListQuery {
+    pub(crate) fn limit(&self) -> u32 {
+        if self.page_size == 0 {
+            MAX_PAGE_SIZE
+        } else {
+            self.page_size.min(MAX_PAGE_SIZE)
+        }
+    }
+
+    /// Whether a listed name belongs in the answer (the stores' own `startOffset` is inclusive).
+    pub(crate) fn wants(&self, name: &str) -> bool {
+        name.starts_with(&self.prefix) && self.start_after.as_deref().is_none_or(|after| name > after)
+    }
+}
+
+/// One page of a listing. A page may hold fewer objects than asked for (even none) and
+/// still have a next page: only `next_page_token: None` ends the listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectPage {
+    pub objects: Vec<ObjectInfo>,
+    pub next_page_token: Option<String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("object {bucket}/{object} was not found")]
     NotFound { bucket: String, object: String },
+    #[error("bucket {0} was not found")]
+    BucketNotFound(String),
     #[error("object {bucket}/{object} is {size} bytes, over the {limit}-byte limit")]
     TooLarge {
         bucket: String,
@@ -88,6 +143,9 @@ pub trait ObjectStore: Send + Sync + 'static {
 
     /// A time-limited GET URL for an object; `ttl` is capped at [`MAX_SIGNED_URL_TTL`].
     async fn signed_url(&self, bucket: &BucketName, object: &str, ttl: Duration) -> Result<String, StorageError>;
+
+    /// One page of the objects under `query.prefix`, in lexicographic order of names.
+    async fn list(&self, bucket: &BucketName, query: &ListQuery) -> Result<ObjectPage, StorageError>;
 
     /// A cheap round trip proving the store answers (for `/readyz`).
     async fn check(&self, bucket: &BucketName) -> Result<(), StorageError>;

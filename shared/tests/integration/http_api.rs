@@ -136,18 +136,51 @@ async fn bad_requests_get_the_envelope_and_name_the_problem() {
 }
 
 #[tokio::test]
-async fn routes_whose_module_has_not_landed_say_so() {
-    let app = spawn_app(Modules::all(), &[]).await;
+async fn batch_reprocess_is_served_by_every_function_and_documented() {
+    // A function that is not the embedding one reprocesses its own step only.
+    let app = spawn_app(Modules::only(Module::Quality), &[]).await;
+    let album = app.data_dir().join("uploads/a");
+    std::fs::create_dir_all(&album).unwrap();
+    let img = image::RgbImage::from_fn(32, 24, |x, y| image::Rgb([(x * 8) as u8, (y * 10) as u8, 90]));
+    img.save(album.join("one.png")).unwrap();
     let resp = app
         .post_json("/batch/reprocess", &json!({"bucket": "uploads", "prefix": ""}))
         .await;
-    expect_error(
-        resp,
-        501,
-        "not_implemented",
-        "batch reprocessing has not been built yet",
-    )
-    .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["message"], "success", "{body}");
+    assert_eq!(body["data"]["steps"], json!(["quality"]));
+    assert_eq!(
+        (body["data"]["processed"].as_u64(), body["data"]["complete"].as_bool()),
+        (Some(1), Some(true))
+    );
+
+    let spec: Value = reqwest::get(app.url("/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let op = &spec["paths"]["/batch/reprocess"]["post"];
+    assert!(op["requestBody"].is_object(), "{op}");
+    let answer = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(answer.ends_with("/ReprocessAnswer"), "{op}");
+    let report = &spec["components"]["schemas"]["ReprocessReport"]["properties"];
+    for field in [
+        "complete",
+        "cursor",
+        "scanned",
+        "processed",
+        "skipped_by_reason",
+        "failed_by_reason",
+    ] {
+        assert!(
+            report[field].is_object(),
+            "ReprocessReport.{field} is documented: {report}"
+        );
+    }
 }
 
 #[tokio::test]

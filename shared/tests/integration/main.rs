@@ -18,5 +18,6 @@ mod people_api;
 mod people_cluster;
 mod pixel_features;
 mod redis_cache;
+mod reprocess;
 mod style_queue;
 mod support;

@@ -1,7 +1,4 @@
-//! Event routes (Eventarc / Pub/Sub push) and batch reprocessing.
-//!
-//! The routes not built yet answer 501, which Pub/Sub treats as a failure and retries
-//! with backoff before dead-lettering, so no event is silently dropped while they are missing.
+//! Event routes (Eventarc / Pub/Sub push). Batch reprocessing is in [`batch`](super::batch).
 
 use std::time::Duration;
 
@@ -14,7 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::ImageRef;
-use crate::events::publish::{FEATURES_SCHEMA, FeaturesMessage, publish_json};
+use crate::events::publish::{FeaturesMessage, publish_json};
 use crate::events::storage::StorageEventKind;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
@@ -93,21 +90,15 @@ pub async fn storage(State(state): State<AppState>, headers: HeaderMap, body: By
         }
         Err(e) => return Ok(skipped(Some(name), format!("{}: {}", e.reason, e.detail))),
     };
-    let message = FeaturesMessage {
-        schema: FEATURES_SCHEMA.to_owned(),
-        bucket: event.bucket.clone(),
-        object: event.object.clone(),
-        generation: event.generation,
-        content_hash: features.hash.to_hex(),
-        model: state.features.model_id().to_owned(),
-        computed: features.computed,
-    };
-    let attributes = vec![
-        ("schema".to_owned(), FEATURES_SCHEMA.to_owned()),
-        ("bucket".to_owned(), event.bucket.clone()),
-        ("object".to_owned(), event.object.clone()),
-    ];
-    publish_json(state.features_publisher.as_ref(), &message, attributes).await?;
+    let message = FeaturesMessage::new(
+        &event.bucket,
+        &event.object,
+        event.generation,
+        features.hash.to_hex(),
+        state.features.model_id(),
+        features.computed,
+    );
+    publish_json(state.features_publisher.as_ref(), &message, message.attributes()).await?;
     let status = if features.computed { "computed" } else { "cached" };
     metrics::counter!("ongi_events_total", "route" => "storage", "outcome" => status).increment(1);
     tracing::info!(object = %name, generation = event.generation, envelope = event.envelope, status, "storage event handled");
@@ -120,10 +111,4 @@ pub async fn storage(State(state): State<AppState>, headers: HeaderMap, body: By
         }),
     )
         .into_response())
-}
-
-#[utoipa::path(post, path = "/batch/reprocess", tag = "batch",
-    responses((status = 501, body = ErrorBody)))]
-pub async fn batch_reprocess() -> Result<Response, ApiError> {
-    Err(ApiError::NotImplemented("batch reprocessing"))
 }

@@ -2,6 +2,7 @@
 
 pub mod albums;
 pub mod analyses;
+pub mod batch;
 pub mod events;
 pub mod health;
 pub mod people;
@@ -20,7 +21,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(health::openapi))
-        .route("/batch/reprocess", post(events::batch_reprocess));
+        .route("/batch/reprocess", post(batch::reprocess));
     for module in state.modules.iter() {
         router = match module {
             Module::Embedding => router

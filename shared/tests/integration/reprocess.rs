@@ -1,0 +1,696 @@
+//! Batch reprocessing (flow D) on the real parts: paged listing of the local folder and of
+//! fake-gcs-server, and `POST /batch/reprocess` through the real application with its cursor
+//! and results in the real Redis. Pixel-only (no models): the steps are `embedding` and
+//! `quality`, which is what such a process serves.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use ongi_shared::domain::BucketName;
+use ongi_shared::modules::{Module, Modules};
+use ongi_shared::pipeline::FeatureRecord;
+use ongi_shared::storage::gcs::GcsStore;
+use ongi_shared::storage::local::LocalStore;
+use ongi_shared::storage::{ListQuery, ObjectInfo, ObjectStore, StorageError};
+use serde_json::{Value, json};
+
+use crate::clip_parity::models_dir;
+use crate::support::{TestApp, free_port, redis_url, required_env, spawn_app, storage_emulator, unique_prefix};
+
+fn uploads() -> BucketName {
+    BucketName::parse("uploads").unwrap()
+}
+
+/// A small PNG, different for every `seed` (so every photo has its own content hash).
+fn photo(seed: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(64, 48, |x, y| {
+        image::Rgb([
+            (x * 4 + seed * 17) as u8,
+            (y * 5 + seed * 29) as u8,
+            ((x ^ y) + seed * 7) as u8,
+        ])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// Every page of a listing, with the number of pages it took.
+async fn list_all(
+    store: &dyn ObjectStore,
+    prefix: &str,
+    start_after: Option<&str>,
+    page_size: u32,
+) -> (Vec<ObjectInfo>, usize) {
+    let mut query = ListQuery {
+        prefix: prefix.to_owned(),
+        start_after: start_after.map(str::to_owned),
+        page_token: None,
+        page_size,
+    };
+    let (mut all, mut pages) = (Vec::new(), 0);
+    loop {
+        let page = store.list(&uploads(), &query).await.expect("a page");
+        pages += 1;
+        assert!(
+            page.objects.len() <= page_size as usize,
+            "a page holds at most page_size"
+        );
+        all.extend(page.objects);
+        match page.next_page_token {
+            Some(token) => query.page_token = Some(token),
+            None => return (all, pages),
+        }
+        assert!(pages < 100, "the listing does not end");
+    }
+}
+
+fn names(objects: &[ObjectInfo]) -> Vec<&str> {
+    objects.iter().map(|o| o.name.as_str()).collect()
+}
+
+#[tokio::test]
+async fn the_local_folder_lists_in_gcs_order_page_by_page_and_stays_inside_the_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path().join("data")).unwrap();
+    let bucket = dir.path().join("data/uploads");
+    // Names whose folder-by-folder order differs from GCS's order of whole names:
+    // "a-c.jpg" < "a.jpg" < "a/b.jpg" ('-' < '.' < '/').
+    let mut expected: Vec<String> = vec!["a-c.jpg".into(), "a.jpg".into(), "a/b.jpg".into(), "a/z/y.jpg".into()];
+    expected.extend((0..9).map(|i| format!("p/{i:02}.png")));
+    expected.push("p/inside-link.png".into());
+    for name in &expected {
+        let path = bucket.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, name.as_bytes()).unwrap();
+    }
+    // What must never be listed: a symlink out of the bucket, a symlinked folder (not
+    // followed), a dangling symlink, and a half-written `put`.
+    std::fs::write(dir.path().join("secret.jpg"), b"secret").unwrap();
+    std::fs::remove_file(bucket.join("p/inside-link.png")).unwrap();
+    std::os::unix::fs::symlink(bucket.join("p/00.png"), bucket.join("p/inside-link.png")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("secret.jpg"), bucket.join("p/outside-link.jpg")).unwrap();
+    std::os::unix::fs::symlink(bucket.join("p"), bucket.join("q-folder-link")).unwrap();
+    std::os::unix::fs::symlink(bucket.join("gone.jpg"), bucket.join("p/dangling.jpg")).unwrap();
+    std::fs::write(bucket.join("p/.0f1e.tmp-123"), b"half").unwrap();
+    let old = UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(bucket.join("a.jpg"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+
+    let (all, pages) = list_all(&store, "", None, 4).await;
+    assert_eq!(names(&all), expected.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(pages, 4, "14 objects, 4 per page");
+    let a = &all[1];
+    assert_eq!((a.size, a.updated, a.content_type.as_deref()), (5, old, None));
+    assert_eq!(
+        all[1].generation, 1_600_000_000_000_000,
+        "the generation is the mtime in µs"
+    );
+    let link = all.iter().find(|o| o.name == "p/inside-link.png").unwrap();
+    assert_eq!(
+        link.size, 8,
+        "a symlink inside the bucket is listed with its target's metadata"
+    );
+
+    let (under_a, _) = list_all(&store, "a/", None, 1000).await;
+    assert_eq!(names(&under_a), ["a/b.jpg", "a/z/y.jpg"]);
+    let (after, _) = list_all(&store, "p/", Some("p/05.png"), 2).await;
+    assert_eq!(names(&after), ["p/06.png", "p/07.png", "p/08.png", "p/inside-link.png"]);
+    let (none, pages) = list_all(&store, "nothing/", None, 10).await;
+    assert!(none.is_empty() && pages == 1);
+
+    let missing = store
+        .list(&BucketName::parse("no-such-bucket").unwrap(), &ListQuery::default())
+        .await;
+    assert!(matches!(missing, Err(StorageError::BucketNotFound(_))), "{missing:?}");
+}
+
+/// Uploads `name` (its own name as the bytes) with the JSON API's media upload; its generation.
+async fn emulator_media_upload(name: &str, content_type: &str) -> i64 {
+    let mut url = reqwest::Url::parse(&format!("{}/upload/storage/v1/b/uploads/o", storage_emulator())).unwrap();
+    url.query_pairs_mut()
+        .append_pair("uploadType", "media")
+        .append_pair("name", name);
+    let resp = reqwest::Client::new()
+        .post(url)
+        .header("content-type", content_type)
+        .body(name.to_owned())
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let meta: Value = resp.json().await.unwrap();
+    meta["generation"].as_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn fake_gcs_server_lists_page_by_page_with_generations_and_times() {
+    let store = GcsStore::emulator(&storage_emulator(), None).await.unwrap();
+    let prefix = format!("tests/list-{}/", uuid::Uuid::new_v4());
+    let before = SystemTime::now() - Duration::from_secs(5);
+    let mut generations = Vec::new();
+    let names_put: Vec<String> = ["a-c.jpg", "a.jpg", "a/b.jpg", "b/1.png", "b/2.png", "c.webp", "d.txt"]
+        .iter()
+        .map(|n| format!("{prefix}{n}"))
+        .collect();
+    // Uploaded out of order: the listing's order is the names', not the uploads'.
+    for name in names_put.iter().rev() {
+        let g = if name.ends_with(".txt") {
+            // fake-gcs-server keeps the content type of a plain media upload (not of the
+            // client's multipart one), so this one goes up that way.
+            emulator_media_upload(name, "text/plain").await
+        } else {
+            store
+                .put(&uploads(), name, Bytes::from(name.clone().into_bytes()), "image/jpeg")
+                .await
+                .unwrap()
+        };
+        generations.push((name.clone(), g));
+    }
+    let after_upload = SystemTime::now() + Duration::from_secs(5);
+
+    let (all, pages) = list_all(&store, &prefix, None, 3).await;
+    assert_eq!(names(&all), names_put.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(pages, 3, "7 objects, 3 per page");
+    for o in &all {
+        let (_, g) = generations.iter().find(|(n, _)| *n == o.name).unwrap();
+        assert_eq!(o.generation, *g, "{}", o.name);
+        assert_eq!(o.size, o.name.len() as u64);
+        assert!(
+            o.updated > before && o.updated < after_upload,
+            "{}: {:?}",
+            o.name,
+            o.updated
+        );
+    }
+    assert_eq!(all[6].content_type.as_deref(), Some("text/plain"));
+
+    let (under_b, _) = list_all(&store, &format!("{prefix}b/"), None, 1000).await;
+    assert_eq!(names(&under_b), [names_put[3].as_str(), names_put[4].as_str()]);
+    let (after, _) = list_all(&store, &prefix, Some(&names_put[4]), 2).await;
+    assert_eq!(
+        names(&after),
+        [names_put[5].as_str(), names_put[6].as_str()],
+        "strictly after the cursor"
+    );
+
+    let missing = store
+        .list(&BucketName::parse("no-such-bucket").unwrap(), &ListQuery::default())
+        .await;
+    assert!(matches!(missing, Err(StorageError::BucketNotFound(_))), "{missing:?}");
+}
+
+/// The whole application, pixel-only, with the cursor and the cache in the real Redis.
+async fn app_with_redis(extra: &[(&str, &str)]) -> (TestApp, String) {
+    let prefix = unique_prefix();
+    let redis = redis_url();
+    let mut settings = vec![("REDIS_URL", redis.as_str()), ("ONGI_CACHE_PREFIX", prefix.as_str())];
+    settings.extend_from_slice(extra);
+    (spawn_app(Modules::all(), &settings).await, prefix)
+}
+
+async fn reprocess(app: &TestApp, body: Value) -> Value {
+    let resp = app.post_json("/batch/reprocess", &body).await;
+    let status = resp.status();
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["message"], "success");
+    answer["data"].clone()
+}
+
+/// Keys under this test's prefix that match `pattern` (after the prefix), from Redis itself.
+async fn redis_keys(prefix: &str, pattern: &str) -> Vec<String> {
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}{pattern}"))
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    keys.sort();
+    keys
+}
+
+async fn redis_get(key: &str) -> Option<String> {
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("GET").arg(key).query_async(&mut con).await.unwrap()
+}
+
+async fn redis_get_bytes(key: &str) -> Option<Vec<u8>> {
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("GET").arg(key).query_async(&mut con).await.unwrap()
+}
+
+fn count(report: &Value, field: &str, reason: &str) -> u64 {
+    report[field][reason].as_u64().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_walk_processes_once_resumes_from_its_cursor_and_skips_what_is_current() {
+    let (app, prefix) = app_with_redis(&[]).await;
+    let album = app.data_dir().join("uploads/album");
+    std::fs::create_dir_all(&album).unwrap();
+    for i in 0..12 {
+        std::fs::write(album.join(format!("p{i:02}.png")), photo(i)).unwrap();
+    }
+    std::fs::write(album.join("notes.txt"), b"not a photo, and not named like one").unwrap();
+    std::fs::write(album.join("zz-broken.jpg"), b"named like a photo, but not one").unwrap();
+    let body = |extra: Value| {
+        let mut b = json!({"bucket": "uploads", "prefix": "album/"});
+        b.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        b
+    };
+
+    // A dry run counts and moves nothing.
+    let dry = reprocess(&app, body(json!({"dry_run": true}))).await;
+    assert_eq!(dry["complete"], true, "{dry}");
+    assert_eq!(
+        (dry["scanned"].as_u64(), dry["would_process"].as_u64()),
+        (Some(14), Some(13))
+    );
+    assert_eq!((dry["processed"].as_u64(), dry["skipped"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(count(&dry, "skipped_by_reason", "not_image"), 1);
+    assert_eq!(dry["steps"], json!(["embedding", "quality"]));
+    let run = dry["run"].as_str().unwrap().to_owned();
+    assert!(redis_keys(&prefix, "*").await.is_empty(), "a dry run writes nothing");
+
+    // Cut off by the page limit: notes.txt and p00..p03, then the cursor.
+    let first = reprocess(&app, body(json!({"page_size": 5, "max_pages": 1}))).await;
+    assert_eq!(first["complete"], false, "{first}");
+    assert_eq!(first["stopped"], "page_limit");
+    assert_eq!(
+        (first["scanned"].as_u64(), first["processed"].as_u64()),
+        (Some(5), Some(4))
+    );
+    assert_eq!(first["cursor"], "album/p03.png");
+    assert_eq!(first["run"], run.as_str(), "the run is the same whatever cuts the call");
+    let cursor_key = format!("{prefix}v2:reprocess:cursor:{run}");
+    let saved: Value = serde_json::from_str(&redis_get(&cursor_key).await.expect("the cursor is in Redis")).unwrap();
+    assert_eq!(saved["after"], "album/p03.png");
+
+    // A dry run from there: what the next call would do; the cursor stays.
+    let dry = reprocess(&app, body(json!({"dry_run": true}))).await;
+    assert_eq!(dry["would_process"], 9, "{dry}");
+    assert_eq!(dry["cursor"], "album/p03.png");
+    let again: Value = serde_json::from_str(&redis_get(&cursor_key).await.unwrap()).unwrap();
+    assert_eq!(again["after"], "album/p03.png");
+
+    // A budget already spent when the walk starts: one photo (every call moves the walk
+    // forward), then it stops cleanly with the cursor after it.
+    let tiny = reprocess(&app, body(json!({"budget_secs": 1e-9}))).await;
+    assert_eq!(tiny["complete"], false, "{tiny}");
+    assert_eq!(tiny["stopped"], "time_budget");
+    assert_eq!(
+        (tiny["processed"].as_u64(), tiny["cursor"].as_str()),
+        (Some(1), Some("album/p04.png"))
+    );
+    let tiny_processed = 1;
+
+    // The rest, then the end: the corrupt photo fails with its reason; the cursor is gone.
+    let rest = reprocess(&app, body(json!({}))).await;
+    assert_eq!(rest["complete"], true, "{rest}");
+    assert_eq!(rest["cursor"], Value::Null);
+    assert_eq!(rest["failed"], 1);
+    assert_eq!(count(&rest, "failed_by_reason", "corrupt"), 1);
+    assert_eq!(rest["failures"][0]["object"], "album/zz-broken.jpg");
+    assert_eq!(
+        4 + tiny_processed + rest["processed"].as_u64().unwrap(),
+        12,
+        "every photo processed exactly once over the three calls"
+    );
+    assert_eq!(redis_get(&cursor_key).await, None, "a complete walk deletes its cursor");
+
+    // What the cache holds: one alias, one feature record and one quality result per photo.
+    assert_eq!(redis_keys(&prefix, "v2:alias:uploads/album/*").await.len(), 12);
+    assert_eq!(redis_keys(&prefix, "v2:feat:pixels-only:*").await.len(), 12);
+    assert_eq!(redis_keys(&prefix, "v2:result:quality:pixels-only:*").await.len(), 12);
+    assert_eq!(redis_keys(&prefix, "v2:failed:pixels-only:*").await.len(), 1);
+    assert!(
+        redis_keys(&prefix, "v2:reprocess:lease:*").await.is_empty(),
+        "the lease is released"
+    );
+
+    // Called again: nothing to do, nothing done.
+    let second = reprocess(&app, body(json!({}))).await;
+    assert_eq!(second["complete"], true, "{second}");
+    assert_eq!(
+        (second["processed"].as_u64(), second["failed"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(count(&second, "skipped_by_reason", "current"), 12);
+    assert_eq!(count(&second, "skipped_by_reason", "not_image"), 1);
+    assert_eq!(count(&second, "skipped_by_reason", "failed_before"), 1);
+
+    // `since` is part of the run: far in the future skips everything, long ago skips what is current.
+    let future = reprocess(&app, body(json!({"since": "2999-01-01T00:00:00Z"}))).await;
+    assert_eq!(count(&future, "skipped_by_reason", "before_since"), 14, "{future}");
+    assert_ne!(future["run"], run.as_str());
+    let past = reprocess(&app, body(json!({"since": "2000-01-01T00:00:00+09:00"}))).await;
+    assert_eq!(
+        (count(&past, "skipped_by_reason", "current"), past["processed"].as_u64()),
+        (12, Some(0))
+    );
+
+    // A photo replaced by new bytes is a new generation: only it is processed.
+    std::thread::sleep(Duration::from_millis(5));
+    std::fs::write(album.join("p05.png"), photo(99)).unwrap();
+    let changed = reprocess(&app, body(json!({}))).await;
+    assert_eq!(
+        (
+            changed["processed"].as_u64(),
+            count(&changed, "skipped_by_reason", "current")
+        ),
+        (Some(1), 11)
+    );
+}
+
+#[tokio::test]
+async fn a_walk_over_fake_gcs_server_processes_what_is_new() {
+    let (app, _prefix) = app_with_redis(&[("STORAGE_EMULATOR_HOST", &storage_emulator())]).await;
+    let store = GcsStore::emulator(&storage_emulator(), None).await.unwrap();
+    let album = format!("tests/reprocess-{}/", uuid::Uuid::new_v4());
+    for i in 0..5 {
+        store
+            .put(
+                &uploads(),
+                &format!("{album}{i}.png"),
+                Bytes::from(photo(100 + i)),
+                "image/png",
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .put(
+            &uploads(),
+            &format!("{album}readme"),
+            Bytes::from_static(b"hello"),
+            "text/plain",
+        )
+        .await
+        .unwrap();
+    let body = json!({"bucket": "uploads", "prefix": album, "page_size": 2});
+    let first = reprocess(&app, body.clone()).await;
+    assert_eq!(first["complete"], true, "{first}");
+    assert_eq!(
+        (first["processed"].as_u64(), first["pages"].as_u64()),
+        (Some(5), Some(3))
+    );
+    assert_eq!(count(&first, "skipped_by_reason", "not_image"), 1);
+    let second = reprocess(&app, body).await;
+    assert_eq!(
+        (
+            second["processed"].as_u64(),
+            count(&second, "skipped_by_reason", "current")
+        ),
+        (Some(0), 5)
+    );
+}
+
+fn pairs<'a>(settings: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    settings.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+#[tokio::test]
+async fn an_analysis_function_reprocesses_its_step_with_the_embedding_services_features() {
+    // Cloud Run's shape: the quality function has no image encoder and asks the embedding
+    // function for missing features; both share the data folder and Redis.
+    let prefix = unique_prefix();
+    let data = tempfile::tempdir().unwrap();
+    let (models, ort, redis) = (
+        models_dir().display().to_string(),
+        required_env("ORT_DYLIB_PATH"),
+        redis_url(),
+    );
+    let data_dir = data.path().display().to_string();
+    let common = |cache_prefix: &str, embedding_url: Option<&str>| {
+        let mut v = vec![
+            ("ONGI_MODEL_DIR", models.clone()),
+            ("ORT_DYLIB_PATH", ort.clone()),
+            ("REDIS_URL", redis.clone()),
+            ("ONGI_CACHE_PREFIX", cache_prefix.to_owned()),
+            ("ONGI_DATA_DIR", data_dir.clone()),
+        ];
+        if let Some(url) = embedding_url {
+            v.push(("EMBEDDING_URL", url.to_owned()));
+        }
+        v
+    };
+    let embedding = spawn_app(Modules::only(Module::Embedding), &pairs(&common(&prefix, None))).await;
+    let quality_settings = common(&prefix, Some(&embedding.url("")));
+    let quality = spawn_app(Modules::only(Module::Quality), &pairs(&quality_settings)).await;
+    let album = data.path().join("uploads/cr");
+    std::fs::create_dir_all(&album).unwrap();
+    for i in 0..3 {
+        std::fs::write(album.join(format!("{i}.png")), photo(200 + i)).unwrap();
+    }
+    let body = json!({"bucket": "uploads", "prefix": "cr/"});
+
+    // Without the embedding service the call stops with a 503, and its cursor stays put.
+    let orphan_prefix = unique_prefix();
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let orphan = spawn_app(
+        Modules::only(Module::Quality),
+        &pairs(&common(&orphan_prefix, Some(&dead))),
+    )
+    .await;
+    let resp = orphan.post_json("/batch/reprocess", &body).await;
+    assert_eq!(resp.status(), 503);
+    let answer: Value = resp.json().await.unwrap();
+    let error = answer["error"].as_str().unwrap();
+    assert!(
+        error.contains("embedding_unavailable") && error.contains("resumes"),
+        "{answer}"
+    );
+    assert!(redis_keys(&orphan_prefix, "v2:reprocess:cursor:*").await.is_empty());
+    assert!(
+        redis_keys(&orphan_prefix, "v2:failed:*").await.is_empty(),
+        "an outage is not the photo's fault"
+    );
+
+    let report = reprocess(&quality, body.clone()).await;
+    assert_eq!(report["steps"], json!(["quality"]), "{report}");
+    assert_eq!(
+        (report["processed"].as_u64(), report["complete"].as_bool()),
+        (Some(3), Some(true))
+    );
+    let model = report["model"].as_str().unwrap();
+    assert!(model.starts_with("clip-vit-b32@"), "{model}");
+    // The features are the embedding function's: CLIP records, with their embeddings.
+    let features = redis_keys(&prefix, &format!("v2:feat:{model}:*")).await;
+    assert_eq!(features.len(), 3);
+    for key in &features {
+        let record = FeatureRecord::decode(&redis_get_bytes(key).await.unwrap()).unwrap();
+        assert!(record.embedding.is_some(), "{key} has no embedding");
+    }
+    assert_eq!(
+        redis_keys(&prefix, &format!("v2:result:quality:{model}:*")).await.len(),
+        3
+    );
+    let again = reprocess(&quality, body).await;
+    assert_eq!(count(&again, "skipped_by_reason", "current"), 3, "{again}");
+}
+
+#[tokio::test]
+async fn the_embedding_functions_walk_announces_each_photo_on_ongi_features() {
+    let Ok(pubsub) = std::env::var("PUBSUB_EMULATOR_HOST") else {
+        eprintln!("SKIPPED: PUBSUB_EMULATOR_HOST is not set (no gcloud on this machine, so no Pub/Sub emulator)");
+        return;
+    };
+    const PROJECT: &str = "ongi-reprocess";
+    let base = format!("http://{pubsub}/v1/projects/{PROJECT}");
+    let http = reqwest::Client::new();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let topic = format!("features-{id}");
+    for (path, body) in [
+        (format!("topics/{topic}"), json!({})),
+        (
+            format!("subscriptions/pull-{id}"),
+            json!({"topic": format!("projects/{PROJECT}/topics/{topic}")}),
+        ),
+    ] {
+        let resp = http.put(format!("{base}/{path}")).json(&body).send().await.unwrap();
+        assert!(resp.status().is_success(), "PUT {path}: {}", resp.status());
+    }
+    // Pulls what is there now, acknowledged.
+    let pull = || async {
+        let mut messages = Vec::new();
+        for _ in 0..10 {
+            let pulled: Value = http
+                .post(format!("{base}/subscriptions/pull-{id}:pull"))
+                .json(&json!({"maxMessages": 100, "returnImmediately": true}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let batch = pulled["receivedMessages"].as_array().cloned().unwrap_or_default();
+            if batch.is_empty() && !messages.is_empty() {
+                break;
+            }
+            let ack_ids: Vec<Value> = batch.iter().map(|m| m["ackId"].clone()).collect();
+            if !ack_ids.is_empty() {
+                http.post(format!("{base}/subscriptions/pull-{id}:acknowledge"))
+                    .json(&json!({ "ackIds": ack_ids }))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            for m in batch {
+                let data = base64::Engine::decode(
+                    &base64::engine::general_purpose::STANDARD,
+                    m["message"]["data"].as_str().unwrap(),
+                )
+                .unwrap();
+                messages.push(serde_json::from_slice::<Value>(&data).unwrap());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        messages
+    };
+
+    let prefix = unique_prefix();
+    let redis = redis_url();
+    let app = spawn_app(
+        Modules::only(Module::Embedding),
+        &[
+            ("REDIS_URL", &redis),
+            ("ONGI_CACHE_PREFIX", &prefix),
+            ("PUBSUB_EMULATOR_HOST", &pubsub),
+            ("GOOGLE_CLOUD_PROJECT", PROJECT),
+            ("ONGI_FEATURES_TOPIC", &topic),
+        ],
+    )
+    .await;
+    let album = app.data_dir().join("uploads/e");
+    std::fs::create_dir_all(&album).unwrap();
+    for i in 0..3 {
+        std::fs::write(album.join(format!("{i}.png")), photo(300 + i)).unwrap();
+    }
+    let body = json!({"bucket": "uploads", "prefix": "e/"});
+    let report = reprocess(&app, body.clone()).await;
+    assert_eq!(
+        (report["processed"].as_u64(), report["steps"].clone()),
+        (Some(3), json!(["embedding"]))
+    );
+    let mut objects: Vec<String> = pull()
+        .await
+        .iter()
+        .inspect(|m| assert_eq!(m["schema"], "ongi.features.v1", "{m}"))
+        .map(|m| m["object"].as_str().unwrap().to_owned())
+        .collect();
+    objects.sort();
+    assert_eq!(
+        objects,
+        ["e/0.png", "e/1.png", "e/2.png"],
+        "one ongi-features message per photo"
+    );
+    // Current: the second walk announces nothing.
+    let again = reprocess(&app, body).await;
+    assert_eq!(count(&again, "skipped_by_reason", "current"), 3, "{again}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pulled: Value = http
+        .post(format!("{base}/subscriptions/pull-{id}:pull"))
+        .json(&json!({"maxMessages": 100, "returnImmediately": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        pulled["receivedMessages"].as_array().is_none_or(|a| a.is_empty()),
+        "{pulled}"
+    );
+}
+
+#[tokio::test]
+async fn an_overlapping_call_is_told_to_come_back() {
+    let (app, prefix) = app_with_redis(&[]).await;
+    std::fs::create_dir_all(app.data_dir().join("uploads/x")).unwrap();
+    let body = json!({"bucket": "uploads", "prefix": "x/"});
+    let dry = reprocess(&app, json!({"bucket": "uploads", "prefix": "x/", "dry_run": true})).await;
+    // Another call holds the run's lease.
+    let lease = format!("{prefix}v2:reprocess:lease:{}", dry["run"].as_str().unwrap());
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("SET")
+        .arg(&lease)
+        .arg("someone-else")
+        .arg("PX")
+        .arg(60_000)
+        .query_async::<()>(&mut con)
+        .await
+        .unwrap();
+    let busy = app.post_json("/batch/reprocess", &body).await;
+    assert_eq!(busy.status(), 429);
+    assert!(busy.headers().contains_key("retry-after"));
+    let answer: Value = busy.json().await.unwrap();
+    assert!(answer["error"].as_str().unwrap().contains("another call"), "{answer}");
+    assert_eq!(
+        redis_get(&lease).await.as_deref(),
+        Some("someone-else"),
+        "not ours to release"
+    );
+    // A dry run needs no lease.
+    reprocess(&app, json!({"bucket": "uploads", "prefix": "x/", "dry_run": true})).await;
+}
+
+async fn expect_400(app: &TestApp, body: Value, naming: &str) {
+    let resp = app.post_json("/batch/reprocess", &body).await;
+    let status = resp.status();
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(status, 400, "{body} -> {answer}");
+    assert_eq!(answer["message"], "invalid_request");
+    let error = answer["error"].as_str().unwrap();
+    assert!(error.contains(naming), "{body}: {error:?} should name {naming:?}");
+}
+
+#[tokio::test]
+async fn bad_requests_name_what_is_wrong() {
+    let app = spawn_app(Modules::all(), &[]).await;
+    let ok = |extra: Value| {
+        let mut b = json!({"bucket": "uploads", "prefix": ""});
+        b.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        b
+    };
+    expect_400(&app, json!({"bucket": "uploads"}), "prefix").await;
+    expect_400(&app, ok(json!({"dryrun": true})), "unknown field `dryrun`").await;
+    expect_400(&app, ok(json!({"bucket": "Not A Bucket"})), "bucket \"Not A Bucket\"").await;
+    expect_400(&app, ok(json!({"bucket": "results"})), "is not served here").await;
+    expect_400(&app, ok(json!({"prefix": "../up"})), "prefix").await;
+    expect_400(&app, ok(json!({"since": "1764547200"})), "since").await;
+    expect_400(&app, ok(json!({"since": "last week"})), "since").await;
+    expect_400(&app, ok(json!({"steps": ["faces"]})), "\"faces\" is not a step").await;
+    expect_400(&app, ok(json!({"steps": []})), "steps is empty").await;
+    expect_400(&app, ok(json!({"budget_secs": 0})), "budget_secs").await;
+    expect_400(&app, ok(json!({"page_size": 0})), "page_size").await;
+    expect_400(&app, ok(json!({"max_pages": 0})), "max_pages").await;
+    // Served, but the model is missing: a retry after deployment may work.
+    let score = app
+        .post_json("/batch/reprocess", &ok(json!({"steps": ["score"]})))
+        .await;
+    assert_eq!(score.status(), 503);
+    let answer: Value = score.json().await.unwrap();
+    assert!(answer["error"].as_str().unwrap().contains("aesthetic head"), "{answer}");
+    // The uploads folder does not exist yet in this fresh data folder.
+    let missing = app.post_json("/batch/reprocess", &ok(json!({}))).await;
+    assert_eq!(missing.status(), 404);
+
+    let quality = spawn_app(Modules::only(Module::Quality), &[]).await;
+    expect_400(
+        &quality,
+        ok(json!({"steps": ["embedding"]})),
+        "not served by this process (quality)",
+    )
+    .await;
+    let duplicate = spawn_app(Modules::only(Module::Duplicate), &[]).await;
+    expect_400(&duplicate, ok(json!({})), "serves no step").await;
+}
