@@ -209,10 +209,8 @@ pub fn ready(models: &Path, rounds: usize) -> anyhow::Result<()> {
             if started.elapsed() > Duration::from_secs(120) {
                 break None;
             }
-            if let Some(status) = readyz(port) {
-                if status == 200 {
-                    break Some(started.elapsed().as_secs_f64());
-                }
+            if readyz(port) == Some(200) {
+                break Some(started.elapsed().as_secs_f64());
             }
             if let Ok(Some(exit)) = child.try_wait() {
                 bail!("ongi serve exited with {exit} before it was ready");
