@@ -23,10 +23,9 @@ use ongi_shared::http::envelope::InvalidImage;
 use ongi_shared::http::routes::analyses::{
     CategoryGroup, DuplicateGroup, DuplicateMember, QualityDetail, ScoredCategory, ScoredImage,
 };
-use ongi_shared::http::routes::people::{FaceDetail, Person, RepresentativeFace};
+use ongi_shared::http::routes::people::persons;
 use ongi_shared::modules::Modules;
 use ongi_shared::pipeline::face_record::StoredFace;
-use ongi_shared::pipeline::faces::cluster_people;
 use ongi_shared::pipeline::{Features, PhotoError};
 
 use crate::report::html::FACES_SHOWN;
@@ -558,33 +557,7 @@ async fn find_people(state: &AppState, photos: &[(ImageRef, Features)]) -> Peopl
             None => failed.push(unreadable(photos[p].0.to_string(), "internal", "no result")),
         }
     }
-    let name = |i: usize| photos[faces[i].0].0.to_string();
-    let clusters = cluster_people(&faces)
-        .iter()
-        .map(|c| Person {
-            images: c.faces.iter().map(|&i| name(i)).collect(),
-            representative_face: RepresentativeFace {
-                image: name(c.representative),
-                bbox: faces[c.representative].1.pixel_box(),
-            },
-            faces: Some(
-                c.faces
-                    .iter()
-                    .map(|&i| {
-                        let f = &faces[i].1;
-                        FaceDetail {
-                            image: name(i),
-                            bbox: f.pixel_box(),
-                            score: f.score,
-                            quality: f.quality,
-                            sharpness: f.sharpness,
-                            frontalness: f.frontalness,
-                        }
-                    })
-                    .collect(),
-            ),
-        })
-        .collect();
+    let clusters = persons(&faces, |p| photos[p].0.to_string(), true);
     People {
         faces_found: faces.len(),
         clusters,

@@ -88,9 +88,16 @@ pub async fn people(
             }),
         }
     }
-    let clusters = cluster_people(&faces);
-    let name = |i: usize| photos[faces[i].0].to_string();
-    let data: Vec<Person> = clusters
+    let data = persons(&faces, |p| photos[p].to_string(), q.detail);
+    Ok(success(data, invalid))
+}
+
+/// The anchor's answer for an album's faces, each `(photo index, face)`: the clusters of
+/// [`cluster_people`], each with its photos and representative face, and every face's
+/// detail when asked. `photo(p)` names photo `p`. (The people route and `ongi analyze` share it.)
+pub fn persons(faces: &[(usize, StoredFace)], photo: impl Fn(usize) -> String, detail: bool) -> Vec<Person> {
+    let name = |i: usize| photo(faces[i].0);
+    cluster_people(faces)
         .iter()
         .map(|c| Person {
             images: c.faces.iter().map(|&i| name(i)).collect(),
@@ -98,7 +105,7 @@ pub async fn people(
                 image: name(c.representative),
                 bbox: faces[c.representative].1.pixel_box(),
             },
-            faces: q.detail.then(|| {
+            faces: detail.then(|| {
                 c.faces
                     .iter()
                     .map(|&i| {
@@ -115,6 +122,5 @@ pub async fn people(
                     .collect()
             }),
         })
-        .collect();
-    Ok(success(data, invalid))
+        .collect()
 }
