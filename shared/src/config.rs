@@ -195,6 +195,10 @@ pub struct Settings {
     /// `EMBEDDING_URL`: where the non-embedding functions compute missing features on Cloud Run.
     pub embedding_url: Option<String>,
     pub gemini: GeminiSettings,
+    /// `ONGI_API_TOKEN`: when set, every route but `/healthz` needs `Authorization: Bearer
+    /// <token>`. `ongi serve` bound beyond loopback refuses to start without it (on Cloud
+    /// Run, IAM authenticates the callers instead).
+    pub api_token: Option<Secret>,
     /// `ONGI_FACE_DETECTOR`: `yunet` (default) or `mtcnn`.
     pub face_detector: FaceDetector,
     /// `ONGI_LOG_FORMAT`: `json` or `text`; default `json` on Cloud Run (`K_SERVICE` set), else `text`.
@@ -335,6 +339,17 @@ impl Settings {
                 None => "https://generativelanguage.googleapis.com".to_owned(),
             },
             model: get("GEMINI_MODEL").unwrap_or_else(|| "gemini-2.5-flash".to_owned()),
+        };
+        let api_token = match get("ONGI_API_TOKEN") {
+            Some(t) if t.trim().len() < 16 => {
+                return Err(SettingsError::malformed(
+                    "ONGI_API_TOKEN",
+                    "[redacted]",
+                    "a secret of at least 16 characters",
+                ));
+            }
+            Some(t) => Some(Secret(t.trim().to_owned())),
+            None => None,
         };
         let face_detector = match get("ONGI_FACE_DETECTOR").as_deref() {
             None | Some("yunet") => FaceDetector::Yunet,
@@ -486,6 +501,7 @@ impl Settings {
             publish,
             embedding_url,
             gemini,
+            api_token,
             face_detector,
             log_format,
             on_cloud_run,

@@ -261,6 +261,14 @@ async fn serve(port: Option<u16>, host: IpAddr, no_fetch: bool) -> anyhow::Resul
     if std::env::var_os("ONGI_HOST").is_none() {
         settings.host = host;
     }
+    // This process has no authentication of its own: beyond loopback it needs a token.
+    if !settings.host.is_loopback() && settings.api_token.is_none() {
+        anyhow::bail!(
+            "ongi serve on {} needs ONGI_API_TOKEN (a secret of 16+ characters, sent as `Authorization: Bearer …`): \
+             without it anyone who can reach the port could use it; bind 127.0.0.1 or set the token",
+            settings.host
+        );
+    }
     ongi_shared::telemetry::init_logging_for(settings.log_format, settings.google_cloud_project.clone());
     tracing::info!(settings = ?settings, "starting ongi serve");
     // First run: fetch what is missing (SHA-256 checked, with progress); offline, this fails

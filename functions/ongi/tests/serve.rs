@@ -110,3 +110,19 @@ fn a_malformed_setting_stops_start_up_with_one_line_naming_it() {
     assert_eq!(lines.len(), 1, "one line: {stderr}");
     assert!(lines[0].contains("REDIS_URL"), "{stderr}");
 }
+
+#[test]
+fn serving_beyond_loopback_needs_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ongi"))
+        .args(["serve", "--port", "0", "--host", "0.0.0.0", "--no-fetch"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .current_dir(dir.path())
+        .output()
+        .expect("the ongi binary runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ONGI_API_TOKEN"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+}

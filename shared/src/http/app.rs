@@ -110,7 +110,11 @@ impl Application {
 }
 
 fn router(state: AppState) -> Router {
-    routes::router(&state)
+    let mut router = routes::router(&state);
+    if let Some(token) = state.settings.api_token.clone() {
+        router = router.layer(middleware::from_fn_with_state(token, super::auth::require_bearer));
+    }
+    router
         .layer(middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         // Outermost first on the way in: set the id, trace with it, propagate it out.

@@ -35,6 +35,9 @@ pub enum ApiError {
         message: String,
         invalid: Vec<super::envelope::InvalidImage>,
     },
+    /// No valid bearer token (only where `ONGI_API_TOKEN` is set).
+    #[error("{0}")]
+    Unauthorized(&'static str),
     /// The thing named in the path does not exist (or has expired).
     #[error("{0}")]
     NotFound(String),
@@ -77,6 +80,7 @@ impl ApiError {
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -88,6 +92,7 @@ impl ApiError {
             Self::Unavailable { .. } => "service_unavailable",
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::NotFound(_) => "not_found",
+            Self::Unauthorized(_) => "unauthorized",
             Self::Internal(_) => "internal_server_error",
         }
     }
@@ -121,6 +126,11 @@ impl IntoResponse for ApiError {
             && let Ok(v) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        if let Self::Unauthorized(_) = &self {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

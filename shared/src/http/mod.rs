@@ -7,10 +7,12 @@
 //! - [`extract`]: JSON bodies with the envelope's errors instead of axum's plain-text ones.
 //! - [`request`]: request bodies and their validation (reference rules, per-call limits).
 //! - [`routes`]: one file per group of routes; [`openapi`]: the OpenAPI document.
+//! - [`auth`]: the bearer token of a process exposed without IAM (`ONGI_API_TOKEN`).
 //! - [`observe`]: request ids and per-route latency metrics; [`shutdown`]: SIGTERM handling.
 
 pub mod album;
 pub mod app;
+pub mod auth;
 pub mod envelope;
 pub mod error;
 pub mod extract;

@@ -301,3 +301,36 @@ async fn shutdown_gives_up_on_a_stuck_request_after_the_drain_timeout() {
         "stopped after {waited:?}"
     );
 }
+
+#[tokio::test]
+async fn with_a_token_every_route_but_healthz_needs_it() {
+    let token = "a-test-token-of-sufficient-length";
+    let app = spawn_app(Modules::all(), &[("ONGI_API_TOKEN", token)]).await;
+    let body = json!({"images": ["a.jpg"]});
+    let none = app.post_json("/api/albums/quality", &body).await;
+    assert_eq!(
+        none.headers().get("www-authenticate").map(|v| v.to_str().unwrap()),
+        Some("Bearer")
+    );
+    expect_error(none, 401, "unauthorized", "Authorization: Bearer").await;
+    let wrong = app
+        .client
+        .post(app.url("/api/albums/quality"))
+        .bearer_auth("a-test-token-of-sufficient-lengtX")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    expect_error(wrong, 401, "unauthorized", "not the one").await;
+    let right = app
+        .client
+        .post(app.url("/api/albums/quality"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 201);
+    assert_eq!(reqwest::get(app.url("/healthz")).await.unwrap().status(), 200);
+    assert_eq!(reqwest::get(app.url("/metrics")).await.unwrap().status(), 401);
+}
