@@ -152,3 +152,43 @@ async fn without_models_the_pixel_features_are_still_computed() {
     assert_eq!(body["data"]["computed"], 1, "{body}");
     assert_eq!(body["data"]["model"], "pixels-only");
 }
+
+#[tokio::test]
+async fn one_upload_delivered_five_times_is_computed_once_and_malformed_events_are_acknowledged() {
+    let prefix = unique_prefix();
+    let app = embedding_app(&prefix).await;
+    let uploads = app.data_dir().join("uploads");
+    std::fs::create_dir_all(&uploads).unwrap();
+    std::fs::write(uploads.join("five.png"), fixture("models/ref_images/ref_1.png")).unwrap();
+    // At-least-once delivery: the same Pub/Sub notification five times, two of them at once.
+    let event = json!({"message": {"attributes": {"eventType": "OBJECT_FINALIZE", "bucketId": "uploads",
+        "objectId": "five.png", "objectGeneration": "1"}, "data": "", "messageId": "m-1"}, "subscription": "s"});
+    let first: Value = app.post_json("/events/storage", &event).await.json().await.unwrap();
+    assert_eq!(first["status"], "computed", "{first}");
+    let (a, b) = tokio::join!(
+        app.post_json("/events/storage", &event),
+        app.post_json("/events/storage", &event)
+    );
+    let mut statuses = vec![
+        a.json::<Value>().await.unwrap()["status"].clone(),
+        b.json::<Value>().await.unwrap()["status"].clone(),
+    ];
+    for _ in 0..2 {
+        let again: Value = app.post_json("/events/storage", &event).await.json().await.unwrap();
+        statuses.push(again["status"].clone());
+    }
+    assert!(statuses.iter().all(|s| s == "cached"), "{statuses:?}");
+
+    // Junk is acknowledged (200, rejected, with the reason), so Pub/Sub does not redeliver it.
+    for junk in [
+        json!({"message": "not an object"}),
+        json!([1, 2, 3]),
+        json!({"message": {"attributes": {"eventType": "OBJECT_FINALIZE"}}}),
+    ] {
+        let resp = app.post_json("/events/storage", &junk).await;
+        assert_eq!(resp.status(), 200, "{junk}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["status"], "rejected", "{junk} -> {v}");
+        assert!(v["reason"].as_str().is_some_and(|r| !r.is_empty()), "{v}");
+    }
+}

@@ -19,7 +19,7 @@ use crate::http::state::AppState;
 /// What an event route answers (2xx: handled or deliberately skipped).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventOutcome {
-    /// `computed`, `cached` or `skipped`.
+    /// `computed`, `cached`, `skipped`, or `rejected` (a malformed event).
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object: Option<String>,
@@ -44,16 +44,30 @@ fn skipped(object: Option<String>, reason: String) -> Response {
 /// Flow A: a GCS upload notification (Eventarc CloudEvent, binary or structured, or a
 /// Pub/Sub push of a GCS notification). Computes and caches the photo's features, then
 /// publishes to `ongi-features`. A repeated delivery is a cache hit. Deletes, other
-/// buckets, non-images and unreadable photos are acknowledged (2xx) and logged; a malformed
-/// envelope is a 400; a transient failure is a 503 so that the delivery is retried.
+/// buckets, non-images and unreadable photos are acknowledged (2xx) and logged; so is a
+/// malformed envelope (`status: rejected`, an error log: no retry can fix it, and a 4xx
+/// would only be redelivered until the dead-letter policy gives up); a transient failure is
+/// a 503 so that the delivery is retried.
 #[utoipa::path(post, path = "/events/storage", tag = "events",
-    responses((status = 200, body = EventOutcome), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = EventOutcome, description = "Handled, skipped, or a malformed event acknowledged with status rejected"),
+              (status = 503, body = ErrorBody)))]
 pub async fn storage(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let event = crate::events::storage::parse(&headers, &body).map_err(|e| {
-        tracing::warn!(error = %e, "malformed storage event");
-        metrics::counter!("ongi_events_total", "route" => "storage", "outcome" => "malformed").increment(1);
-        ApiError::InvalidRequest(e.to_string())
-    })?;
+    let event = match crate::events::storage::parse(&headers, &body) {
+        Ok(event) => event,
+        Err(e) => {
+            tracing::error!(error = %e, "malformed storage event acknowledged and dropped");
+            metrics::counter!("ongi_events_total", "route" => "storage", "outcome" => "malformed").increment(1);
+            return Ok((
+                StatusCode::OK,
+                Json(EventOutcome {
+                    status: "rejected",
+                    object: None,
+                    reason: Some(e.to_string()),
+                }),
+            )
+                .into_response());
+        }
+    };
     let name = format!("{}/{}", event.bucket, event.object);
     if let StorageEventKind::Other(kind) = &event.kind {
         return Ok(skipped(Some(name), format!("event type {kind} needs no processing")));
