@@ -21,7 +21,7 @@ use ongi_shared::domain::ImageRef;
 use ongi_shared::http::AppState;
 use ongi_shared::http::envelope::InvalidImage;
 use ongi_shared::http::routes::analyses::{
-    CategoryGroup, DuplicateGroup, DuplicateMember, QualityDetail, ScoredCategory, ScoredImage,
+    CategoryGroup, DuplicateGroup, QualityDetail, ScoredCategory, ScoredImage, duplicate_details,
 };
 use ongi_shared::http::routes::people::persons;
 use ongi_shared::modules::Modules;
@@ -409,22 +409,7 @@ async fn analyse(state: &AppState, photos: &[(ImageRef, Features)]) -> Analysis 
         .filter(|(_, v)| v.low_quality)
         .map(|((r, _), v)| quality_detail(r, v))
         .collect();
-    let duplicates = groups
-        .iter()
-        .map(|g| DuplicateGroup {
-            keeper: name(g.keeper),
-            duplicates: g
-                .members
-                .iter()
-                .map(|m| DuplicateMember {
-                    image: name(m.index),
-                    tier: m.tier,
-                    hamming: m.hamming,
-                    cosine: m.cosine,
-                })
-                .collect(),
-        })
-        .collect();
+    let duplicates = duplicate_details(&groups, name);
 
     let mut missing = Vec::new();
     // Categories: (name, photo indices).

@@ -211,22 +211,7 @@ pub async fn duplicates(
     let groups = duplicate_groups(&state, &photos, &verdicts);
     let name = |i: usize| photos[i].0.to_string();
     if q.detail {
-        let data: Vec<DuplicateGroup> = groups
-            .iter()
-            .map(|g| DuplicateGroup {
-                keeper: name(g.keeper),
-                duplicates: g
-                    .members
-                    .iter()
-                    .map(|m: &Member| DuplicateMember {
-                        image: name(m.index),
-                        tier: m.tier,
-                        hamming: m.hamming,
-                        cosine: m.cosine,
-                    })
-                    .collect(),
-            })
-            .collect();
+        let data = duplicate_details(&groups, name);
         return Ok(success(data, album.invalid));
     }
     let data: Vec<Vec<String>> = groups
@@ -319,4 +304,28 @@ pub async fn score(
         })
         .collect();
     Ok(success(data, album.invalid))
+}
+
+/// The detail view of duplicate groups (`?detail=true`): each keeper and why each member
+/// joined it. `name(i)` names photo `i`. (The route and `ongi analyze` share it.)
+pub fn duplicate_details(
+    groups: &[crate::analysis::duplicate::Group],
+    name: impl Fn(usize) -> String,
+) -> Vec<DuplicateGroup> {
+    groups
+        .iter()
+        .map(|g| DuplicateGroup {
+            keeper: name(g.keeper),
+            duplicates: g
+                .members
+                .iter()
+                .map(|m: &Member| DuplicateMember {
+                    image: name(m.index),
+                    tier: m.tier,
+                    hamming: m.hamming,
+                    cosine: m.cosine,
+                })
+                .collect(),
+        })
+        .collect()
 }
