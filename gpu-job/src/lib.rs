@@ -9,6 +9,7 @@
 //! | [`worker`] | claim → heartbeat → render → store → complete/fail/release, one job at a time |
 //! | [`service`] | the process: settings, `/healthz` and `/metrics`, SIGTERM |
 //! | [`gpu`] | GPU memory for the metrics |
+#![forbid(unsafe_code)]
 
 pub mod diffusion;
 pub mod gpu;

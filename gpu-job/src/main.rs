@@ -1,6 +1,7 @@
 //! `gpu-job`: the style worker. `gpu-job` (or `gpu-job run`) consumes style jobs from the
 //! Redis stream until SIGTERM; `gpu-job tiny-model DIR` writes a tiny random-weight model
 //! folder to try the flow on a laptop; `gpu-job bench` times img2img.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::time::Instant;

@@ -22,6 +22,9 @@
 //! | [`style`] | style presets and their templates, the Gemini prompt writer, the thumbnail Gemini sees | call the diffusion model |
 //! | [`modules`] | which analysis modules a process serves | — |
 
+// No `unsafe` in Ongi's own code: untrusted bytes meet only safe Rust here.
+#![forbid(unsafe_code)]
+
 pub mod analysis;
 pub mod cache;
 pub mod config;

@@ -1,4 +1,5 @@
 //! Cloud Run function `duplicate`: duplicate groups with a keeper. All logic lives in `ongi-shared`.
+#![forbid(unsafe_code)]
 
 use ongi_shared::modules::{Module, Modules};
 

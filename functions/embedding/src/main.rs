@@ -1,5 +1,6 @@
 //! Cloud Run function `embedding`: CLIP embeddings and pixel features per photo, fed by
 //! upload events (flow A) and album calls. All logic lives in `ongi-shared`.
+#![forbid(unsafe_code)]
 
 use ongi_shared::modules::{Module, Modules};
 

@@ -1,4 +1,5 @@
 //! Cloud Run function `quality`: low-quality photos with reasons. All logic lives in `ongi-shared`.
+#![forbid(unsafe_code)]
 
 use ongi_shared::modules::{Module, Modules};
 

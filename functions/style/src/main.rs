@@ -1,4 +1,5 @@
 //! Cloud Run function `style`: restyled copies through the GPU worker. All logic lives in `ongi-shared`.
+#![forbid(unsafe_code)]
 
 use ongi_shared::modules::{Module, Modules};
 

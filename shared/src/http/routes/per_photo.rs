@@ -15,15 +15,14 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use bytes::Bytes;
 use http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use crate::domain::{BucketName, ContentHash};
-use crate::events::publish::{FEATURES_SCHEMA, FeaturesMessage, publish_json};
+use crate::events::features::{AnnouncedFeatures, MalformedMessage, parse_push};
+use crate::events::publish::publish_json;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
 use crate::modules::Module;
@@ -34,17 +33,6 @@ use crate::pipeline::steps::{
 
 pub use crate::pipeline::steps::RESULTS_SCHEMA;
 
-#[derive(Deserialize)]
-struct Push {
-    message: PushMessage,
-}
-
-#[derive(Deserialize)]
-struct PushMessage {
-    #[serde(default)]
-    data: String,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PerPhotoOutcome {
     pub object: String,
@@ -53,35 +41,11 @@ pub struct PerPhotoOutcome {
     pub results: Value,
 }
 
-/// A message no retry can fix.
-struct Malformed(String);
-
-fn malformed(why: String) -> Malformed {
-    Malformed(why)
-}
-
 /// Acknowledges a malformed message: logged as an error, counted, never redelivered.
-fn rejected(Malformed(why): Malformed) -> Response {
+fn rejected(MalformedMessage(why): MalformedMessage) -> Response {
     tracing::error!(error = %why, "malformed ongi-features message acknowledged and dropped");
     metrics::counter!("ongi_events_total", "route" => "features", "outcome" => "malformed").increment(1);
     (StatusCode::OK, Json(json!({"status": "rejected", "reason": why}))).into_response()
-}
-
-fn parse(body: &[u8]) -> Result<FeaturesMessage, Malformed> {
-    let push: Push =
-        serde_json::from_slice(body).map_err(|e| malformed(format!("not a Pub/Sub push envelope: {e}")))?;
-    let data = base64::engine::general_purpose::STANDARD
-        .decode(push.message.data.trim())
-        .map_err(|e| malformed(format!("message data is not base64: {e}")))?;
-    let message: FeaturesMessage =
-        serde_json::from_slice(&data).map_err(|e| malformed(format!("not an {FEATURES_SCHEMA} message: {e}")))?;
-    if message.schema != FEATURES_SCHEMA {
-        return Err(malformed(format!(
-            "schema {:?}, expected {FEATURES_SCHEMA}",
-            message.schema
-        )));
-    }
-    Ok(message)
 }
 
 /// The per-photo steps of one `ongi-features` message. 200 when handled, or when the
@@ -90,18 +54,9 @@ fn parse(body: &[u8]) -> Result<FeaturesMessage, Malformed> {
     responses((status = 200, body = PerPhotoOutcome, description = "Handled, or a malformed message acknowledged with status rejected"),
               (status = 503, body = ErrorBody)))]
 pub async fn features(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let message = match parse(&body) {
+    let AnnouncedFeatures { message, bucket, hash } = match parse_push(&body) {
         Ok(m) => m,
         Err(bad) => return Ok(rejected(bad)),
-    };
-    let Ok(bucket) = BucketName::parse(&message.bucket) else {
-        return Ok(rejected(malformed(format!(
-            "bucket {:?} is not a bucket name",
-            message.bucket
-        ))));
-    };
-    let Some(hash) = ContentHash::from_hex(&message.content_hash) else {
-        return Ok(rejected(malformed("content_hash is not SHA-256 hex".into())));
     };
     let name = format!("{}/{}", message.bucket, message.object);
     // The record the message announces; recomputed if it expired meanwhile.

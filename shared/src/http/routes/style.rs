@@ -28,7 +28,7 @@ type ApiResult = Result<Response, ApiError>;
 pub const DEFAULT_STRENGTH: f64 = 0.6;
 pub const DEFAULT_STEPS: u32 = 20;
 pub const DEFAULT_GUIDANCE: f64 = 7.5;
-const MAX_STEPS: u32 = 50;
+pub const MAX_STEPS: u32 = 50;
 const MAX_IDEMPOTENCY_KEY: usize = 256;
 /// What a full queue tells the client to wait: roughly one job's time on a T4.
 const FULL_RETRY_AFTER: Duration = Duration::from_secs(30);
@@ -107,14 +107,16 @@ fn accepted(job_id: String, status: String) -> Response {
 }
 
 /// The request's numbers, within their bounds.
-struct Params {
-    strength: f64,
-    steps: u32,
-    guidance_scale: f64,
-    seed: u64,
+#[derive(Debug, Clone, Copy)]
+pub struct Params {
+    pub strength: f64,
+    pub steps: u32,
+    pub guidance_scale: f64,
+    pub seed: u64,
 }
 
-fn params(req: &StyleRequest) -> Result<Params, ApiError> {
+/// Checks the request's numbers (and fills in the defaults), naming the one out of bounds.
+pub fn params(req: &StyleRequest) -> Result<Params, ApiError> {
     let strength = req.strength.unwrap_or(DEFAULT_STRENGTH);
     if !(strength > 0.0 && strength <= 1.0) {
         return Err(ApiError::InvalidRequest(format!(

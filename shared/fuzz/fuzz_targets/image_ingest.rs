@@ -1,0 +1,26 @@
+//! Image ingest: untrusted bytes → decode within limits → every pixel feature, exactly as
+//! the pipeline runs it ([`analyse`]). Any input must give a record or an `ImageError`;
+//! a panic, an abort or a runaway allocation is a finding.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use ongi_shared::config::IngestLimits;
+use ongi_shared::pipeline::photo::analyse;
+
+fuzz_target!(|data: &[u8]| {
+    // Tighter than production (50 MB, 100 MP) so one input stays within libFuzzer's
+    // memory limit; the checks are the same code either way.
+    let limits = IngestLimits {
+        max_bytes: 4 * 1024 * 1024,
+        max_pixels: 16_000_000,
+    };
+    if let Ok(analysed) = analyse(data, &limits, true) {
+        let record = analysed.record;
+        assert!(record.width > 0 && record.height > 0);
+        assert!(u64::from(record.width) * u64::from(record.height) <= limits.max_pixels);
+        assert!(record.blur_variance.is_finite() && record.blur_variance >= 0.0);
+        let clip = analysed.clip_input.expect("asked for the CLIP input");
+        assert_eq!(clip.len(), 3 * 224 * 224);
+        assert!(clip.iter().all(|v| v.is_finite()));
+    }
+});
