@@ -199,6 +199,10 @@ pub struct Settings {
     /// <token>`. `ongi serve` bound beyond loopback refuses to start without it (on Cloud
     /// Run, IAM authenticates the callers instead).
     pub api_token: Option<Secret>,
+    /// `ONGI_MAX_IN_FLIGHT` (64): requests to the API, event and batch routes handled at
+    /// once; one more is shed at once with 503 and `Retry-After` instead of queueing without
+    /// bound (Cloud Run's own concurrency setting does this in front of a function).
+    pub max_in_flight: usize,
     /// `ONGI_FACE_DETECTOR`: `yunet` (default) or `mtcnn`.
     pub face_detector: FaceDetector,
     /// `ONGI_LOG_FORMAT`: `json` or `text`; default `json` on Cloud Run (`K_SERVICE` set), else `text`.
@@ -351,6 +355,14 @@ impl Settings {
             Some(t) => Some(Secret(t.trim().to_owned())),
             None => None,
         };
+        let max_in_flight = parse_or(&get, "ONGI_MAX_IN_FLIGHT", 64usize, "a number of requests, at least 1")?;
+        if max_in_flight == 0 {
+            return Err(SettingsError::malformed(
+                "ONGI_MAX_IN_FLIGHT",
+                "0",
+                "a number of requests, at least 1",
+            ));
+        }
         let face_detector = match get("ONGI_FACE_DETECTOR").as_deref() {
             None | Some("yunet") => FaceDetector::Yunet,
             Some("mtcnn") => FaceDetector::Mtcnn,
@@ -502,6 +514,7 @@ impl Settings {
             embedding_url,
             gemini,
             api_token,
+            max_in_flight,
             face_detector,
             log_format,
             on_cloud_run,

@@ -114,7 +114,13 @@ fn router(state: AppState) -> Router {
     if let Some(token) = state.settings.api_token.clone() {
         router = router.layer(middleware::from_fn_with_state(token, super::auth::require_bearer));
     }
+    // Inside the metrics layer, so shed requests are counted and timed like the others.
+    let admission = super::admission::Admission::new(state.settings.max_in_flight);
     router
+        .layer(middleware::from_fn_with_state(
+            admission,
+            super::admission::shed_when_full,
+        ))
         .layer(middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         // Outermost first on the way in: set the id, trace with it, propagate it out.

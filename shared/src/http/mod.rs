@@ -7,9 +7,11 @@
 //! - [`extract`]: JSON bodies with the envelope's errors instead of axum's plain-text ones.
 //! - [`request`]: request bodies and their validation (reference rules, per-call limits).
 //! - [`routes`]: one file per group of routes; [`openapi`]: the OpenAPI document.
+//! - [`admission`]: load shedding past `ONGI_MAX_IN_FLIGHT` requests (503 + `Retry-After`).
 //! - [`auth`]: the bearer token of a process exposed without IAM (`ONGI_API_TOKEN`).
 //! - [`observe`]: request ids and per-route latency metrics; [`shutdown`]: SIGTERM handling.
 
+pub mod admission;
 pub mod album;
 pub mod app;
 pub mod auth;

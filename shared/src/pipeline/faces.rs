@@ -125,6 +125,7 @@ impl FaceService {
                 "the face models are not loaded",
             ));
         };
+        let _slot = self.features.compute_slot().await?;
         let stored = self.store.get(bucket, object, self.limits.max_bytes).await?;
         let hash = ContentHash::of(&stored.bytes);
         self.features.remember(bucket, object, stored.generation, &hash).await;

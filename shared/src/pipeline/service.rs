@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::batcher::{BatchError, Batcher};
 use super::photo::analyse;
@@ -80,6 +81,10 @@ pub struct FeatureService {
     limits: IngestLimits,
     bucket: BucketName,
     concurrency: usize,
+    /// Photos being downloaded and decoded at once, across every call of the process: each
+    /// holds its encoded bytes and decoded pixels (tens of MB for a phone photo), so this,
+    /// not the number of concurrent calls, bounds the memory that computing takes.
+    compute_slots: Arc<Semaphore>,
     /// Where misses are computed when this process has no image encoder (Cloud Run).
     remote: Option<EmbeddingClient>,
 }
@@ -120,8 +125,19 @@ impl FeatureService {
             limits,
             bucket,
             concurrency,
+            compute_slots: Arc::new(Semaphore::new(concurrency)),
             remote: embedding_url.as_deref().map(EmbeddingClient::new),
         }
+    }
+
+    /// Waits for one of the process's compute slots (see `compute_slots`). Face detection
+    /// takes its slots here too, so features and faces share one bound.
+    pub async fn compute_slot(&self) -> Result<OwnedSemaphorePermit, PhotoError> {
+        self.compute_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| PhotoError::transient("shutting_down", "the process is stopping"))
     }
 
     pub fn model_id(&self) -> &str {
@@ -298,6 +314,7 @@ impl FeatureService {
     }
 
     async fn compute(&self, bucket: &BucketName, object: &str) -> Result<Features, PhotoError> {
+        let _slot = self.compute_slot().await?;
         let started = Instant::now();
         let stored = self.store.get(bucket, object, self.limits.max_bytes).await?;
         metrics::histogram!("ongi_download_seconds").record(started.elapsed().as_secs_f64());
