@@ -12,8 +12,8 @@ pub mod keys;
 pub mod memory;
 pub mod redis;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -52,6 +52,12 @@ pub trait FeatureCache: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
 }
 
+/// How long the cache is left alone after it was found unreachable. Without this, every
+/// photo of every call in flight waits out its own connect or response timeout: the load
+/// test measured album calls taking 7 s while Redis was down. With it, an outage costs one
+/// timeout per window, and the cache is tried again right after (recovery within a window).
+pub const OUTAGE_BACKOFF: Duration = Duration::from_millis(500);
+
 /// The cache as the request path sees it: failures become misses (and a log line and a
 /// counter), so a request always succeeds by computing what the cache could not give.
 #[derive(Clone)]
@@ -59,11 +65,38 @@ pub struct Cache {
     inner: Arc<dyn FeatureCache>,
     keyspace: Keyspace,
     ttl: Duration,
+    /// Until when the backend is skipped, after it was found unreachable.
+    skip_until: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Cache {
     pub fn new(inner: Arc<dyn FeatureCache>, keyspace: Keyspace, ttl: Duration) -> Self {
-        Self { inner, keyspace, ttl }
+        Self {
+            inner,
+            keyspace,
+            ttl,
+            skip_until: Arc::default(),
+        }
+    }
+
+    /// Whether the backend was found unreachable less than [`OUTAGE_BACKOFF`] ago.
+    fn skipping(&self) -> bool {
+        let mut until = self.skip_until.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match *until {
+            Some(t) if Instant::now() < t => true,
+            Some(_) => {
+                *until = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn note_failure(&self, e: &CacheError) {
+        if let CacheError::Unavailable(_) = e {
+            let mut until = self.skip_until.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            *until = Some(Instant::now() + OUTAGE_BACKOFF);
+        }
     }
 
     pub fn keyspace(&self) -> &Keyspace {
@@ -90,6 +123,11 @@ impl Cache {
         if keys.is_empty() {
             return Vec::new();
         }
+        if self.skipping() {
+            metrics::counter!("ongi_cache_errors_total", "op" => "skipped").increment(1);
+            metrics::counter!("ongi_cache_misses_total").increment(keys.len() as u64);
+            return vec![None; keys.len()];
+        }
         match self.inner.get_many(keys).await {
             Ok(values) => {
                 let hits = values.iter().filter(|v| v.is_some()).count() as u64;
@@ -98,6 +136,7 @@ impl Cache {
                 values
             }
             Err(e) => {
+                self.note_failure(&e);
                 tracing::warn!(error = %e, keys = keys.len(), "cache read failed; computing instead");
                 metrics::counter!("ongi_cache_errors_total", "op" => "get").increment(1);
                 metrics::counter!("ongi_cache_misses_total").increment(keys.len() as u64);
@@ -112,9 +151,14 @@ impl Cache {
         if entries.is_empty() {
             return true;
         }
+        if self.skipping() {
+            metrics::counter!("ongi_cache_errors_total", "op" => "skipped").increment(1);
+            return false;
+        }
         match self.inner.set_many(entries, self.ttl).await {
             Ok(()) => true,
             Err(e) => {
+                self.note_failure(&e);
                 tracing::warn!(error = %e, entries = entries.len(), "cache write failed; results not cached");
                 metrics::counter!("ongi_cache_errors_total", "op" => "set").increment(1);
                 false
@@ -124,5 +168,66 @@ impl Cache {
 
     pub async fn ping(&self) -> Result<(), CacheError> {
         self.inner.ping().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A backend that is down: every call fails as unreachable, and is counted.
+    #[derive(Default)]
+    struct Down {
+        calls: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl FeatureCache for Down {
+        async fn get_many(&self, _: &[CacheKey]) -> Result<Vec<Option<Bytes>>, CacheError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Err(CacheError::Unavailable("connection refused".into()))
+        }
+        async fn set_many(&self, _: &[(CacheKey, Bytes)], _: Duration) -> Result<(), CacheError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Err(CacheError::Unavailable("connection refused".into()))
+        }
+        async fn set_if_absent(&self, _: &CacheKey, _: Bytes, _: Duration) -> Result<bool, CacheError> {
+            Err(CacheError::Unavailable("connection refused".into()))
+        }
+        async fn delete_if_equal(&self, _: &CacheKey, _: &[u8]) -> Result<bool, CacheError> {
+            Err(CacheError::Unavailable("connection refused".into()))
+        }
+        async fn delete(&self, _: &[CacheKey]) -> Result<(), CacheError> {
+            Err(CacheError::Unavailable("connection refused".into()))
+        }
+        async fn ping(&self) -> Result<(), CacheError> {
+            Err(CacheError::Unavailable("connection refused".into()))
+        }
+        fn kind(&self) -> &'static str {
+            "down"
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_cache_is_left_alone_for_a_moment_then_tried_again() {
+        let down = Arc::new(Down::default());
+        let ks = Keyspace::new("t:");
+        let cache = Cache::new(down.clone(), ks.clone(), Duration::from_secs(60));
+        let keys = [ks.text("m", "a"), ks.text("m", "b")];
+        assert_eq!(cache.get_many(&keys).await, vec![None, None]);
+        assert_eq!(down.calls.load(Ordering::SeqCst), 1);
+        // Within the window: misses and dropped writes, without asking the backend.
+        for _ in 0..50 {
+            assert_eq!(cache.get_many(&keys).await, vec![None, None]);
+            assert!(!cache.set_many(&[(keys[0].clone(), Bytes::from_static(b"v"))]).await);
+        }
+        assert_eq!(down.calls.load(Ordering::SeqCst), 1);
+        // Readiness still asks the backend itself.
+        assert!(cache.ping().await.is_err());
+        tokio::time::sleep(OUTAGE_BACKOFF + Duration::from_millis(50)).await;
+        assert_eq!(cache.get_many(&keys).await, vec![None, None]);
+        assert_eq!(down.calls.load(Ordering::SeqCst), 2, "tried again after the window");
     }
 }
