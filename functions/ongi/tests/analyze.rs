@@ -8,20 +8,16 @@
 //! Needs `ORT_DYLIB_PATH`, `ONGI_MTCNN_DIR` (both set by `.ci/run`) and Chromium
 //! (`ONGI_CHROMIUM`, default `/usr/bin/chromium`; `.ci/run` installs it).
 
-use std::io::Read;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::{fixtures, required_env, run_with_timeout, save, scene};
+use image::ImageFormat;
 use image::imageops::FilterType;
-use image::{ImageFormat, Rgb, RgbImage};
 use serde_json::Value;
-
-/// A setting `.ci/run` provides; fails with one clear line if absent.
-fn required_env(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: run the tests through .ci/run, which provides it"))
-}
 
 fn chromium() -> PathBuf {
     let path = PathBuf::from(std::env::var("ONGI_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
@@ -31,10 +27,6 @@ fn chromium() -> PathBuf {
         path.display()
     );
     path
-}
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tests/fixtures")
 }
 
 /// The rustface crate's folder in Cargo's registry (a dev-dependency of this crate, so Cargo
@@ -74,40 +66,6 @@ fn model_folder() -> tempfile::TempDir {
     dir
 }
 
-/// A deterministic synthetic photo: a gradient, a fine checker texture and many coloured
-/// rectangles (sharp edges everywhere), laid out by `seed`.
-fn scene(seed: u64, w: u32, h: u32) -> RgbImage {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let base = [next() % 200, next() % 200, next() % 200].map(|v| v as u8 + 30);
-    let mut img = RgbImage::from_fn(w, h, |x, y| {
-        let g = ((x + y) * 60 / (w + h)) as u8;
-        let checker = if (x / 6 + y / 6) % 2 == 0 { 25 } else { 0 };
-        Rgb(base.map(|c| c.saturating_add(g).saturating_sub(checker)))
-    });
-    for _ in 0..40 {
-        let (x0, y0) = ((next() % u64::from(w)) as u32, (next() % u64::from(h)) as u32);
-        let (rw, rh) = ((next() % 160 + 20) as u32, (next() % 120 + 20) as u32);
-        let colour = Rgb([next() as u8, next() as u8, next() as u8]);
-        for y in y0..(y0 + rh).min(h) {
-            for x in x0..(x0 + rw).min(w) {
-                img.put_pixel(x, y, colour);
-            }
-        }
-    }
-    img
-}
-
-fn save(img: &RgbImage, path: &Path, format: ImageFormat) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    img.save_with_format(path, format).unwrap();
-}
-
 /// The album: returns its folder.
 fn photo_folder(with_people: bool) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -139,45 +97,6 @@ fn photo_folder(with_people: bool) -> tempfile::TempDir {
         save(&smaller, &p.join("trip/group-small.webp"), ImageFormat::WebP);
     }
     dir
-}
-
-/// Runs a command with a deadline, capturing stdout and stderr.
-fn run_with_timeout(mut cmd: Command, limit: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} ran past {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Output {
-        status,
-        stdout: out_reader.join().unwrap(),
-        stderr: err_reader.join().unwrap(),
-    }
 }
 
 fn analyze(photos: &Path, out: &Path, models: &Path, ort: Option<&str>) -> Output {

@@ -159,7 +159,9 @@ impl GeminiClient {
             Err(e) => return Err((GeminiError::Connect(e.to_string()), None)),
         };
         if !status.is_success() {
-            let body: String = text.chars().take(200).collect();
+            // An error body may quote the request, key included (a proxy, or an "invalid
+            // key" message): it goes into logs and the job record, so the key is cut first.
+            let body: String = redact(&text, self.key.expose()).chars().take(200).collect();
             return Err((
                 GeminiError::Status {
                     status: status.as_u16(),
@@ -168,8 +170,17 @@ impl GeminiClient {
                 retry_after,
             ));
         }
-        Ok(text)
+        // The answer becomes the prompt (stored, shown) or, if it is junk, part of an error.
+        Ok(redact(&text, self.key.expose()))
     }
+}
+
+/// `text` with every occurrence of `secret` replaced by `[redacted]`.
+fn redact(text: &str, secret: &str) -> String {
+    if secret.is_empty() {
+        return text.to_owned();
+    }
+    text.replace(secret, "[redacted]")
 }
 
 fn request_body(photo_png: Option<&[u8]>, style: &StyleChoice) -> serde_json::Value {
@@ -289,6 +300,14 @@ mod tests {
 
     fn answer(text: &str) -> String {
         json!({"candidates": [{"content": {"parts": [{"text": text}]}, "finishReason": "STOP"}]}).to_string()
+    }
+
+    #[test]
+    fn an_error_body_quoting_the_key_is_redacted() {
+        let said = r#"{"error": {"message": "API key not valid: AIza-secret-1"}}"#;
+        let cut = redact(said, "AIza-secret-1");
+        assert!(!cut.contains("AIza-secret-1") && cut.contains("[redacted]"), "{cut}");
+        assert_eq!(redact("nothing here", ""), "nothing here");
     }
 
     #[test]
