@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 pub const ALBUM_SIZE: usize = 30;
 
-fn percentile(values: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(values: &[f64], p: f64) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     // Nearest rank: with few rounds, p95 is the slowest round.
@@ -32,7 +32,7 @@ fn percentile(values: &[f64], p: f64) -> f64 {
     v[rank - 1]
 }
 
-fn photos_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn photos_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read the photo folder {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -234,7 +234,7 @@ pub fn ready(models: &Path, rounds: usize) -> anyhow::Result<()> {
 
 /// The status of `GET /readyz`, or `None` while nothing listens. A raw HTTP/1.1 request:
 /// this runs on a plain thread, where an async client would need a runtime of its own.
-fn readyz(port: u16) -> Option<u16> {
+pub(crate) fn readyz(port: u16) -> Option<u16> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;

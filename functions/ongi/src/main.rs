@@ -1,9 +1,11 @@
 //! The `ongi` binary: every function in one process (`ongi serve`), plus the CLI.
 //! It only parses arguments and calls `ongi-shared`.
+#![forbid(unsafe_code)]
 
 mod analyze_cmd;
 mod bench_album;
 mod bench_cmd;
+mod bench_load;
 mod eval_cmd;
 mod eval_people;
 mod models_cmd;
@@ -132,6 +134,37 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
+    /// Concurrent album calls against a real `ongi serve` (started here, loopback) for a fixed
+    /// time: calls by status, p50/p99, the server's memory, a per-second timeline. Exits 1
+    /// if a call got a 5xx that was not shed load (503 with Retry-After) or no answer.
+    Load {
+        /// A folder of 30 or more JPEGs; the pool is made from them.
+        #[arg(long, value_name = "DIR")]
+        photos: PathBuf,
+        #[arg(long, value_name = "DIR", env = "ONGI_MODEL_DIR", default_value = "models")]
+        models: PathBuf,
+        /// Clients sending calls at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 60.0)]
+        duration: f64,
+        /// Photos per album call.
+        #[arg(long, default_value_t = 30)]
+        album: usize,
+        /// Photos in the bucket that albums are drawn from.
+        #[arg(long, default_value_t = 300)]
+        pool: usize,
+        /// Album routes to call, in turn.
+        #[arg(long, value_delimiter = ',', default_values_t = ["embedding", "categories", "duplicates", "quality", "score"].map(String::from))]
+        routes: Vec<String>,
+        /// ONGI_MAX_IN_FLIGHT for the server (default: the server's own).
+        #[arg(long)]
+        max_in_flight: Option<usize>,
+        /// Keep the server's log in this file.
+        #[arg(long, value_name = "FILE")]
+        server_log: Option<PathBuf>,
+    },
     /// Time to group N photos' features into duplicate groups (synthetic features).
     Duplicates {
         #[arg(long, default_value_t = 10_000)]
@@ -221,6 +254,36 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Album { photos, models, rounds },
         } => bench_album::album(&photos, &models, rounds.max(1)).await,
+        Command::Bench {
+            command:
+                BenchCommand::Load {
+                    photos,
+                    models,
+                    concurrency,
+                    duration,
+                    album,
+                    pool,
+                    routes,
+                    max_in_flight,
+                    server_log,
+                },
+        } => {
+            if !(duration.is_finite() && duration > 0.0) {
+                anyhow::bail!("--duration {duration}: expected a positive number of seconds");
+            }
+            bench_load::run(bench_load::LoadOptions {
+                photos,
+                models,
+                concurrency,
+                duration: std::time::Duration::from_secs_f64(duration),
+                album,
+                pool,
+                routes,
+                max_in_flight,
+                server_log,
+            })
+            .await
+        }
         Command::Bench {
             command: BenchCommand::Ready { models, rounds },
         } => bench_album::ready(&models, rounds.max(1)),

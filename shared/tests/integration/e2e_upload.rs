@@ -22,7 +22,7 @@ use crate::support::{free_port, redis_url, required_env, spawn_app, unique_prefi
 
 pub const PROJECT: &str = "ongi-e2e";
 
-pub struct Killed(Child);
+pub struct Killed(pub Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {

@@ -11,6 +11,7 @@ mod e2e_album;
 mod e2e_upload;
 mod embedding_api;
 mod face_detect;
+mod faults;
 mod gcs_store;
 mod http_api;
 mod local_store;

@@ -1,0 +1,352 @@
+//! `ongi bench load`: many album calls at once against a real `ongi serve`, for a fixed time.
+//!
+//! It starts `ongi serve` as a child process (this binary, `--no-fetch`, loopback, a port of
+//! its own) over a fresh data folder holding a pool of photos, with the caller's environment
+//! (`REDIS_URL`, `ORT_DYLIB_PATH`, …). Then `--concurrency` clients each send album calls of
+//! `--album` photos drawn from the pool, round-robin over the album routes, until
+//! `--duration` has passed. Meanwhile the server's resident memory is sampled from /proc.
+//!
+//! One JSON line comes out: the calls by status, p50/p99 latency of the answered calls, the
+//! memory before and at its peak, and a per-second timeline (for fault tests: what a Redis
+//! restart did, and when the calls recovered). A call is *bad* when it got a 5xx other than
+//! a 503 with `Retry-After` (shed load or a dependency down, which callers retry), a 429
+//! without `Retry-After`, or no answer at all; the command exits 1 if any call was bad.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use crate::bench_album::{percentile, readyz};
+
+pub struct LoadOptions {
+    pub photos: PathBuf,
+    pub models: PathBuf,
+    pub concurrency: usize,
+    pub duration: Duration,
+    pub album: usize,
+    /// Photos copied into the uploads bucket, drawn from for every call.
+    pub pool: usize,
+    pub routes: Vec<String>,
+    /// `ONGI_MAX_IN_FLIGHT` for the server, when given.
+    pub max_in_flight: Option<usize>,
+    /// Where the server's log goes (default: its data folder, removed at the end).
+    pub server_log: Option<PathBuf>,
+}
+
+/// One finished call.
+struct Call {
+    started_s: f64,
+    seconds: f64,
+    /// 0: no answer (connection refused, reset, timed out).
+    status: u16,
+    retry_after: bool,
+}
+
+impl Call {
+    /// Answered: the album routes answer 201, the others 200.
+    fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    fn bad(&self) -> bool {
+        match self.status {
+            0 => true,
+            503 | 429 => !self.retry_after,
+            s => s >= 500,
+        }
+    }
+}
+
+/// The server process; stopped (SIGTERM, then SIGKILL) when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    data: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                let _ = std::fs::remove_dir_all(&self.data);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+/// The photos of `dir` (JPEG, PNG, WebP), sorted by name.
+fn photos_in(dir: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the photo folder {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| ["jpg", "jpeg", "png", "webp"].iter().any(|x| e.eq_ignore_ascii_case(x)))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("{} holds no JPEG, PNG or WebP photos", dir.display());
+    }
+    Ok(files)
+}
+
+/// The pool's object names, `load/0000.jpg` …, each with its source's extension.
+fn pool_names(files: &[PathBuf], pool: usize) -> Vec<String> {
+    (0..pool)
+        .map(|i| {
+            let ext = files[i % files.len()]
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or("jpg")
+                .to_ascii_lowercase();
+            format!("load/{i:04}.{ext}")
+        })
+        .collect()
+}
+
+fn start_server(options: &LoadOptions, files: &[PathBuf], names: &[String]) -> anyhow::Result<Server> {
+    let exe = std::env::current_exe().context("cannot find the ongi binary")?;
+    let data = std::env::temp_dir().join(format!("ongi-bench-load-{}", std::process::id()));
+    let bucket = data.join("uploads");
+    std::fs::create_dir_all(bucket.join("load")).with_context(|| format!("cannot create {}", bucket.display()))?;
+    for (i, name) in names.iter().enumerate() {
+        let from = &files[i % files.len()];
+        let mut bytes = std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
+        // Copies beyond the folder's photos differ by a trailer after the image's end, which
+        // decoders ignore and the content hash does not: every pool photo is its own.
+        if i >= files.len() {
+            bytes.extend_from_slice(format!("ongi-load-copy-{i}").as_bytes());
+        }
+        std::fs::write(bucket.join(name), bytes)?;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let log_path = options.server_log.clone().unwrap_or_else(|| data.join("serve.log"));
+    let log = std::fs::File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
+    let mut command = Command::new(&exe);
+    command
+        .args(["serve", "--no-fetch", "--port", &port.to_string()])
+        .env("ONGI_MODEL_DIR", &options.models)
+        .env("ONGI_DATA_DIR", &data)
+        .env("ONGI_STORAGE", "local")
+        .env_remove("STORAGE_EMULATOR_HOST")
+        .env_remove("PUBSUB_EMULATOR_HOST")
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    if let Some(limit) = options.max_in_flight {
+        command.env("ONGI_MAX_IN_FLIGHT", limit.to_string());
+    }
+    let child = command.spawn().context("cannot start ongi serve")?;
+    let mut server = Server { child, port, data };
+    let started = Instant::now();
+    while readyz(port) != Some(200) {
+        if let Ok(Some(exit)) = server.child.try_wait() {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            bail!("ongi serve exited with {exit} before it was ready:\n{log}");
+        }
+        if started.elapsed() > Duration::from_secs(180) {
+            bail!("ongi serve was not ready within 180 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(server)
+}
+
+/// Resident memory of a process in MiB, from /proc (Linux).
+fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+/// The body of one album call to `route`.
+fn body(route: &str, refs: Vec<String>) -> Value {
+    match route {
+        "score" => json!({"categories": [{"category": "album", "images": refs}]}),
+        _ => json!({ "images": refs }),
+    }
+}
+
+/// A small xorshift, seeded per client: which photos make up each album need not be
+/// cryptographic, only different between calls and the same from run to run.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+pub async fn run(options: LoadOptions) -> anyhow::Result<()> {
+    if options.concurrency == 0 || options.album == 0 || options.routes.is_empty() {
+        bail!("--concurrency, --album and --routes must be at least 1");
+    }
+    let files = photos_in(&options.photos)?;
+    let pool = options.pool.max(options.album);
+    let options = LoadOptions { pool, ..options };
+    let names = Arc::new(pool_names(&files, options.pool));
+    let server = start_server(&options, &files, &names)?;
+    let pid = server.child.id();
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let rss_start = rss_mib(pid).unwrap_or(0.0);
+
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .pool_max_idle_per_host(options.concurrency)
+        .build()?;
+    let calls: Arc<Mutex<Vec<Call>>> = Arc::default();
+    let began = Instant::now();
+    let deadline = began + options.duration;
+
+    let sampler = tokio::spawn(async move {
+        let mut peak = 0f64;
+        while Instant::now() < deadline {
+            if let Some(mib) = rss_mib(pid) {
+                peak = peak.max(mib);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        peak
+    });
+
+    // Fault tests wait for this line before they break something.
+    eprintln!(
+        "load: started {} clients against {base} (pid {pid})",
+        options.concurrency
+    );
+    let mut clients = Vec::with_capacity(options.concurrency);
+    for id in 0..options.concurrency {
+        let client = client.clone();
+        let calls = calls.clone();
+        let base = base.clone();
+        let routes = options.routes.clone();
+        let names = names.clone();
+        let album = options.album;
+        clients.push(tokio::spawn(async move {
+            let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (id as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            let mut n = id;
+            while Instant::now() < deadline {
+                let route = &routes[n % routes.len()];
+                n += 1;
+                let refs: Vec<String> = (0..album)
+                    .map(|_| names[(next(&mut seed) % names.len() as u64) as usize].clone())
+                    .collect();
+                let started = Instant::now();
+                let answer = client
+                    .post(format!("{base}/api/albums/{route}"))
+                    .json(&body(route, refs))
+                    .send()
+                    .await;
+                let (status, retry_after) = match answer {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        let retry_after = r.headers().contains_key("retry-after");
+                        // Read the whole body: the call is over when the answer is.
+                        let _ = r.bytes().await;
+                        (status, retry_after)
+                    }
+                    Err(_) => (0, false),
+                };
+                let call = Call {
+                    started_s: started.duration_since(began).as_secs_f64(),
+                    seconds: started.elapsed().as_secs_f64(),
+                    status,
+                    retry_after,
+                };
+                // Shed or unavailable: back off as told (at most a second here, so that the
+                // run measures recovery rather than the header's value).
+                let wait = (status == 503 || status == 429).then(|| Duration::from_millis(250));
+                calls.lock().await.push(call);
+                if let Some(wait) = wait {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }));
+    }
+    for c in clients {
+        c.await?;
+    }
+    let wall = began.elapsed().as_secs_f64();
+    let rss_peak = sampler.await?.max(rss_start);
+    let rss_end = rss_mib(pid).unwrap_or(0.0);
+    drop(server);
+
+    let calls = calls.lock().await;
+    let report = summarise(&calls, &options, wall, rss_start, rss_peak, rss_end);
+    println!("{report}");
+    let bad = report["bad"].as_u64().unwrap_or(0);
+    if bad > 0 {
+        bail!("{bad} calls got a 5xx that was not shed load, or no answer");
+    }
+    Ok(())
+}
+
+fn summarise(calls: &[Call], options: &LoadOptions, wall: f64, rss_start: f64, rss_peak: f64, rss_end: f64) -> Value {
+    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+    for c in calls {
+        *by_status.entry(c.status.to_string()).or_default() += 1;
+    }
+    let answered: Vec<f64> = calls.iter().filter(|c| c.ok()).map(|c| c.seconds).collect();
+    let quantile = |p: f64| (!answered.is_empty()).then(|| percentile(&answered, p));
+    // Per second: 200s, clean refusals (503/429 with Retry-After), bad calls.
+    let seconds = wall.ceil() as usize;
+    let mut timeline = vec![[0u64; 3]; seconds.max(1)];
+    for c in calls {
+        let slot = (c.started_s as usize).min(timeline.len() - 1);
+        let column = if c.ok() {
+            0
+        } else if c.bad() {
+            2
+        } else {
+            1
+        };
+        timeline[slot][column] += 1;
+    }
+    json!({
+        "config": "load",
+        "concurrency": options.concurrency,
+        "duration_s": options.duration.as_secs_f64(),
+        "wall_s": wall,
+        "album": options.album,
+        "pool": options.pool,
+        "routes": options.routes,
+        "max_in_flight": options.max_in_flight,
+        "calls": calls.len(),
+        "calls_per_s": calls.len() as f64 / wall,
+        "by_status": by_status,
+        "ok": answered.len(),
+        "refused_with_retry_after": calls.iter().filter(|c| !c.ok() && !c.bad()).count(),
+        "bad": calls.iter().filter(|c| c.bad()).count(),
+        "p50_s": quantile(0.5),
+        "p99_s": quantile(0.99),
+        "max_s": quantile(1.0),
+        "rss_start_mib": rss_start,
+        "rss_peak_mib": rss_peak,
+        "rss_end_mib": rss_end,
+        "timeline_ok_refused_bad": timeline,
+    })
+}

@@ -1,0 +1,239 @@
+//! Load and a Redis outage under load, on the real parts: `ongi bench load` starts the real
+//! `ongi serve` (tiny CLIP models, ONNX Runtime, Redis) and sends concurrent album calls of
+//! 30 photos for a fixed time. The 60-second figure in docs/reliability.md comes from the
+//! same command on full-size models; these runs are shorter so CI stays quick.
+//!
+//! Needs `REDIS_URL` and `ORT_DYLIB_PATH` (set by `.ci/run`) and `redis-server` on PATH.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{clip_model_folder, required_env, save, scene};
+use image::ImageFormat;
+use serde_json::Value;
+
+/// 30 small synthetic photos (PNG: the image crate here has no JPEG encoder). Small, so that
+/// the debug build computes them quickly and the run measures the service, not the decoder.
+fn photo_folder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..30 {
+        save(
+            &scene(100 + i, 640, 480),
+            &dir.path().join(format!("p{i:02}.png")),
+            ImageFormat::Png,
+        );
+    }
+    dir
+}
+
+fn load_command(photos: &Path, models: &Path, redis: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ongi"));
+    cmd.args(["bench", "load", "--photos"])
+        .arg(photos)
+        .arg("--models")
+        .arg(models)
+        .args(args)
+        .env("REDIS_URL", redis)
+        .env("ORT_DYLIB_PATH", required_env("ORT_DYLIB_PATH"))
+        .env("ONGI_CACHE_PREFIX", format!("test-load-{}:", std::process::id()))
+        // The tiny CLIP's random embeddings put unrelated scenes close together.
+        .env("ONGI_DUPLICATE_COSINE", "1.01")
+        .env_remove("ONGI_MODEL_DIR")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+/// The report line `ongi bench load` prints.
+fn report(stdout: &str) -> Value {
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"config\":\"load\""))
+        .unwrap_or_else(|| panic!("no load report in:\n{stdout}"));
+    serde_json::from_str(line).unwrap()
+}
+
+fn timeline(report: &Value) -> Vec<[u64; 3]> {
+    report["timeline_ok_refused_bad"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let v: Vec<u64> = s.as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+            [v[0], v[1], v[2]]
+        })
+        .collect()
+}
+
+#[test]
+fn concurrent_album_calls_are_answered_or_shed_with_retry_after_and_memory_stays_bounded() {
+    let photos = photo_folder();
+    let models = clip_model_folder();
+    // Twelve clients against four slots: some calls must be shed, and shed cleanly.
+    let cmd = load_command(
+        photos.path(),
+        models.path(),
+        &required_env("REDIS_URL"),
+        &[
+            "--concurrency",
+            "12",
+            "--max-in-flight",
+            "4",
+            "--duration",
+            "8",
+            "--pool",
+            "30",
+        ],
+    );
+    let output = common::run_with_timeout(cmd, Duration::from_secs(240));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "{}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let r = report(&stdout);
+    assert_eq!(r["bad"], 0, "{r}");
+    assert!(r["ok"].as_u64().unwrap() >= 4, "too few calls answered: {r}");
+    assert!(
+        r["refused_with_retry_after"].as_u64().unwrap() > 0,
+        "12 clients over 4 slots must be shed sometimes: {r}"
+    );
+    let statuses: Vec<&String> = r["by_status"].as_object().unwrap().keys().collect();
+    assert!(statuses.iter().all(|s| *s == "201" || *s == "503"), "{r}");
+    assert!(r["p50_s"].as_f64().unwrap() <= r["p99_s"].as_f64().unwrap());
+    let peak = r["rss_peak_mib"].as_f64().unwrap();
+    assert!(peak > 0.0 && peak < 1024.0, "the server's memory is not bounded: {r}");
+}
+
+/// A private redis-server on a port of the test's own.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is on PATH (.ci/run installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, port }
+    }
+
+    /// The number of keys, asked over RESP by hand (a client crate for one command is not worth it).
+    fn dbsize(&self) -> u64 {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.write_all(b"DBSIZE\r\n").unwrap();
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).unwrap();
+        let reply = std::str::from_utf8(&buf[..n]).unwrap();
+        reply
+            .trim()
+            .trim_start_matches(':')
+            .parse()
+            .unwrap_or_else(|_| panic!("DBSIZE: {reply}"))
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[test]
+fn redis_killed_and_restarted_under_load_costs_no_failed_call_and_the_cache_recovers_without_a_restart() {
+    let photos = photo_folder();
+    let models = clip_model_folder();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut redis = Redis::start(port);
+    let mut cmd = load_command(
+        photos.path(),
+        models.path(),
+        &format!("redis://127.0.0.1:{port}"),
+        &["--concurrency", "6", "--duration", "18", "--pool", "30"],
+    );
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut lines = stderr.lines();
+    // Wait for the load to begin (the server is up and ready, on this Redis).
+    let started = loop {
+        let line = lines.next().expect("ongi bench load printed its start").unwrap();
+        if line.starts_with("load: started") {
+            break Instant::now();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+
+    std::thread::sleep(Duration::from_secs(4));
+    let keys_before = redis.dbsize();
+    redis.kill();
+    let killed_at = started.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(4));
+    // Same port, empty server: the running process must find it again by itself.
+    let redis = Redis::start(port);
+    let restarted_at = started.elapsed().as_secs_f64();
+
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let status = child.wait().unwrap();
+    println!("{stdout}");
+    println!("redis killed at {killed_at:.1} s, restarted at {restarted_at:.1} s; keys before: {keys_before}");
+    assert!(status.success(), "{status}\n{stdout}");
+    let r = report(&stdout);
+    assert_eq!(r["bad"], 0, "a call failed uncleanly: {r}");
+    assert!(keys_before > 0, "the features were cached in Redis before the outage");
+
+    // Without the cache every call recomputes its photos, so calls slow down while Redis is
+    // down (the figure in docs/reliability.md); none may fail, and new ones keep coming.
+    let t = timeline(&r);
+    let after_kill: u64 = t[(killed_at.ceil() as usize)..].iter().map(|s| s[0]).sum();
+    assert!(after_kill > 0, "no call was answered after Redis went down: {t:?}");
+    let after_restart: u64 = t[(restarted_at.ceil() as usize).min(t.len() - 1)..]
+        .iter()
+        .map(|s| s[0])
+        .sum();
+    assert!(after_restart > 0, "no call succeeded after Redis came back: {t:?}");
+    assert!(
+        redis.dbsize() > 0,
+        "after the restart the same process wrote to Redis again (reconnected by itself)"
+    );
+}
