@@ -96,6 +96,22 @@ async fn bad_requests_get_the_envelope_and_name_the_problem() {
         .await;
     expect_error(many, 400, "invalid_request", "at most 1000").await;
 
+    let concepts: Vec<String> = (0..101).map(|i| format!("tag {i}")).collect();
+    let many_concepts = app
+        .post_json(
+            "/api/albums/categories",
+            &json!({"images": ["a.jpg"], "concepts": concepts}),
+        )
+        .await;
+    expect_error(many_concepts, 400, "invalid_request", "concepts: at most 100").await;
+    let long_concept = app
+        .post_json(
+            "/api/albums/categories",
+            &json!({"images": ["a.jpg"], "concepts": ["x".repeat(101)]}),
+        )
+        .await;
+    expect_error(long_concept, 400, "invalid_request", "longer than 100 characters").await;
+
     let malformed = app
         .client
         .post(app.url("/api/albums/quality"))
