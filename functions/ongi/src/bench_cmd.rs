@@ -26,7 +26,7 @@ pub struct BenchOptions {
     pub limit: Option<usize>,
 }
 
-fn list_photos(dir: &Path, limit: Option<usize>) -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn list_photos(dir: &Path, limit: Option<usize>) -> anyhow::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read the photo folder {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::bench_album::{percentile, readyz};
+use crate::bench_cmd::list_photos;
 
 pub struct LoadOptions {
     pub photos: PathBuf,
@@ -87,24 +88,6 @@ impl Drop for Server {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.data);
     }
-}
-
-/// The photos of `dir` (JPEG, PNG, WebP), sorted by name.
-fn photos_in(dir: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read the photo folder {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| ["jpg", "jpeg", "png", "webp"].iter().any(|x| e.eq_ignore_ascii_case(x)))
-        })
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        bail!("{} holds no JPEG, PNG or WebP photos", dir.display());
-    }
-    Ok(files)
 }
 
 /// The pool's object names, `load/0000.jpg` …, each with its source's extension.
@@ -205,7 +188,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<()> {
     if options.concurrency == 0 || options.album == 0 || options.routes.is_empty() {
         bail!("--concurrency, --album and --routes must be at least 1");
     }
-    let files = photos_in(&options.photos)?;
+    let files = list_photos(&options.photos, None)?;
     let pool = options.pool.max(options.album);
     let options = LoadOptions { pool, ..options };
     let names = Arc::new(pool_names(&files, options.pool));

@@ -18,7 +18,7 @@ use ongi_shared::storage::gcs::GcsStore;
 use serde_json::{Value, json};
 
 use crate::clip_parity::models_dir;
-use crate::support::{free_port, redis_url, required_env, spawn_app, unique_prefix};
+use crate::support::{free_port, redis_url, required_env, spawn_app, unique_prefix, wait_for_port};
 
 pub const PROJECT: &str = "ongi-e2e";
 
@@ -70,14 +70,7 @@ impl NotifyingGcs {
                 .spawn()
                 .expect("fake-gcs-server starts"),
         );
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "fake-gcs-server did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for_port(port, Duration::from_secs(20), "fake-gcs-server");
         Self {
             _process: process,
             _data: data,

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::analyses_api::png;
 use crate::e2e_upload::Killed;
-use crate::support::{free_port, required_env, spawn_app};
+use crate::support::{free_port, required_env, spawn_app, wait_for_port};
 
 /// A fake-gcs-server on `port` keeping its objects in `root` (bucket `uploads`).
 fn start_gcs(port: u16, root: &std::path::Path) -> Killed {
@@ -35,14 +35,7 @@ fn start_gcs(port: u16, root: &std::path::Path) -> Killed {
             .spawn()
             .expect("fake-gcs-server starts"),
     );
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "fake-gcs-server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_port(port, Duration::from_secs(20), "fake-gcs-server");
     process
 }
 

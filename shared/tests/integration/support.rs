@@ -38,6 +38,18 @@ pub fn unique_name(ext: &str) -> String {
     format!("tests/{}.{ext}", uuid::Uuid::new_v4())
 }
 
+/// Waits until something accepts connections on `port`, failing the test after `limit`.
+pub fn wait_for_port(port: u16, limit: std::time::Duration, what: &str) {
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < limit,
+            "{what} did not start listening on port {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// A port nothing listens on (bound, read, released).
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
