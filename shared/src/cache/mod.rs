@@ -53,9 +53,10 @@ pub trait FeatureCache: Send + Sync + 'static {
 }
 
 /// How long the cache is left alone after it was found unreachable. Without this, every
-/// photo of every call in flight waits out its own connect or response timeout: the load
-/// test measured album calls taking 7 s while Redis was down. With it, an outage costs one
-/// timeout per window, and the cache is tried again right after (recovery within a window).
+/// cache call of every photo in flight goes to the backend and waits for its reconnect
+/// attempt or timeout. With it, an outage costs one such wait per window, and the cache is
+/// tried again right after (recovery within a window). The calls are still slower while
+/// Redis is down, because every photo is recomputed: that cost is the CPU's, not the cache's.
 pub const OUTAGE_BACKOFF: Duration = Duration::from_millis(500);
 
 /// The cache as the request path sees it: failures become misses (and a log line and a
