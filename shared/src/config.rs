@@ -83,6 +83,10 @@ pub enum StorageBackend {
 pub struct IngestLimits {
     pub max_bytes: u64,
     pub max_pixels: u64,
+    /// The memory that decoding photos may take at once in the whole process, in bytes
+    /// (`ONGI_DECODE_MEMORY_MB`); a photo whose decode alone would need more is refused
+    /// from its header as `too_large`, before any pixel is decoded.
+    pub max_decode_bytes: u64,
 }
 
 impl Default for IngestLimits {
@@ -90,6 +94,7 @@ impl Default for IngestLimits {
         Self {
             max_bytes: 50 * 1024 * 1024,
             max_pixels: 100_000_000,
+            max_decode_bytes: 512 * 1024 * 1024,
         }
     }
 }
@@ -203,6 +208,10 @@ pub struct Settings {
     /// once; one more is shed at once with 503 and `Retry-After` instead of queueing without
     /// bound (Cloud Run's own concurrency setting does this in front of a function).
     pub max_in_flight: usize,
+    /// `ONGI_READ_TIMEOUT_SECS` (30): how long a client may take to send a request's head,
+    /// and then its body; a connection past it is closed (408 for a late body), so slow
+    /// clients hold no work slot and no connection for long.
+    pub read_timeout: Duration,
     /// `ONGI_FACE_DETECTOR`: `yunet` (default) or `mtcnn`.
     pub face_detector: FaceDetector,
     /// `ONGI_LOG_FORMAT`: `json` or `text`; default `json` on Cloud Run (`K_SERVICE` set), else `text`.
@@ -363,6 +372,19 @@ impl Settings {
                 "a number of requests, at least 1",
             ));
         }
+        let read_timeout_secs = parse_or(
+            &get,
+            "ONGI_READ_TIMEOUT_SECS",
+            30u64,
+            "a number of seconds from 1 to 600",
+        )?;
+        if !(1..=600).contains(&read_timeout_secs) {
+            return Err(SettingsError::malformed(
+                "ONGI_READ_TIMEOUT_SECS",
+                &read_timeout_secs.to_string(),
+                "a number of seconds from 1 to 600",
+            ));
+        }
         let face_detector = match get("ONGI_FACE_DETECTOR").as_deref() {
             None | Some("yunet") => FaceDetector::Yunet,
             Some("mtcnn") => FaceDetector::Mtcnn,
@@ -380,7 +402,20 @@ impl Settings {
         let limits = IngestLimits {
             max_bytes: parse_or(&get, "ONGI_MAX_IMAGE_BYTES", defaults.max_bytes, "a number of bytes")?,
             max_pixels: parse_or(&get, "ONGI_MAX_IMAGE_PIXELS", defaults.max_pixels, "a number of pixels")?,
+            max_decode_bytes: parse_or(
+                &get,
+                "ONGI_DECODE_MEMORY_MB",
+                defaults.max_decode_bytes >> 20,
+                "a number of MiB from 16 to 65536",
+            )? << 20,
         };
+        if !(16..=65536).contains(&(limits.max_decode_bytes >> 20)) {
+            return Err(SettingsError::malformed(
+                "ONGI_DECODE_MEMORY_MB",
+                &(limits.max_decode_bytes >> 20).to_string(),
+                "a number of MiB from 16 to 65536",
+            ));
+        }
         if limits.max_bytes == 0 || limits.max_pixels == 0 {
             return Err(SettingsError::malformed(
                 "ONGI_MAX_IMAGE_BYTES/ONGI_MAX_IMAGE_PIXELS",
@@ -515,6 +550,7 @@ impl Settings {
             gemini,
             api_token,
             max_in_flight,
+            read_timeout: Duration::from_secs(read_timeout_secs),
             face_detector,
             log_format,
             on_cloud_run,

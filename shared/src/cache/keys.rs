@@ -67,6 +67,14 @@ impl Keyspace {
         self.key("failed", model, &format!("{bucket}/{object}#{generation}"))
     }
 
+    /// Bytes that cannot be decoded (corrupt, unsupported, too large) under the limits and
+    /// decode options that `decode` names, with the reason: the same bytes under any name are
+    /// refused again without a decode. Other limits or options are another key, so raising a
+    /// limit gives a photo its chance again.
+    pub fn undecodable(&self, decode: &str, hash: &ContentHash) -> CacheKey {
+        self.key("undecodable", decode, &hash.to_hex())
+    }
+
     /// Where a batch reprocessing run resumes (`run` names the bucket, prefix, since, steps and model).
     pub fn reprocess_cursor(&self, run: &str) -> CacheKey {
         CacheKey(format!("{}v{SCHEMA_VERSION}:reprocess:cursor:{run}", self.prefix))

@@ -42,8 +42,51 @@ pub struct DecodedImage {
     pub captured_at: Option<i64>,
 }
 
+/// What decoding a photo will cost, read from its header alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeCost {
+    pub format: ImageFormat,
+    /// The size the header declares (before EXIF orientation).
+    pub width: u32,
+    pub height: u32,
+    /// An upper bound of the heap the decode holds at its peak: the decoder's own buffers
+    /// and every copy of the pixels until they are handed over the right way up.
+    pub peak_bytes: u64,
+}
+
+/// Room for the decoders' fixed-size buffers (Huffman and inflate tables, row buffers).
+const DECODER_SLACK_BYTES: u64 = 1 << 20;
+
+/// The cost of decoding `bytes` with `options`, from the header alone: every check of
+/// [`decode`] that needs no pixel (size, format, declared pixels, a JPEG's data too short for
+/// its declared size, the memory the decode would take). [`decode`] applies it first, so a
+/// photo refused here costs a header parse, never an allocation the size of its pixels.
+pub fn estimate(bytes: &[u8], limits: &IngestLimits, options: DecodeOptions) -> Result<DecodeCost, ImageError> {
+    let format = check_bytes(bytes, limits)?;
+    guarded(|| match format {
+        ImageFormat::Jpeg => jpeg_header(bytes, limits, options).map(|(_, cost)| cost),
+        ImageFormat::Png | ImageFormat::WebP => image_header(bytes, format, limits).map(|(_, cost)| cost),
+    })
+}
+
 /// Decodes `bytes` within `limits`. Never panics: every input gives pixels or an [`ImageError`].
 pub fn decode(bytes: &[u8], limits: &IngestLimits, options: DecodeOptions) -> Result<DecodedImage, ImageError> {
+    let format = check_bytes(bytes, limits)?;
+    guarded(|| match format {
+        ImageFormat::Jpeg => decode_jpeg(bytes, limits, options),
+        ImageFormat::Png | ImageFormat::WebP => decode_with_image(bytes, format, limits),
+    })
+}
+
+/// The third-party decoders are fed untrusted bytes. They are expected to return errors,
+/// but one panic must cost one photo, never the process or the album.
+fn guarded<T>(f: impl FnOnce() -> Result<T, ImageError>) -> Result<T, ImageError> {
+    catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(ImageError::Corrupt("the decoder failed on this file".into())))
+}
+
+/// The checks on the bytes themselves: not empty, within the byte limit, a format we decode.
+fn check_bytes(bytes: &[u8], limits: &IngestLimits) -> Result<ImageFormat, ImageError> {
     if bytes.is_empty() {
         return Err(ImageError::Empty);
     }
@@ -54,21 +97,14 @@ pub fn decode(bytes: &[u8], limits: &IngestLimits, options: DecodeOptions) -> Re
             limits.max_bytes
         )));
     }
-    let format = match sniff(bytes) {
-        Sniffed::Supported(format) => format,
-        Sniffed::Unsupported(name) => return Err(ImageError::UnsupportedFormat(name)),
+    match sniff(bytes) {
+        Sniffed::Supported(format) => Ok(format),
+        Sniffed::Unsupported(name) => Err(ImageError::UnsupportedFormat(name)),
         Sniffed::Unknown if looks_like_text(bytes) => {
-            return Err(ImageError::Corrupt("the bytes are text, not an image".into()));
+            Err(ImageError::Corrupt("the bytes are text, not an image".into()))
         }
-        Sniffed::Unknown => return Err(ImageError::Corrupt("no JPEG, PNG or WebP signature".into())),
-    };
-    // The decoders are third-party code fed untrusted bytes. They are expected to return
-    // errors, but one panic must cost one photo, never the process or the album.
-    catch_unwind(AssertUnwindSafe(|| match format {
-        ImageFormat::Jpeg => decode_jpeg(bytes, limits, options),
-        ImageFormat::Png | ImageFormat::WebP => decode_with_image(bytes, format, limits),
-    }))
-    .unwrap_or_else(|_| Err(ImageError::Corrupt("the decoder failed on this file".into())))
+        Sniffed::Unknown => Err(ImageError::Corrupt("no JPEG, PNG or WebP signature".into())),
+    }
 }
 
 fn looks_like_text(bytes: &[u8]) -> bool {
@@ -92,16 +128,48 @@ fn check_pixels(width: u32, height: u32, limits: &IngestLimits) -> Result<(), Im
     Ok(())
 }
 
-fn decode_jpeg(bytes: &[u8], limits: &IngestLimits, options: DecodeOptions) -> Result<DecodedImage, ImageError> {
+/// Refuses a decode whose memory estimate is over the limit, naming both.
+fn check_memory(cost: DecodeCost, what: &str, limits: &IngestLimits) -> Result<DecodeCost, ImageError> {
+    if cost.peak_bytes > limits.max_decode_bytes {
+        return Err(ImageError::TooLarge(format!(
+            "decoding this {}x{} {what} needs about {} MiB, over the {} MiB decode limit (ONGI_DECODE_MEMORY_MB)",
+            cost.width,
+            cost.height,
+            cost.peak_bytes.div_ceil(1 << 20),
+            limits.max_decode_bytes >> 20
+        )));
+    }
+    Ok(cost)
+}
+
+/// A JPEG decoder past its header, set to the DCT scale `options` allow, and its cost.
+fn jpeg_header<'a>(
+    bytes: &'a [u8],
+    limits: &IngestLimits,
+    options: DecodeOptions,
+) -> Result<(jpeg_decoder::Decoder<&'a [u8]>, DecodeCost), ImageError> {
     let corrupt = |e: jpeg_decoder::Error| ImageError::Corrupt(format!("JPEG: {e}"));
     let mut decoder = jpeg_decoder::Decoder::new(bytes);
-    decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_pixels.saturating_mul(4)).unwrap_or(usize::MAX));
+    decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_decode_bytes).unwrap_or(usize::MAX));
     decoder.read_info().map_err(corrupt)?;
     let info = decoder
         .info()
         .ok_or_else(|| ImageError::Corrupt("JPEG: no frame header".into()))?;
     let (width, height) = (u32::from(info.width), u32::from(info.height));
     check_pixels(width, height, limits)?;
+
+    // Every 8x8 block of the first component costs at least one bit of entropy-coded data
+    // (its DC code, in a baseline scan or a progressive DC scan). A file with fewer bits than
+    // blocks is truncated or forged: jpeg-decoder would fill the rest with grey, after
+    // allocating for the whole declared size.
+    let blocks = u64::from(width.div_ceil(8)) * u64::from(height.div_ceil(8));
+    if (bytes.len() as u64) * 8 < blocks {
+        return Err(ImageError::Corrupt(format!(
+            "JPEG: the file is {} bytes, too short for the {width}x{height} pixels its header declares (at least {} bytes); it is truncated",
+            bytes.len(),
+            blocks.div_ceil(8)
+        )));
+    }
 
     // The smallest fraction of the source that satisfies both minimums, as short:source ratio.
     let short = width.min(height);
@@ -113,27 +181,71 @@ fn decode_jpeg(bytes: &[u8], limits: &IngestLimits, options: DecodeOptions) -> R
         (Some(a), Some(b)) => Some(if a.0 * b.1 >= b.0 * a.1 { a } else { b }),
         (a, b) => a.or(b),
     };
+    let (mut out_w, mut out_h) = (width, height);
     if let Some((min_side, side)) = need
         && min_side > 0
         && side > min_side
+        && info.coding_process != jpeg_decoder::CodingProcess::Lossless
     {
         // Ask for the aspect-preserving size whose side is `min_side`; the decoder picks
         // the smallest DCT scale that reaches it, so that side stays ≥ min_side.
         let req_w = (u64::from(width) * min_side).div_ceil(side);
         let req_h = (u64::from(height) * min_side).div_ceil(side);
-        decoder
+        let (w, h) = decoder
             .scale(
                 u16::try_from(req_w).unwrap_or(u16::MAX),
                 u16::try_from(req_h).unwrap_or(u16::MAX),
             )
             .map_err(corrupt)?;
+        (out_w, out_h) = (u32::from(w), u32::from(h));
     }
+
+    use jpeg_decoder::PixelFormat as P;
+    let components: u64 = match info.pixel_format {
+        P::L8 | P::L16 => 1,
+        P::RGB24 => 3,
+        P::CMYK32 => 4,
+    };
+    let out = (u64::from(out_w) + 16) * (u64::from(out_h) + 16);
+    // Whole-image coefficient storage (i16, 64 per block, blocks padded to the MCU) for a
+    // progressive frame, counted twice: once decoded, and once more as the copies of its rows
+    // that jpeg-decoder queues for its IDCT threads at the end, which can fall behind. A
+    // lossless frame keeps 16-bit sample planes. All at full size, whatever the output scale;
+    // a baseline frame is decoded one MCU row at a time.
+    let padded_blocks = (u64::from(width.div_ceil(8)) + 2) * (u64::from(height.div_ceil(8)) + 2);
+    let whole_frame = match info.coding_process {
+        jpeg_decoder::CodingProcess::DctProgressive => 2 * components * padded_blocks * 64 * 2,
+        jpeg_decoder::CodingProcess::Lossless => components * out * 2,
+        jpeg_decoder::CodingProcess::DctSequential => 0,
+    };
+    // Component planes, the decoder's interleaved output, the RGB copy, the oriented copy
+    // and the caller's grey copy.
+    let per_pixel = components + info.pixel_format.pixel_bytes() as u64 + 3 + 3 + 1;
+    let cost = DecodeCost {
+        format: ImageFormat::Jpeg,
+        width,
+        height,
+        peak_bytes: whole_frame + out * per_pixel + DECODER_SLACK_BYTES,
+    };
+    let what = match info.coding_process {
+        jpeg_decoder::CodingProcess::DctProgressive => "progressive JPEG",
+        jpeg_decoder::CodingProcess::Lossless => "lossless JPEG",
+        jpeg_decoder::CodingProcess::DctSequential => "JPEG",
+    };
+    Ok((decoder, check_memory(cost, what, limits)?))
+}
+
+fn decode_jpeg(bytes: &[u8], limits: &IngestLimits, options: DecodeOptions) -> Result<DecodedImage, ImageError> {
+    let corrupt = |e: jpeg_decoder::Error| ImageError::Corrupt(format!("JPEG: {e}"));
+    let (mut decoder, cost) = jpeg_header(bytes, limits, options)?;
+    let (width, height) = (cost.width, cost.height);
     let data = decoder.decode().map_err(corrupt)?;
     let info = decoder
         .info()
         .ok_or_else(|| ImageError::Corrupt("JPEG: no frame header".into()))?;
     let (out_w, out_h) = (u32::from(info.width), u32::from(info.height));
     let rgb = to_rgb(&data, info.pixel_format, out_w, out_h)?;
+    drop(data);
     let exif_orientation = decoder
         .exif_data()
         .and_then(Orientation::from_exif_chunk)
@@ -174,15 +286,28 @@ fn to_rgb(data: &[u8], format: jpeg_decoder::PixelFormat, w: u32, h: u32) -> Res
     RgbImage::from_raw(w, h, out).ok_or_else(|| ImageError::Corrupt("JPEG: inconsistent pixel buffer".into()))
 }
 
-fn decode_with_image(bytes: &[u8], format: ImageFormat, limits: &IngestLimits) -> Result<DecodedImage, ImageError> {
-    let name = match format {
+fn image_name(format: ImageFormat) -> &'static str {
+    match format {
         ImageFormat::Png => "PNG",
         _ => "WebP",
-    };
-    let corrupt = |e: image::ImageError| match e {
+    }
+}
+
+fn image_error(format: ImageFormat) -> impl Fn(image::ImageError) -> ImageError {
+    let name = image_name(format);
+    move |e| match e {
         image::ImageError::Limits(l) => ImageError::TooLarge(format!("{name}: {l}")),
         other => ImageError::Corrupt(format!("{name}: {other}")),
-    };
+    }
+}
+
+/// A PNG or WebP decoder past its header, and its cost. These decoders have no reduced-scale
+/// mode: the whole image is decoded, so the estimate is for the full size.
+fn image_header<'a>(
+    bytes: &'a [u8],
+    format: ImageFormat,
+    limits: &IngestLimits,
+) -> Result<(impl ImageDecoder + 'a, DecodeCost), ImageError> {
     let reader = ImageReader::with_format(
         Cursor::new(bytes),
         match format {
@@ -190,22 +315,42 @@ fn decode_with_image(bytes: &[u8], format: ImageFormat, limits: &IngestLimits) -
             _ => image::ImageFormat::WebP,
         },
     );
-    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    let mut decoder = reader.into_decoder().map_err(image_error(format))?;
     let (width, height) = decoder.dimensions();
     check_pixels(width, height, limits)?;
+    let pixels = u64::from(width) * u64::from(height);
+    let native = u64::from(decoder.color_type().bytes_per_pixel());
+    // WebP decodes through its own ARGB or YUV planes before filling the output (and an
+    // animation keeps a canvas beside the frame): up to 8 bytes a pixel besides the output.
+    let working = if format == ImageFormat::WebP { 8 } else { 0 };
+    // The decoder's output, the 8-bit RGB copy, the oriented copy and the caller's grey copy.
+    let per_pixel = native + working + 3 + 3 + 1;
+    let cost = DecodeCost {
+        format,
+        width,
+        height,
+        peak_bytes: pixels * per_pixel + DECODER_SLACK_BYTES,
+    };
+    let what = format!("{:?} {}", decoder.color_type(), image_name(format));
+    let cost = check_memory(cost, &what, limits)?;
     let mut decoder_limits = Limits::default();
-    decoder_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8));
-    decoder.set_limits(decoder_limits).map_err(corrupt)?;
+    decoder_limits.max_alloc = Some(limits.max_decode_bytes);
+    decoder.set_limits(decoder_limits).map_err(image_error(format))?;
+    Ok((decoder, cost))
+}
+
+fn decode_with_image(bytes: &[u8], format: ImageFormat, limits: &IngestLimits) -> Result<DecodedImage, ImageError> {
+    let (mut decoder, cost) = image_header(bytes, format, limits)?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let captured_at = decoder
         .exif_metadata()
         .ok()
         .flatten()
         .and_then(|e| super::exif::capture_time(&e));
-    let image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    let image = DynamicImage::from_decoder(decoder).map_err(image_error(format))?;
     // 16-bit and grey images are scaled to 8-bit RGB; an alpha channel is dropped.
-    let rgb = image.to_rgb8();
-    let mut decoded = oriented(rgb, format, width, height, 1, orientation.to_exif());
+    let rgb = image.into_rgb8();
+    let mut decoded = oriented(rgb, format, cost.width, cost.height, 1, orientation.to_exif());
     decoded.captured_at = captured_at;
     Ok(decoded)
 }

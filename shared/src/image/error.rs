@@ -14,6 +14,14 @@ pub enum ImageError {
 }
 
 impl ImageError {
+    /// Every value [`ImageError::reason`] can take.
+    pub const REASONS: [&'static str; 4] = ["empty", "corrupt", "unsupported_format", "too_large"];
+
+    /// The reason string as a `'static` one, if it is one of [`ImageError::REASONS`].
+    pub fn known_reason(reason: &str) -> Option<&'static str> {
+        Self::REASONS.into_iter().find(|r| *r == reason)
+    }
+
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Empty => "empty",

@@ -13,6 +13,6 @@ pub mod exif;
 pub mod features;
 mod format;
 
-pub use decode::{DecodeOptions, DecodedImage, decode};
+pub use decode::{DecodeCost, DecodeOptions, DecodedImage, decode, estimate};
 pub use error::ImageError;
 pub use format::{ImageFormat, sniff};

@@ -16,7 +16,7 @@ use crate::analysis::people::{Cluster, FaceInput, PeopleParams, cluster_faces};
 use crate::cache::Cache;
 use crate::config::IngestLimits;
 use crate::domain::{BucketName, ContentHash, ImageRef};
-use crate::image::decode;
+use crate::image::DecodeOptions;
 use crate::model::Models;
 use crate::model::face::{align_face, detect_in_original, frontalness, sharpness};
 use crate::storage::ObjectStore;
@@ -69,6 +69,14 @@ impl FaceService {
         }
     }
 
+    /// How photos are decoded for detection (the detector's scale).
+    fn decode_options(&self) -> DecodeOptions {
+        self.models
+            .face_detector
+            .as_ref()
+            .map_or_else(DecodeOptions::default, |d| d.options().decode_options())
+    }
+
     pub fn available(&self) -> bool {
         self.models.face_detector.is_some() && self.models.face_embedder.is_some()
     }
@@ -97,6 +105,16 @@ impl FaceService {
             }
             out.push(hit.map(Ok));
         }
+        // Known bytes that are known to be undecodable need no download.
+        let known: Vec<(usize, ContentHash)> = misses.iter().filter_map(|&i| hashes[i].map(|h| (i, h))).collect();
+        let known_hashes: Vec<ContentHash> = known.iter().map(|(_, h)| *h).collect();
+        let failures = self.features.known_failures(self.decode_options(), &known_hashes).await;
+        for ((i, _), failure) in known.iter().zip(failures) {
+            if let Some(e) = failure {
+                out[*i] = Some(Err(e));
+            }
+        }
+        misses.retain(|&i| out[i].is_none());
         let computed: Vec<(usize, Result<Vec<StoredFace>, PhotoError>)> = futures::stream::iter(misses)
             .map(|i| {
                 let r = &refs[i];
@@ -136,56 +154,67 @@ impl FaceService {
         {
             return Ok(faces);
         }
-        let limits = self.limits;
-        let faces = tokio::task::spawn_blocking(move || -> Result<Vec<StoredFace>, PhotoError> {
-            let options = detector.options().decode_options();
-            let decoded = decode(&stored.bytes, &limits, options)
-                .map_err(|e| PhotoError::permanent(e.reason(), e.to_string()))?;
-            let found = detect_in_original(detector.as_ref(), &decoded)
-                .map_err(|e| PhotoError::transient("model_unavailable", e.to_string()))?;
-            // Landmarks are in original pixels; the decoded pixels may be smaller.
-            let to_pixels = decoded.pixels.width() as f32 / decoded.source_width.max(1) as f32;
-            let short = decoded.source_width.min(decoded.source_height) as f32;
-            let mut aligned = Vec::new();
-            let mut kept = Vec::new();
-            for face in found {
-                let landmarks = face.landmarks.map(|[x, y]| [x * to_pixels, y * to_pixels]);
-                // A face whose landmarks cannot be aligned is dropped, never the photo.
-                match align_face(&decoded.pixels, &landmarks) {
-                    Ok(img) => {
-                        let sharp = sharpness(&img);
-                        let frontal = frontalness(&face.landmarks);
-                        let size = face.width().max(face.height());
-                        kept.push((
-                            face,
-                            sharp,
-                            frontal,
-                            representative_quality(size, short, face.score, sharp, frontal),
-                        ));
-                        aligned.push(img);
+        if let Some(Some(e)) = self
+            .features
+            .known_failures(self.decode_options(), std::slice::from_ref(&hash))
+            .await
+            .pop()
+        {
+            return Err(e);
+        }
+        let options = self.decode_options();
+        let faces = self
+            .features
+            .decode_then(
+                &hash,
+                stored.bytes,
+                options,
+                move |decoded| -> Result<Vec<StoredFace>, PhotoError> {
+                    let found = detect_in_original(detector.as_ref(), &decoded)
+                        .map_err(|e| PhotoError::transient("model_unavailable", e.to_string()))?;
+                    // Landmarks are in original pixels; the decoded pixels may be smaller.
+                    let to_pixels = decoded.pixels.width() as f32 / decoded.source_width.max(1) as f32;
+                    let short = decoded.source_width.min(decoded.source_height) as f32;
+                    let mut aligned = Vec::new();
+                    let mut kept = Vec::new();
+                    for face in found {
+                        let landmarks = face.landmarks.map(|[x, y]| [x * to_pixels, y * to_pixels]);
+                        // A face whose landmarks cannot be aligned is dropped, never the photo.
+                        match align_face(&decoded.pixels, &landmarks) {
+                            Ok(img) => {
+                                let sharp = sharpness(&img);
+                                let frontal = frontalness(&face.landmarks);
+                                let size = face.width().max(face.height());
+                                kept.push((
+                                    face,
+                                    sharp,
+                                    frontal,
+                                    representative_quality(size, short, face.score, sharp, frontal),
+                                ));
+                                aligned.push(img);
+                            }
+                            Err(e) => tracing::debug!(error = %e, "face dropped: cannot align"),
+                        }
                     }
-                    Err(e) => tracing::debug!(error = %e, "face dropped: cannot align"),
-                }
-            }
-            let embeddings = embedder
-                .embed(&aligned)
-                .map_err(|e| PhotoError::transient("model_unavailable", e.to_string()))?;
-            Ok(kept
-                .into_iter()
-                .zip(embeddings)
-                .map(|((face, sharpness, frontalness, quality), embedding)| StoredFace {
-                    bbox: face.bbox,
-                    score: face.score,
-                    landmarks: face.landmarks,
-                    quality,
-                    sharpness,
-                    frontalness,
-                    embedding,
-                })
-                .collect())
-        })
-        .await
-        .map_err(|e| PhotoError::permanent("internal", format!("the face task failed: {e}")))??;
+                    let embeddings = embedder
+                        .embed(&aligned)
+                        .map_err(|e| PhotoError::transient("model_unavailable", e.to_string()))?;
+                    Ok(kept
+                        .into_iter()
+                        .zip(embeddings)
+                        .map(|((face, sharpness, frontalness, quality), embedding)| StoredFace {
+                            bbox: face.bbox,
+                            score: face.score,
+                            landmarks: face.landmarks,
+                            quality,
+                            sharpness,
+                            frontalness,
+                            embedding,
+                        })
+                        .collect())
+                },
+            )
+            .await??;
         self.cache.set_many(&[(key, face_record::encode(&faces))]).await;
         metrics::counter!("ongi_faces_detected_total").increment(faces.len() as u64);
         Ok(faces)

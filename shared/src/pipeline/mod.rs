@@ -8,6 +8,7 @@
 //! - [`reprocess`]: batch reprocessing, a bucket walk that resumes from a cursor (flow D).
 
 pub mod batcher;
+pub mod decode_budget;
 pub mod face_record;
 pub mod faces;
 pub mod photo;

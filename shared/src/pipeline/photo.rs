@@ -3,7 +3,7 @@
 
 use crate::config::IngestLimits;
 use crate::image::features::{exposure, laplacian_variance, phash, to_gray};
-use crate::image::{DecodeOptions, ImageError, decode};
+use crate::image::{DecodeOptions, DecodedImage, ImageError, decode};
 use crate::model::clip::preprocess::{CLIP_SIZE, preprocess_into};
 
 use super::record::FeatureRecord;
@@ -21,15 +21,21 @@ pub struct Analysed {
     pub clip_input: Option<Vec<f32>>,
 }
 
+/// Decodes `bytes` (at [`DECODE_FOR_FEATURES`]) and analyses the pixels.
 pub fn analyse(bytes: &[u8], limits: &IngestLimits, want_clip_input: bool) -> Result<Analysed, ImageError> {
-    let decoded = decode(bytes, limits, DECODE_FOR_FEATURES)?;
+    decode(bytes, limits, DECODE_FOR_FEATURES).map(|decoded| analyse_decoded(decoded, want_clip_input))
+}
+
+/// Every pixel feature, and the CLIP input when asked for, from pixels decoded at
+/// [`DECODE_FOR_FEATURES`].
+pub fn analyse_decoded(decoded: DecodedImage, want_clip_input: bool) -> Analysed {
     let gray = to_gray(&decoded.pixels);
     let clip_input = want_clip_input.then(|| {
         let mut v = Vec::new();
         preprocess_into(&decoded.pixels, &mut v);
         v
     });
-    Ok(Analysed {
+    Analysed {
         record: FeatureRecord {
             embedding: None,
             phash: phash(&gray),
@@ -41,5 +47,5 @@ pub fn analyse(bytes: &[u8], limits: &IngestLimits, want_clip_input: bool) -> Re
             captured_at: decoded.captured_at,
         },
         clip_input,
-    })
+    }
 }

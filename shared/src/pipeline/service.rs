@@ -15,12 +15,14 @@ use futures::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::batcher::{BatchError, Batcher};
-use super::photo::analyse;
+use super::decode_budget::DecodeBudget;
+use super::photo::{DECODE_FOR_FEATURES, analyse_decoded};
 use super::record::FeatureRecord;
 use super::remote::EmbeddingClient;
 use crate::cache::{Cache, CacheKey};
 use crate::config::IngestLimits;
 use crate::domain::{BucketName, ContentHash, ImageRef};
+use crate::image::{DecodeOptions, DecodedImage, ImageError};
 use crate::model::Models;
 use crate::model::clip::l2_normalize;
 use crate::storage::{ObjectStore, StorageError};
@@ -59,6 +61,7 @@ impl From<StorageError> for PhotoError {
             StorageError::NotFound { .. } => Self::permanent("not_found", e.to_string()),
             StorageError::TooLarge { .. } => Self::permanent("too_large", e.to_string()),
             StorageError::Refused(_) => Self::permanent("refused", e.to_string()),
+            StorageError::Unreadable(_) => Self::permanent("unreadable", e.to_string()),
             _ if e.is_transient() => Self::transient("storage_unavailable", e.to_string()),
             _ => Self::transient("storage_error", e.to_string()),
         }
@@ -85,8 +88,17 @@ pub struct FeatureService {
     /// holds its encoded bytes and decoded pixels (tens of MB for a phone photo), so this,
     /// not the number of concurrent calls, bounds the memory that computing takes.
     compute_slots: Arc<Semaphore>,
+    /// The memory every decode of the process draws from (features, faces, thumbnails).
+    decoder: DecodeBudget,
     /// Where misses are computed when this process has no image encoder (Cloud Run).
     remote: Option<EmbeddingClient>,
+}
+
+/// A remembered decode failure: `reason\ndetail`, with a reason of [`ImageError::REASONS`].
+fn decode_failure(bytes: &[u8]) -> Option<PhotoError> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let (reason, detail) = text.split_once('\n')?;
+    Some(PhotoError::permanent(ImageError::known_reason(reason)?, detail))
 }
 
 /// Alias value: generation (i64 LE) followed by the 32-byte content hash.
@@ -126,6 +138,7 @@ impl FeatureService {
             bucket,
             concurrency,
             compute_slots: Arc::new(Semaphore::new(concurrency)),
+            decoder: DecodeBudget::new(limits),
             remote: embedding_url.as_deref().map(EmbeddingClient::new),
         }
     }
@@ -138,6 +151,60 @@ impl FeatureService {
             .acquire_owned()
             .await
             .map_err(|_| PhotoError::transient("shutting_down", "the process is stopping"))
+    }
+
+    /// The process's decode budget, which every decode takes (see [`DecodeBudget`]).
+    pub fn decoder(&self) -> &DecodeBudget {
+        &self.decoder
+    }
+
+    /// Decodes `bytes` (whose content hash is `hash`) under the decode budget and runs
+    /// `work` on the pixels. Bytes that cannot be decoded are remembered under their hash,
+    /// so the same photo under any name costs one decode, not one per call.
+    pub async fn decode_then<T: Send + 'static>(
+        &self,
+        hash: &ContentHash,
+        bytes: Bytes,
+        options: DecodeOptions,
+        work: impl FnOnce(DecodedImage) -> T + Send + 'static,
+    ) -> Result<T, PhotoError> {
+        let result = self.decoder.decode_then(bytes, options, work).await;
+        if let Err(e) = &result
+            && !e.transient
+            && ImageError::known_reason(e.reason).is_some()
+        {
+            let record = Bytes::from(format!("{}\n{}", e.reason, e.detail));
+            self.cache
+                .set_many(&[(self.undecodable_key(options, hash), record)])
+                .await;
+        }
+        result
+    }
+
+    /// The decode failures remembered for `hashes` with `options`, in one round trip.
+    pub async fn known_failures(&self, options: DecodeOptions, hashes: &[ContentHash]) -> Vec<Option<PhotoError>> {
+        if hashes.is_empty() {
+            return Vec::new();
+        }
+        let keys: Vec<CacheKey> = hashes.iter().map(|h| self.undecodable_key(options, h)).collect();
+        self.cache
+            .get_many(&keys)
+            .await
+            .iter()
+            .map(|v| v.as_deref().and_then(decode_failure))
+            .collect()
+    }
+
+    /// Where a decode failure of `hash` is remembered: the limits and decode options are part
+    /// of the key, because a photo too large for one decode may fit another (or new limits).
+    fn undecodable_key(&self, options: DecodeOptions, hash: &ContentHash) -> CacheKey {
+        let l = &self.limits;
+        let tag = format!(
+            "{}:{}:{}:{:?}:{:?}",
+            l.max_bytes, l.max_pixels, l.max_decode_bytes, options.min_short_side, options.min_long_side
+        );
+        let tag = ContentHash::of(tag.as_bytes()).to_hex();
+        self.cache.keyspace().undecodable(&tag[..12], hash)
     }
 
     pub fn model_id(&self) -> &str {
@@ -277,6 +344,18 @@ impl FeatureService {
                 }));
             }
         }
+        // Known bytes without features may be known to be undecodable: no download then.
+        let unknown: Vec<(usize, ContentHash)> = (0..refs.len())
+            .filter(|&i| results[i].is_none())
+            .filter_map(|i| hashes[i].map(|h| (i, h)))
+            .collect();
+        let hashes: Vec<ContentHash> = unknown.iter().map(|(_, h)| *h).collect();
+        let failures = self.known_failures(DECODE_FOR_FEATURES, &hashes).await;
+        for ((i, _), failure) in unknown.iter().zip(failures) {
+            if let Some(e) = failure {
+                results[*i] = Some(Err(e));
+            }
+        }
         results
     }
 
@@ -319,10 +398,16 @@ impl FeatureService {
         let stored = self.store.get(bucket, object, self.limits.max_bytes).await?;
         metrics::histogram!("ongi_download_seconds").record(started.elapsed().as_secs_f64());
         let hash = ContentHash::of(&stored.bytes);
-        // The same bytes under another name (or re-uploaded) are already computed.
-        if let Some(bytes) = self.cache.get_many(&[self.feature_key(&hash)]).await[0].clone()
-            && let Ok(record) = FeatureRecord::decode(&bytes)
-        {
+        // The same bytes under another name (or re-uploaded) are already computed, or known
+        // to be undecodable.
+        let known = self
+            .cache
+            .get_many(&[
+                self.feature_key(&hash),
+                self.undecodable_key(DECODE_FOR_FEATURES, &hash),
+            ])
+            .await;
+        if let Some(Ok(record)) = known[0].as_deref().map(FeatureRecord::decode) {
             self.remember(bucket, object, stored.generation, &hash).await;
             return Ok(Features {
                 record,
@@ -330,18 +415,26 @@ impl FeatureService {
                 computed: false,
             });
         }
+        if let Some(e) = known[1].as_deref().and_then(decode_failure) {
+            self.remember(bucket, object, stored.generation, &hash).await;
+            return Err(e);
+        }
         let want_clip = self.batcher.is_some();
-        let limits = self.limits;
-        let bytes = stored.bytes.clone();
-        let decode_started = Instant::now();
-        let analysed = tokio::task::spawn_blocking(move || analyse(&bytes, &limits, want_clip))
+        let analysed = match self
+            .decode_then(&hash, stored.bytes, DECODE_FOR_FEATURES, move |decoded| {
+                analyse_decoded(decoded, want_clip)
+            })
             .await
-            .map_err(|e| PhotoError::permanent("internal", format!("the decoder task failed: {e}")))?
-            .map_err(|e| {
-                metrics::counter!("ongi_photos_failed_total", "reason" => e.reason()).increment(1);
-                PhotoError::permanent(e.reason(), e.to_string())
-            })?;
-        metrics::histogram!("ongi_decode_seconds").record(decode_started.elapsed().as_secs_f64());
+        {
+            Ok(analysed) => analysed,
+            Err(e) => {
+                if !e.transient {
+                    // The alias leads the next call to the remembered failure, without a download.
+                    self.remember(bucket, object, stored.generation, &hash).await;
+                }
+                return Err(e);
+            }
+        };
         let mut record = analysed.record;
         if let (Some(batcher), Some(input)) = (&self.batcher, analysed.clip_input) {
             let mut embedding = batcher.embed(input).await.map_err(|e| match e {

@@ -5,22 +5,20 @@ use std::io::Cursor;
 
 use image::imageops::FilterType;
 
-use crate::config::IngestLimits;
-use crate::image::{DecodeOptions, ImageError, decode};
+use crate::image::{DecodeOptions, DecodedImage, ImageError};
 
 /// Gemini reads a photo's content well at this size, and the request stays small.
 pub const THUMBNAIL_LONG_SIDE: u32 = 512;
 
-/// A PNG of at most [`THUMBNAIL_LONG_SIDE`] px, or the decode error (the photo is unusable).
-pub fn thumbnail_png(bytes: &[u8], limits: &IngestLimits) -> Result<Vec<u8>, ImageError> {
-    let decoded = decode(
-        bytes,
-        limits,
-        DecodeOptions {
-            min_short_side: None,
-            min_long_side: Some(THUMBNAIL_LONG_SIDE),
-        },
-    )?;
+/// How a photo is decoded for its thumbnail: a JPEG at the DCT scale that still gives
+/// [`THUMBNAIL_LONG_SIDE`] pixels on the long side.
+pub const THUMBNAIL_DECODE: DecodeOptions = DecodeOptions {
+    min_short_side: None,
+    min_long_side: Some(THUMBNAIL_LONG_SIDE),
+};
+
+/// A PNG of at most [`THUMBNAIL_LONG_SIDE`] px from pixels decoded with [`THUMBNAIL_DECODE`].
+pub fn thumbnail_png(decoded: DecodedImage) -> Result<Vec<u8>, ImageError> {
     let (w, h) = decoded.pixels.dimensions();
     let long = w.max(h);
     let pixels = if long > THUMBNAIL_LONG_SIDE {

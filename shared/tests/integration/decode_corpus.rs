@@ -159,7 +159,7 @@ fn limits_are_checked_before_decoding() {
     let bytes = read("large.jpg");
     let tight_bytes = IngestLimits {
         max_bytes: 1000,
-        max_pixels: 100_000_000,
+        ..IngestLimits::default()
     };
     assert_eq!(
         decode(&bytes, &tight_bytes, DecodeOptions::default())
@@ -168,8 +168,8 @@ fn limits_are_checked_before_decoding() {
         "too_large"
     );
     let tight_pixels = IngestLimits {
-        max_bytes: 50 << 20,
         max_pixels: 1024 * 768 - 1,
+        ..IngestLimits::default()
     };
     let err = decode(&bytes, &tight_pixels, DecodeOptions::default()).unwrap_err();
     assert_eq!(err.reason(), "too_large");

@@ -326,8 +326,10 @@ async fn a_walk_processes_once_resumes_from_its_cursor_and_skips_what_is_current
     );
     assert_eq!(redis_get(&cursor_key).await, None, "a complete walk deletes its cursor");
 
-    // What the cache holds: one alias, one feature record and one quality result per photo.
-    assert_eq!(redis_keys(&prefix, "v2:alias:uploads/album/*").await.len(), 12);
+    // What the cache holds: one alias per object read (the broken one's leads to its
+    // remembered decode failure), one feature record and one quality result per photo.
+    assert_eq!(redis_keys(&prefix, "v2:alias:uploads/album/*").await.len(), 13);
+    assert_eq!(redis_keys(&prefix, "v2:undecodable:*").await.len(), 1);
     assert_eq!(redis_keys(&prefix, "v2:feat:pixels-only:*").await.len(), 12);
     assert_eq!(redis_keys(&prefix, "v2:result:quality:pixels-only:*").await.len(), 12);
     assert_eq!(redis_keys(&prefix, "v2:failed:pixels-only:*").await.len(), 1);

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::{BucketName, ContentHash, ImageRef};
 use crate::http::envelope::{Envelope, InvalidImage};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::ApiJson;
@@ -21,7 +22,7 @@ use crate::pipeline::PhotoError;
 use crate::queue::{JobRecord, JobSpec, QueueError, StyleQueue, Submitted};
 use crate::storage::MAX_SIGNED_URL_TTL;
 use crate::style::StyleChoice;
-use crate::style::thumbnail::thumbnail_png;
+use crate::style::thumbnail::{THUMBNAIL_DECODE, thumbnail_png};
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -170,6 +171,24 @@ fn idempotency_key(headers: &HeaderMap, req: &StyleRequest) -> Result<Option<Str
     }
 }
 
+/// The photo's thumbnail for Gemini. It is decoded even without Gemini: a photo the worker
+/// could not read is refused now, by name, instead of failing on the GPU minutes later. The
+/// download and the decode take the process's compute slot and decode budget, as every
+/// other photo does.
+async fn read_thumbnail(state: &AppState, bucket: &BucketName, image: &ImageRef) -> Result<Vec<u8>, PhotoError> {
+    let features = &state.features;
+    let _slot = features.compute_slot().await?;
+    let photo = state
+        .store
+        .get(bucket, image.object(), state.settings.limits.max_bytes)
+        .await?;
+    let hash = ContentHash::of(&photo.bytes);
+    features
+        .decode_then(&hash, photo.bytes, THUMBNAIL_DECODE, thumbnail_png)
+        .await?
+        .map_err(|e| PhotoError::permanent(e.reason(), e.to_string()))
+}
+
 /// Queues a restyled copy of a photo.
 #[utoipa::path(post, path = "/api/albums/style", tag = "style", request_body = StyleRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "A repeated request with the same key returns the same job")),
@@ -205,30 +224,9 @@ pub async fn submit(
     }
 
     let bucket = image.bucket().unwrap_or(&state.settings.bucket).clone();
-    let photo = match state
-        .store
-        .get(&bucket, image.object(), state.settings.limits.max_bytes)
+    let thumbnail = read_thumbnail(&state, &bucket, &image)
         .await
-    {
-        Ok(p) => p,
-        Err(e) => return Err(unreadable(&image.to_string(), PhotoError::from(e))),
-    };
-    // Decoded even without Gemini: a photo the worker could not read is refused now, by
-    // name, instead of failing on the GPU minutes later.
-    let limits = state.settings.limits;
-    let thumbnail = tokio::task::spawn_blocking(move || thumbnail_png(&photo.bytes, &limits))
-        .await
-        .map_err(|e| ApiError::Internal(format!("thumbnail task: {e}")))?
-        .map_err(|e| {
-            unreadable(
-                &image.to_string(),
-                PhotoError {
-                    reason: e.reason(),
-                    detail: e.to_string(),
-                    transient: false,
-                },
-            )
-        })?;
+        .map_err(|e| unreadable(&image.to_string(), e))?;
     let prompt = state.prompt_writer.write(Some(&thumbnail), &style).await;
 
     let job_id = uuid::Uuid::new_v4().to_string();
