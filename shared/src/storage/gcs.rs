@@ -129,9 +129,12 @@ fn classify(bucket: &BucketName, object: &str, e: google_cloud_storage::Error) -
             object: object.to_owned(),
         },
         Some(403) | Some(401) => StorageError::Refused(format!("{bucket}/{object}: permission denied")),
-        Some(code) if code >= 500 || code == 429 => {
+        Some(code) if code >= 500 || code == 429 || code == 408 => {
             StorageError::Unavailable(format!("{bucket}/{object}: HTTP {code}"))
         }
+        // Any other answer in 4xx refuses this request for good (a bad name, a failed
+        // precondition): the same request gets the same answer.
+        Some(code @ 400..=499) => StorageError::Unreadable(format!("{bucket}/{object}: HTTP {code}: {e}")),
         Some(code) => StorageError::Other(format!("{bucket}/{object}: HTTP {code}: {e}")),
         // No HTTP status: the request never got an answer (connection refused, DNS, TLS).
         None => StorageError::Unavailable(format!("{bucket}/{object}: {e}")),
@@ -399,5 +402,33 @@ impl ObjectStore for GcsStore {
 
     fn kind(&self) -> &'static str {
         "gcs"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_timeouts_throttling_and_server_errors_are_worth_a_retry() {
+        let bucket = BucketName::parse("uploads").unwrap();
+        let answer = |code: u16| {
+            classify(
+                &bucket,
+                "a.jpg",
+                google_cloud_storage::Error::http(code, http::HeaderMap::new(), Bytes::new()),
+            )
+        };
+        for code in [408, 429, 500, 502, 503, 504] {
+            assert!(answer(code).is_transient(), "HTTP {code}");
+        }
+        assert!(matches!(answer(404), StorageError::NotFound { .. }));
+        assert!(matches!(answer(403), StorageError::Refused(_)));
+        // Any other refusal is this object's answer for good: a per-photo reason, not a 503.
+        for code in [400, 405, 409, 411, 412, 416, 451] {
+            let e = answer(code);
+            assert!(matches!(e, StorageError::Unreadable(_)), "HTTP {code}: {e}");
+            assert!(!e.is_transient());
+        }
     }
 }

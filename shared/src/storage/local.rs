@@ -84,6 +84,49 @@ fn io_error(e: std::io::Error) -> StorageError {
     StorageError::Other(e.to_string())
 }
 
+/// Whether an I/O error may go away on its own (a retry may succeed): the process or the
+/// machine is short of something for a moment. Everything else about one file (no such
+/// name, a name too long, a path through a file, a symlink loop, no permission, not a
+/// regular file, a failing disk) stays true on every retry.
+fn is_transient_io(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::Interrupted | K::WouldBlock | K::TimedOut | K::ResourceBusy | K::OutOfMemory | K::StaleNetworkFileHandle
+    ) || matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN)
+    )
+}
+
+/// An I/O error reading one object, as a per-object answer: not found, unreadable for good,
+/// or (rarely) worth a retry.
+fn object_io_error(bucket: &BucketName, object: &str, e: std::io::Error) -> StorageError {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        // No such object: the name is missing, runs through a file (`a.jpg/x.jpg`), has a
+        // segment longer than the file system allows, or is a folder.
+        K::NotFound | K::NotADirectory | K::InvalidFilename | K::IsADirectory => not_found(bucket, object),
+        _ if is_transient_io(&e) => StorageError::Unavailable(format!("{bucket}/{object}: {e}")),
+        _ if e.raw_os_error() == Some(libc::ELOOP) => {
+            StorageError::Unreadable(format!("{bucket}/{object}: a symlink loop"))
+        }
+        _ => StorageError::Unreadable(format!("{bucket}/{object}: {e}")),
+    }
+}
+
+/// Opens a file for reading without blocking on what is not a regular file: a named pipe
+/// (FIFO) would otherwise block `open` until a writer appears, holding a compute slot forever.
+async fn open_regular(path: &Path) -> std::io::Result<(tokio::fs::File, std::fs::Metadata)> {
+    let file = tokio::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .await?;
+    let meta = file.metadata().await?;
+    Ok((file, meta))
+}
+
 /// Microseconds since the epoch of the last write: changes on every overwrite, like a GCS generation.
 fn generation_of(meta: &std::fs::Metadata) -> i64 {
     meta.modified()
@@ -129,7 +172,17 @@ impl Walk<'_> {
     /// Depth first, siblings in listing order. Returns once a page and one more are found.
     fn visit(&mut self, dir: &Path, names_start: &str) -> Result<(), StorageError> {
         let mut entries: Vec<(String, bool, PathBuf)> = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(io_error)? {
+        let listing = match std::fs::read_dir(dir) {
+            Ok(listing) => listing,
+            // A folder inside the bucket that cannot be read holds no object anyone can read:
+            // the walk goes on past it rather than stopping before it on every call.
+            Err(e) if dir != self.bucket_dir && !is_transient_io(&e) => {
+                tracing::warn!(folder = %names_start, error = %e, "listing skips a folder it cannot read");
+                return Ok(());
+            }
+            Err(e) => return Err(io_error(e)),
+        };
+        for entry in listing {
             let entry = entry.map_err(io_error)?;
             // Object names are UTF-8; a file whose name is not cannot be an object.
             let Ok(name) = entry.file_name().into_string() else {
@@ -165,7 +218,11 @@ impl Walk<'_> {
     /// The object at `path`, or `None` for what `get` would refuse or not find (a symlink
     /// leading outside the bucket or to a folder, a dangling one, something not a file).
     fn object_info(&self, path: &Path, name: String) -> Result<Option<ObjectInfo>, StorageError> {
-        let link = std::fs::symlink_metadata(path).map_err(io_error)?;
+        let link = match std::fs::symlink_metadata(path) {
+            Ok(link) => link,
+            Err(e) if !is_transient_io(&e) => return Ok(None),
+            Err(e) => return Err(io_error(e)),
+        };
         let meta = if link.file_type().is_symlink() {
             let Ok(target) = std::fs::canonicalize(path) else {
                 return Ok(None);
@@ -231,16 +288,20 @@ fn list_folder(bucket: &str, bucket_dir: &Path, query: &ListQuery) -> Result<Obj
 impl ObjectStore for LocalStore {
     async fn get(&self, bucket: &BucketName, object: &str, max_bytes: u64) -> Result<StoredObject, StorageError> {
         let path = self.lexical_path(bucket, object)?;
-        let resolved = match tokio::fs::canonicalize(&path).await {
-            Ok(p) => p,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found(bucket, object)),
-            Err(e) => return Err(io_error(e)),
-        };
+        let resolved = tokio::fs::canonicalize(&path)
+            .await
+            .map_err(|e| object_io_error(bucket, object, e))?;
         self.contained(bucket, object, &resolved)?;
-        let file = tokio::fs::File::open(&resolved).await.map_err(io_error)?;
-        let meta = file.metadata().await.map_err(io_error)?;
-        if !meta.is_file() {
+        let (file, meta) = open_regular(&resolved)
+            .await
+            .map_err(|e| object_io_error(bucket, object, e))?;
+        if meta.is_dir() {
             return Err(not_found(bucket, object));
+        }
+        if !meta.is_file() {
+            return Err(StorageError::Unreadable(format!(
+                "{bucket}/{object} is not a regular file (a named pipe, socket or device)"
+            )));
         }
         if meta.len() > max_bytes {
             return Err(StorageError::TooLarge {
@@ -255,7 +316,7 @@ impl ObjectStore for LocalStore {
         file.take(max_bytes.saturating_add(1))
             .read_to_end(&mut bytes)
             .await
-            .map_err(io_error)?;
+            .map_err(|e| object_io_error(bucket, object, e))?;
         if bytes.len() as u64 > max_bytes {
             return Err(StorageError::TooLarge {
                 bucket: bucket.to_string(),
@@ -323,5 +384,46 @@ impl ObjectStore for LocalStore {
 
     fn kind(&self) -> &'static str {
         "local"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Error, ErrorKind};
+
+    use super::*;
+
+    #[test]
+    fn io_errors_of_one_object_are_per_object_answers() {
+        let bucket = BucketName::parse("uploads").unwrap();
+        let answer = |e: Error| object_io_error(&bucket, "a.jpg", e);
+        for kind in [
+            ErrorKind::NotFound,
+            ErrorKind::NotADirectory,
+            ErrorKind::InvalidFilename,
+            ErrorKind::IsADirectory,
+        ] {
+            assert!(
+                matches!(answer(Error::from(kind)), StorageError::NotFound { .. }),
+                "{kind:?}"
+            );
+        }
+        for e in [
+            Error::from_raw_os_error(libc::ELOOP),
+            Error::from_raw_os_error(libc::EACCES),
+            Error::from_raw_os_error(libc::EIO),
+            Error::from_raw_os_error(libc::ENXIO),
+        ] {
+            let shown = e.to_string();
+            assert!(matches!(answer(e), StorageError::Unreadable(_)), "{shown}");
+        }
+        for e in [
+            Error::from_raw_os_error(libc::EMFILE),
+            Error::from_raw_os_error(libc::EINTR),
+            Error::from(ErrorKind::TimedOut),
+        ] {
+            let shown = e.to_string();
+            assert!(answer(e).is_transient(), "{shown}");
+        }
     }
 }

@@ -112,6 +112,10 @@ pub enum StorageError {
     },
     #[error("refused: {0}")]
     Refused(String),
+    /// The object exists but cannot be read, and a retry will not change that (no
+    /// permission, a symlink loop, not a regular file, a request the store refuses as bad).
+    #[error("unreadable: {0}")]
+    Unreadable(String),
     #[error("storage is unavailable: {0}")]
     Unavailable(String),
     #[error("{0} is not supported by this store")]
