@@ -10,11 +10,31 @@ use super::BucketName;
 /// GCS's own limit on object names.
 pub const MAX_REF_BYTES: usize = 1024;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A validated reference. Two references are equal (and hash alike) when they name the same
+/// object, however they are spelled: `a.jpg` and `gs://uploads/a.jpg` are one photo once
+/// [`ImageRef::within`] has placed both in the served bucket `uploads`. An album that lists a
+/// photo under two spellings therefore has it once: a duplicate group can never pair a photo
+/// with itself (and an app that deletes the non-keepers never deletes the keeper).
+#[derive(Debug, Clone)]
 pub struct ImageRef {
     raw: String,
     bucket: Option<BucketName>,
     object: String,
+}
+
+impl PartialEq for ImageRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.bucket == other.bucket && self.object == other.object
+    }
+}
+
+impl Eq for ImageRef {}
+
+impl std::hash::Hash for ImageRef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.bucket.hash(state);
+        self.object.hash(state);
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -84,6 +104,16 @@ impl ImageRef {
         })
     }
 
+    /// The same reference with the bucket left implicit when it is `served`, the bucket
+    /// that object names without `gs://` mean: `gs://uploads/a.jpg` becomes the same
+    /// photo as `a.jpg` (still shown as the caller spelled it).
+    pub fn within(mut self, served: &BucketName) -> Self {
+        if self.bucket.as_ref() == Some(served) {
+            self.bucket = None;
+        }
+        self
+    }
+
     /// The reference exactly as the caller sent it (echoed back in responses).
     pub fn as_str(&self) -> &str {
         &self.raw
@@ -121,6 +151,22 @@ mod tests {
         assert_eq!(r.as_str(), "gs://uploads/albums/42/a.jpg");
         // Unicode object names are legal in GCS.
         assert!(ImageRef::parse("사진/하늘.jpg").is_ok());
+    }
+
+    #[test]
+    fn one_object_is_one_reference_however_it_is_spelled() {
+        let served = BucketName::parse("uploads").unwrap();
+        let short = ImageRef::parse("a.jpg").unwrap().within(&served);
+        let long = ImageRef::parse("gs://uploads/a.jpg").unwrap().within(&served);
+        assert_eq!(short, long);
+        assert_eq!(long.as_str(), "gs://uploads/a.jpg", "shown as the caller spelled it");
+        assert!(long.bucket().is_none());
+        let set: std::collections::HashSet<ImageRef> = [short.clone(), long].into_iter().collect();
+        assert_eq!(set.len(), 1);
+        // Another bucket's object of the same name is another photo.
+        let other = ImageRef::parse("gs://other/a.jpg").unwrap().within(&served);
+        assert_ne!(short, other);
+        assert_ne!(short, ImageRef::parse("b.jpg").unwrap());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! go to `invalid_images` with their reason; a transient failure (storage or model down)
 //! makes the whole call a 503 so the caller retries instead of getting a partial album.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use super::envelope::InvalidImage;
@@ -9,6 +10,8 @@ use super::error::ApiError;
 use crate::domain::ImageRef;
 use crate::pipeline::{Features, PhotoError};
 
+/// The album's photos, each once: a photo listed twice, under one spelling or two
+/// (`a.jpg`, `gs://uploads/a.jpg`), is one photo, named as it was first listed.
 pub struct AlbumFeatures {
     pub photos: Vec<(ImageRef, Features)>,
     pub invalid: Vec<InvalidImage>,
@@ -17,7 +20,11 @@ pub struct AlbumFeatures {
 pub fn split(refs: &[ImageRef], results: Vec<Result<Features, PhotoError>>) -> Result<AlbumFeatures, ApiError> {
     let mut photos = Vec::with_capacity(refs.len());
     let mut invalid = Vec::new();
+    let mut seen = HashSet::new();
     for (r, result) in refs.iter().zip(results) {
+        if !seen.insert(r) {
+            continue;
+        }
         match result {
             Ok(f) => photos.push((r.clone(), f)),
             Err(e) if e.transient => {

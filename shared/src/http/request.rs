@@ -62,7 +62,9 @@ pub struct StyleRequest {
     pub idempotency_key: Option<String>,
 }
 
-/// Validates a list of references against the rules and the served bucket.
+/// Validates a list of references against the rules and the served bucket. Each is placed
+/// in the served bucket ([`ImageRef::within`]), so a photo listed under two spellings is one
+/// [`ImageRef`] to every analysis.
 /// `field` names the list in error messages (`images`, `categories[2].images`).
 pub fn validate_refs(field: &str, raw: &[String], bucket: &BucketName) -> Result<Vec<ImageRef>, ApiError> {
     if raw.is_empty() {
@@ -93,7 +95,7 @@ pub fn validate_ref(field: &str, raw: &str, bucket: &BucketName) -> Result<Image
             shown()
         )));
     }
-    Ok(parsed)
+    Ok(parsed.within(bucket))
 }
 
 /// Validates every list of a score request, with the per-call limit over all of them.

@@ -5,7 +5,6 @@
 use axum::extract::State;
 use axum::response::Response;
 
-use crate::domain::ImageRef;
 use crate::http::album::split;
 use crate::http::envelope::success;
 use crate::http::error::{ApiError, ErrorBody};
@@ -34,13 +33,11 @@ pub async fn embedding(State(state): State<AppState>, ApiJson(req): ApiJson<Imag
     let refs = validate_refs("images", &req.images, &state.settings.bucket)?;
     let results = state.features.album(&refs).await;
     let album = split(&refs, results)?;
-    // Counted per distinct photo: a reference listed twice is one photo.
-    let distinct: std::collections::HashMap<&ImageRef, bool> =
-        album.photos.iter().map(|(r, f)| (r, f.computed)).collect();
-    let computed = distinct.values().filter(|c| **c).count();
+    // Counted per distinct photo (`split` lists each once).
+    let computed = album.photos.iter().filter(|(_, f)| f.computed).count();
     let summary = EmbeddingSummary {
         computed,
-        cached: distinct.len() - computed,
+        cached: album.photos.len() - computed,
         model: state.features.model_id().to_owned(),
     };
     Ok(success(summary, album.invalid))

@@ -62,10 +62,9 @@ fn with_embeddings(album: AlbumFeatures) -> AlbumFeatures {
     AlbumFeatures { photos: kept, invalid }
 }
 
-/// One distinct photo per reference (a reference listed twice is one photo).
+/// The album's photos by reference (`split` has already listed each photo once).
 fn distinct(photos: &[(ImageRef, Features)]) -> Vec<&(ImageRef, Features)> {
-    let mut seen = HashSet::new();
-    photos.iter().filter(|(r, _)| seen.insert(r.as_str())).collect()
+    photos.iter().collect()
 }
 
 // ------------------------------------------------------------------------------ categories
@@ -258,9 +257,9 @@ pub async fn score(
     }
     let all: Vec<ImageRef> = categories.iter().flat_map(|(_, r)| r.iter().cloned()).collect();
     let album = with_embeddings(album(&state, &all).await?);
-    let by_ref: HashMap<&str, &Features> = album.photos.iter().map(|(r, f)| (r.as_str(), f)).collect();
+    let by_ref: HashMap<&ImageRef, &Features> = album.photos.iter().map(|(r, f)| (r, f)).collect();
     // Highlights leave out low-quality photos and non-keeper duplicates of the whole album.
-    let excluded: HashSet<String> = if q.detail {
+    let excluded: HashSet<&ImageRef> = if q.detail {
         let photos = distinct(&album.photos);
         let verdicts = verdicts(&state, &photos).await;
         let groups = duplicate_groups(&state, &photos, &verdicts);
@@ -268,7 +267,7 @@ pub async fn score(
             .iter()
             .zip(highlight_eligible(&verdicts, &groups))
             .filter(|(_, eligible)| !eligible)
-            .map(|((r, _), _)| r.to_string())
+            .map(|((r, _), _)| r)
             .collect()
     } else {
         HashSet::new()
@@ -276,10 +275,17 @@ pub async fn score(
     let data: Vec<ScoredCategory> = categories
         .iter()
         .map(|(category, refs)| {
+            // A photo listed twice in a category (under any spelling) is scored once.
+            let mut seen = HashSet::new();
+            let mut left_out = HashSet::new();
             let images: Vec<ScoredImage> = refs
                 .iter()
+                .filter(|r| seen.insert(*r))
                 .filter_map(|r| {
-                    let f = by_ref.get(r.as_str())?;
+                    let f = by_ref.get(r)?;
+                    if excluded.contains(r) {
+                        left_out.insert(r.as_str());
+                    }
                     Some(ScoredImage {
                         image: r.to_string(),
                         score: state.analyzer.aesthetic(&f.record)?,
@@ -289,7 +295,7 @@ pub async fn score(
             let highlights = q.detail.then(|| {
                 best_highlights(
                     images.iter().map(|i| (i.image.as_str(), i.score)),
-                    |image| !excluded.contains(image),
+                    |image| !left_out.contains(image),
                     state.analyzer.settings().highlights,
                 )
                 .into_iter()

@@ -68,7 +68,7 @@ pub async fn people(
     }
     // One photo per distinct reference.
     let mut seen = HashSet::new();
-    let photos: Vec<ImageRef> = refs.iter().filter(|r| seen.insert(r.as_str())).cloned().collect();
+    let photos: Vec<ImageRef> = refs.iter().filter(|r| seen.insert(*r)).cloned().collect();
     let results = state.faces.album(&photos).await;
     let mut invalid = Vec::new();
     let mut faces: Vec<(usize, StoredFace)> = Vec::new();
