@@ -71,7 +71,7 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish for at most
-    /// [`DRAIN_TIMEOUT`].
+    /// [`DRAIN_TIMEOUT`]. Each request head and body must arrive within `ONGI_READ_TIMEOUT_SECS`.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -83,44 +83,36 @@ impl Application {
             cache = self.state.cache.kind(),
             "ready"
         );
-        let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
-        let graceful = async move {
-            shutdown.await;
-            let _ = draining_tx.send(());
-        };
-        let serve = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(graceful)
-            .into_future();
-        tokio::pin!(serve);
-        tokio::select! {
-            result = &mut serve => return result,
-            _ = draining_rx => {}
-        }
-        match tokio::time::timeout(DRAIN_TIMEOUT, serve).await {
-            Ok(result) => {
-                tracing::info!("drained; stopped");
-                result
-            }
-            Err(_) => {
-                tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}; stopping anyway");
-                Ok(())
-            }
-        }
+        super::serve::serve(
+            self.listener,
+            self.router,
+            self.state.settings.read_timeout,
+            DRAIN_TIMEOUT,
+            shutdown,
+        )
+        .await
     }
 }
 
 fn router(state: AppState) -> Router {
-    let mut router = routes::router(&state);
-    if let Some(token) = state.settings.api_token.clone() {
-        router = router.layer(middleware::from_fn_with_state(token, super::auth::require_bearer));
-    }
-    // Inside the metrics layer, so shed requests are counted and timed like the others.
+    // Inner to outer, as a request meets them from the bottom up: the body is read whole
+    // (within the read deadline) before a work slot is taken, and a request without a valid
+    // token never reads its body or takes a slot. All of it inside the metrics layer, so
+    // refused and shed requests are counted and timed like the others.
     let admission = super::admission::Admission::new(state.settings.max_in_flight);
-    router
+    let mut router = routes::router(&state)
         .layer(middleware::from_fn_with_state(
             admission,
             super::admission::shed_when_full,
         ))
+        .layer(middleware::from_fn_with_state(
+            state.settings.read_timeout,
+            super::body::read_body_in_time,
+        ));
+    if let Some(token) = state.settings.api_token.clone() {
+        router = router.layer(middleware::from_fn_with_state(token, super::auth::require_bearer));
+    }
+    router
         .layer(middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         // Outermost first on the way in: set the id, trace with it, propagate it out.

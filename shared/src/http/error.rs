@@ -19,6 +19,9 @@ pub enum ApiError {
     /// The body is over the JSON limit.
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The body did not arrive in time.
+    #[error("the request body did not arrive within {} s", .0.as_secs())]
+    RequestTimeout(Duration),
     /// The route exists in the contract but its module has not been built yet.
     #[error("{0} has not been built yet: this route answers no results until it lands")]
     NotImplemented(&'static str),
@@ -76,6 +79,7 @@ impl ApiError {
         match self {
             Self::InvalidRequest(_) | Self::InvalidImages { .. } => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -87,7 +91,10 @@ impl ApiError {
 
     fn message(&self) -> &'static str {
         match self {
-            Self::InvalidRequest(_) | Self::InvalidImages { .. } | Self::PayloadTooLarge(_) => "invalid_request",
+            Self::InvalidRequest(_)
+            | Self::InvalidImages { .. }
+            | Self::PayloadTooLarge(_)
+            | Self::RequestTimeout(_) => "invalid_request",
             Self::NotImplemented(_) => "not_implemented",
             Self::Unavailable { .. } => "service_unavailable",
             Self::TooManyRequests { .. } => "too_many_requests",

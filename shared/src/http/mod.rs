@@ -7,14 +7,17 @@
 //! - [`extract`]: JSON bodies with the envelope's errors instead of axum's plain-text ones.
 //! - [`request`]: request bodies and their validation (reference rules, per-call limits).
 //! - [`routes`]: one file per group of routes; [`openapi`]: the OpenAPI document.
-//! - [`admission`]: load shedding past `ONGI_MAX_IN_FLIGHT` requests (503 + `Retry-After`).
+//! - [`admission`]: load shedding past `ONGI_MAX_IN_FLIGHT` requests (503 + `Retry-After`);
+//!   [`body`]: bodies read whole within a deadline before a request takes a slot.
 //! - [`auth`]: the bearer token of a process exposed without IAM (`ONGI_API_TOKEN`).
-//! - [`observe`]: request ids and per-route latency metrics; [`shutdown`]: SIGTERM handling.
+//! - [`observe`]: request ids and per-route latency metrics; [`shutdown`]: SIGTERM handling;
+//!   [`serve`]: the accept loop, with a deadline for each request head.
 
 pub mod admission;
 pub mod album;
 pub mod app;
 pub mod auth;
+pub mod body;
 pub mod envelope;
 pub mod error;
 pub mod extract;
@@ -22,6 +25,7 @@ pub mod observe;
 pub mod openapi;
 pub mod request;
 pub mod routes;
+pub mod serve;
 pub mod shutdown;
 pub mod state;
 
