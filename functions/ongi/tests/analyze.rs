@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{fixtures, required_env, run_with_timeout, save, scene};
+use common::{full_model_folder, required_env, run_with_timeout, save, scene};
 use image::ImageFormat;
 use image::imageops::FilterType;
 use serde_json::Value;
@@ -42,28 +42,6 @@ fn rustface_dir() -> PathBuf {
         .filter_map(|e| e.ok().map(|e| e.path().join("rustface-0.1.7")))
         .find(|p| p.join("test.png").is_file())
         .unwrap_or_else(|| panic!("rustface-0.1.7 (with test.png) not found under {}", src.display()))
-}
-
-/// A model folder with the tiny CLIP (visual, textual, aesthetic head), the real MTCNN and
-/// the tiny SFace, as symlinks.
-fn model_folder() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let link = |from: PathBuf| {
-        assert!(from.is_file(), "{} is missing", from.display());
-        std::os::unix::fs::symlink(&from, dir.path().join(from.file_name().unwrap())).unwrap();
-    };
-    for f in [
-        "clip-vit-b32-visual.onnx",
-        "clip-vit-b32-textual.onnx",
-        "aesthetic-vit-b32-linear.safetensors",
-    ] {
-        link(fixtures().join("models").join(f));
-    }
-    for net in ["pnet", "rnet", "onet"] {
-        link(Path::new(&required_env("ONGI_MTCNN_DIR")).join(format!("face-detect-mtcnn-{net}.onnx")));
-    }
-    link(fixtures().join("faces/face-embed-sface.onnx"));
-    dir
 }
 
 /// The album: returns its folder.
@@ -194,7 +172,7 @@ fn reasons_of<'a>(report: &'a Value, image: &str) -> Vec<&'a str> {
 fn analyze_writes_a_report_that_shows_every_analysis_as_pictures() {
     chromium(); // fails first, in one line, if the browser is missing
     let ort = required_env("ORT_DYLIB_PATH");
-    let models = model_folder();
+    let models = full_model_folder();
     let photos = photo_folder(true);
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("report");

@@ -13,6 +13,7 @@ mod embedding_api;
 mod face_detect;
 mod faults;
 mod gcs_store;
+mod hostile;
 mod http_api;
 mod local_store;
 mod people_api;

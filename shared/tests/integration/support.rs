@@ -58,6 +58,8 @@ pub fn free_port() -> u16 {
 
 pub struct TestApp {
     pub address: SocketAddr,
+    /// The running application's state (its services), for what the HTTP answers do not show.
+    pub state: ongi_shared::http::AppState,
     pub client: reqwest::Client,
     /// Kept alive for the app's lifetime; deleted on drop.
     pub _data_dir: tempfile::TempDir,
@@ -112,12 +114,14 @@ pub async fn spawn_app(modules: Modules, extra: &[(&str, &str)]) -> TestApp {
     let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("test settings are valid");
     let app = Application::build(settings, modules).await.expect("the app builds");
     let address = app.address();
+    let state = app.state().clone();
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
     }));
     TestApp {
         address,
+        state,
         client: reqwest::Client::new(),
         _data_dir: data_dir,
         stop: Some(tx),

@@ -106,3 +106,18 @@ pub fn clip_model_folder() -> tempfile::TempDir {
     }
     dir
 }
+
+/// A model folder with the tiny CLIP (visual, textual, aesthetic head), the real MTCNN and
+/// the tiny SFace, as symlinks.
+pub fn full_model_folder() -> tempfile::TempDir {
+    let dir = clip_model_folder();
+    let link = |from: PathBuf| {
+        assert!(from.is_file(), "{} is missing", from.display());
+        std::os::unix::fs::symlink(&from, dir.path().join(from.file_name().unwrap())).unwrap();
+    };
+    for net in ["pnet", "rnet", "onet"] {
+        link(Path::new(&required_env("ONGI_MTCNN_DIR")).join(format!("face-detect-mtcnn-{net}.onnx")));
+    }
+    link(fixtures().join("faces/face-embed-sface.onnx"));
+    dir
+}
