@@ -14,7 +14,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,8 +21,9 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use crate::bench_album::{percentile, readyz};
+use crate::bench_album::percentile;
 use crate::bench_cmd::list_photos;
+use crate::bench_serve::{self, ServeChild, rss_mib};
 
 pub struct LoadOptions {
     pub photos: PathBuf,
@@ -64,32 +64,6 @@ impl Call {
     }
 }
 
-/// The server process; stopped (SIGTERM, then SIGKILL) when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-    data: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                let _ = std::fs::remove_dir_all(&self.data);
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data);
-    }
-}
-
 /// The pool's object names, `load/0000.jpg` …, each with its source's extension.
 fn pool_names(files: &[PathBuf], pool: usize) -> Vec<String> {
     (0..pool)
@@ -104,8 +78,7 @@ fn pool_names(files: &[PathBuf], pool: usize) -> Vec<String> {
         .collect()
 }
 
-fn start_server(options: &LoadOptions, files: &[PathBuf], names: &[String]) -> anyhow::Result<Server> {
-    let exe = std::env::current_exe().context("cannot find the ongi binary")?;
+fn start_server(options: &LoadOptions, files: &[PathBuf], names: &[String]) -> anyhow::Result<ServeChild> {
     let data = std::env::temp_dir().join(format!("ongi-bench-load-{}", std::process::id()));
     let bucket = data.join("uploads");
     std::fs::create_dir_all(bucket.join("load")).with_context(|| format!("cannot create {}", bucket.display()))?;
@@ -119,52 +92,13 @@ fn start_server(options: &LoadOptions, files: &[PathBuf], names: &[String]) -> a
         }
         std::fs::write(bucket.join(name), bytes)?;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let log_path = options.server_log.clone().unwrap_or_else(|| data.join("serve.log"));
-    let log = std::fs::File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
-    let mut command = Command::new(&exe);
-    command
-        .args(["serve", "--no-fetch", "--port", &port.to_string()])
-        .env("ONGI_MODEL_DIR", &options.models)
-        .env("ONGI_DATA_DIR", &data)
-        .env("ONGI_STORAGE", "local")
-        .env_remove("STORAGE_EMULATOR_HOST")
-        .env_remove("PUBSUB_EMULATOR_HOST")
-        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    if let Some(limit) = options.max_in_flight {
-        command.env("ONGI_MAX_IN_FLIGHT", limit.to_string());
-    }
-    let child = command.spawn().context("cannot start ongi serve")?;
-    let mut server = Server { child, port, data };
-    let started = Instant::now();
-    while readyz(port) != Some(200) {
-        if let Ok(Some(exit)) = server.child.try_wait() {
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            bail!("ongi serve exited with {exit} before it was ready:\n{log}");
-        }
-        if started.elapsed() > Duration::from_secs(180) {
-            bail!("ongi serve was not ready within 180 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(server)
-}
-
-/// Resident memory of a process in MiB, from /proc (Linux).
-fn rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
+    let env: Vec<(&str, String)> = options
+        .max_in_flight
+        .map(|limit| ("ONGI_MAX_IN_FLIGHT", limit.to_string()))
+        .into_iter()
+        .collect();
+    bench_serve::start(None, &options.models, data, &env, &log_path)
 }
 
 /// The body of one album call to `route`.
@@ -193,8 +127,8 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<()> {
     let options = LoadOptions { pool, ..options };
     let names = Arc::new(pool_names(&files, options.pool));
     let server = start_server(&options, &files, &names)?;
-    let pid = server.child.id();
-    let base = format!("http://127.0.0.1:{}", server.port);
+    let pid = server.pid();
+    let base = server.base_url();
     let rss_start = rss_mib(pid).unwrap_or(0.0);
 
     let client = reqwest::Client::builder()

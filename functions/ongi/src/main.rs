@@ -5,7 +5,9 @@
 mod analyze_cmd;
 mod bench_album;
 mod bench_cmd;
+mod bench_hostile;
 mod bench_load;
+mod bench_serve;
 mod eval_cmd;
 mod eval_people;
 mod models_cmd;
@@ -165,6 +167,28 @@ enum BenchCommand {
         #[arg(long, value_name = "FILE")]
         server_log: Option<PathBuf>,
     },
+    /// Memory bombs (small files declaring huge images) sent at once to every route of a
+    /// real `ongi serve` (started here, loopback, default settings), with its memory sampled:
+    /// one JSON line. Exits 1 if the server died, a bomb was not refused in invalid_images,
+    /// or its resident memory went over --max-rss-mib. The style route is included when
+    /// REDIS_URL is set.
+    Hostile {
+        /// The model folder (CLIP, the aesthetic head, face models; ONGI_FACE_DETECTOR applies).
+        #[arg(long, value_name = "DIR", env = "ONGI_MODEL_DIR", default_value = "models")]
+        models: PathBuf,
+        /// Calls sent at once to each album route, each carrying every bomb.
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+        /// Copies of each bomb (distinct bytes) in every album call.
+        #[arg(long, default_value_t = 8)]
+        variants: usize,
+        /// The resident memory the server must stay under, in MiB.
+        #[arg(long, default_value_t = 1536.0)]
+        max_rss_mib: f64,
+        /// Serve with this `ongi` binary instead of this one (e.g. an older build).
+        #[arg(long, value_name = "FILE")]
+        server_bin: Option<PathBuf>,
+    },
     /// Time to group N photos' features into duplicate groups (synthetic features).
     Duplicates {
         #[arg(long, default_value_t = 10_000)]
@@ -281,6 +305,25 @@ async fn main() -> anyhow::Result<()> {
                 routes,
                 max_in_flight,
                 server_log,
+            })
+            .await
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Hostile {
+                    models,
+                    concurrency,
+                    variants,
+                    max_rss_mib,
+                    server_bin,
+                },
+        } => {
+            bench_hostile::run(bench_hostile::HostileOptions {
+                models,
+                concurrency,
+                variants,
+                max_rss_mib,
+                server_bin,
             })
             .await
         }
