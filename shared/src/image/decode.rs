@@ -52,6 +52,8 @@ pub struct DecodeCost {
     /// An upper bound of the heap the decode holds at its peak: the decoder's own buffers
     /// and every copy of the pixels until they are handed over the right way up.
     pub peak_bytes: u64,
+    /// The size of the RGB pixels handed over, which the caller holds after the decode.
+    pub output_bytes: u64,
 }
 
 /// Room for the decoders' fixed-size buffers (Huffman and inflate tables, row buffers).
@@ -226,6 +228,7 @@ fn jpeg_header<'a>(
         width,
         height,
         peak_bytes: whole_frame + out * per_pixel + DECODER_SLACK_BYTES,
+        output_bytes: u64::from(out_w) * u64::from(out_h) * 3,
     };
     let what = match info.coding_process {
         jpeg_decoder::CodingProcess::DctProgressive => "progressive JPEG",
@@ -330,6 +333,7 @@ fn image_header<'a>(
         width,
         height,
         peak_bytes: pixels * per_pixel + DECODER_SLACK_BYTES,
+        output_bytes: pixels * 3,
     };
     let what = format!("{:?} {}", decoder.color_type(), image_name(format));
     let cost = check_memory(cost, &what, limits)?;

@@ -65,6 +65,10 @@ pub struct SessionConfig {
     /// ONNX Runtime's workers spin while waiting for work by default. That lowers the latency
     /// of back-to-back runs but burns cores that decoding needs, so it is off by default here.
     pub spinning: bool,
+    /// ONNX Runtime's CPU memory arena keeps every block it ever allocated, for reuse. That
+    /// suits fixed input shapes (CLIP). A detector that sees every photo at its own size
+    /// would keep the blocks of the largest one for good, so detectors run without it.
+    pub arena: bool,
 }
 
 impl SessionConfig {
@@ -72,6 +76,7 @@ impl SessionConfig {
         Self {
             threads,
             spinning: false,
+            arena: true,
         }
     }
 }
@@ -94,6 +99,10 @@ pub fn load_session(env: &Environment, path: &Path, config: SessionConfig) -> Re
         .with_intra_op_spinning(config.spinning)
         .map_err(|e| load(e.to_string()))?
         .with_inter_threads(1)
+        .map_err(|e| load(e.to_string()))?
+        .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(config.arena).build()])
+        .map_err(|e| load(e.to_string()))?
+        .with_memory_pattern(config.arena)
         .map_err(|e| load(e.to_string()))?
         .commit_from_file(path)
         .map_err(|e| load(e.to_string()))

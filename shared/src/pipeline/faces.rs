@@ -16,9 +16,9 @@ use crate::analysis::people::{Cluster, FaceInput, PeopleParams, cluster_faces};
 use crate::cache::Cache;
 use crate::config::IngestLimits;
 use crate::domain::{BucketName, ContentHash, ImageRef};
-use crate::image::DecodeOptions;
+use crate::image::{DecodeCost, DecodeOptions};
 use crate::model::Models;
-use crate::model::face::{align_face, detect_in_original, frontalness, sharpness};
+use crate::model::face::{align_face, detect_in_original, detection_bytes, frontalness, sharpness};
 use crate::storage::ObjectStore;
 
 pub struct FaceService {
@@ -163,12 +163,18 @@ impl FaceService {
             return Err(e);
         }
         let options = self.decode_options();
+        // Detection's own memory is reserved with the decode's: it scales with the photo.
+        let detection = {
+            let detector = detector.clone();
+            move |cost: &DecodeCost| detection_bytes(detector.as_ref(), cost.width, cost.height)
+        };
         let faces = self
             .features
             .decode_then(
                 &hash,
                 stored.bytes,
                 options,
+                detection,
                 move |decoded| -> Result<Vec<StoredFace>, PhotoError> {
                     let found = detect_in_original(detector.as_ref(), &decoded)
                         .map_err(|e| PhotoError::transient("model_unavailable", e.to_string()))?;

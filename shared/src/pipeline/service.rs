@@ -22,7 +22,7 @@ use super::remote::EmbeddingClient;
 use crate::cache::{Cache, CacheKey};
 use crate::config::IngestLimits;
 use crate::domain::{BucketName, ContentHash, ImageRef};
-use crate::image::{DecodeOptions, DecodedImage, ImageError};
+use crate::image::{DecodeCost, DecodeOptions, DecodedImage, ImageError};
 use crate::model::Models;
 use crate::model::clip::l2_normalize;
 use crate::storage::{ObjectStore, StorageError};
@@ -159,16 +159,18 @@ impl FeatureService {
     }
 
     /// Decodes `bytes` (whose content hash is `hash`) under the decode budget and runs
-    /// `work` on the pixels. Bytes that cannot be decoded are remembered under their hash,
-    /// so the same photo under any name costs one decode, not one per call.
+    /// `work` on the pixels, reserving `work_bytes` for it beside the decode (see
+    /// [`DecodeBudget::decode_then`]). Bytes that cannot be decoded are remembered under their
+    /// hash, so the same photo under any name costs one decode, not one per call.
     pub async fn decode_then<T: Send + 'static>(
         &self,
         hash: &ContentHash,
         bytes: Bytes,
         options: DecodeOptions,
+        work_bytes: impl FnOnce(&DecodeCost) -> u64,
         work: impl FnOnce(DecodedImage) -> T + Send + 'static,
     ) -> Result<T, PhotoError> {
-        let result = self.decoder.decode_then(bytes, options, work).await;
+        let result = self.decoder.decode_then(bytes, options, work_bytes, work).await;
         if let Err(e) = &result
             && !e.transient
             && ImageError::known_reason(e.reason).is_some()
@@ -421,9 +423,13 @@ impl FeatureService {
         }
         let want_clip = self.batcher.is_some();
         let analysed = match self
-            .decode_then(&hash, stored.bytes, DECODE_FOR_FEATURES, move |decoded| {
-                analyse_decoded(decoded, want_clip)
-            })
+            .decode_then(
+                &hash,
+                stored.bytes,
+                DECODE_FOR_FEATURES,
+                |_| 0,
+                move |decoded| analyse_decoded(decoded, want_clip),
+            )
             .await
         {
             Ok(analysed) => analysed,

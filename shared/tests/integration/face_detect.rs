@@ -685,3 +685,27 @@ fn degenerate_landmarks_are_a_typed_error() {
     let black = align_face(&RgbImage::new(0, 0), &TEMPLATE).expect("aligns");
     assert!(black.pixels().all(|p| p.0 == [0, 0, 0]));
 }
+
+#[test]
+fn a_detection_reserves_its_memory_and_fits_the_default_decode_budget() {
+    use ongi_shared::model::face::{MAX_DETECTION_PIXELS, detection_bytes, detection_scale};
+    let budget = IngestLimits::default().max_decode_bytes;
+    let detectors: [(&str, Box<dyn FaceDetector>); 2] = [
+        ("mtcnn", Box::new(mtcnn(DetectOptions::MTCNN))),
+        ("yunet", Box::new(probe(DetectOptions::YUNET))),
+    ];
+    for (name, detector) in &detectors {
+        for (w, h) in [(4032, 3024), (8000, 6000), (5000, 5000), (10000, 10000)] {
+            let scale = detection_scale(detector.as_ref(), w as f32, h as f32);
+            let input = (w as f32 * scale) * (h as f32 * scale);
+            assert!(input <= MAX_DETECTION_PIXELS * 1.01, "{name} {w}x{h}: {input} px");
+            let reserved = detection_bytes(detector.as_ref(), w, h);
+            // With the pixels held beside it (decoded for detection at ≥ 1280 px).
+            assert!(reserved < budget * 9 / 10, "{name} {w}x{h}: {} MiB", reserved >> 20);
+        }
+    }
+    // A phone photo's MTCNN pyramid starts at the same size as without the cap.
+    let mtcnn = &detectors[0].1;
+    let reserved = detection_bytes(mtcnn.as_ref(), 4032, 3024);
+    assert!((150 << 20..300 << 20).contains(&reserved), "{} MiB", reserved >> 20);
+}

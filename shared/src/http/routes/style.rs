@@ -184,7 +184,7 @@ async fn read_thumbnail(state: &AppState, bucket: &BucketName, image: &ImageRef)
         .await?;
     let hash = ContentHash::of(&photo.bytes);
     features
-        .decode_then(&hash, photo.bytes, THUMBNAIL_DECODE, thumbnail_png)
+        .decode_then(&hash, photo.bytes, THUMBNAIL_DECODE, |_| 0, thumbnail_png)
         .await?
         .map_err(|e| PhotoError::permanent(e.reason(), e.to_string()))
 }

@@ -134,6 +134,11 @@ pub trait FaceDetector: Send + Sync {
 
     /// The smallest face, in the pixels the model sees, that it finds reliably.
     fn native_min_face(&self) -> f32;
+
+    /// The heap [`FaceDetector::detect`] works with on a `width`x`height` image at
+    /// `scale_to_original`, from the same sizing the detection itself uses (see
+    /// [`detection_bytes`]).
+    fn working_bytes(&self, width: u32, height: u32, scale_to_original: f32) -> u64;
 }
 
 /// Detects faces in a decoded photo and returns them in the pixels of the original photo
@@ -151,18 +156,11 @@ pub fn detect_in_original<D: FaceDetector + ?Sized>(
     if pw == 0 || ph == 0 {
         return Ok(Vec::new());
     }
-    let opts = detector.options();
     let src_long = decoded.source_width.max(decoded.source_height).max(1) as f32;
     let px_long = pw.max(ph) as f32;
     // Pixels per original pixel: what we have, and what we want.
     let have = px_long / src_long;
-    let by_side = opts.max_side.max(1) as f32 / src_long;
-    let by_face = if opts.min_face_px > 0.0 {
-        detector.native_min_face() / opts.min_face_px
-    } else {
-        0.0
-    };
-    let want = by_side.max(by_face).min(1.0);
+    let want = detection_scale(detector, decoded.source_width as f32, decoded.source_height as f32);
     if want < have * 0.95 {
         let w = ((pw as f32 * want / have).round() as u32).max(1);
         let h = ((ph as f32 * want / have).round() as u32).max(1);
@@ -172,6 +170,39 @@ pub fn detect_in_original<D: FaceDetector + ?Sized>(
     } else {
         detector.detect(pixels, src_long / px_long)
     }
+}
+
+/// The most pixels a detector's input has. Photos are detected at this size at most rather
+/// than at the size that keeps a `min_face_px` face above the detector's native minimum, so
+/// that a detection's memory (see [`detection_bytes`]) stays within the decode budget. A
+/// 12 MP phone photo is detected at 2.5 MP with MTCNN (its first pyramid level, at 1.1 MP,
+/// is the same as at the 3 MP its faces alone would ask for) and at 1.2 MP with YuNet; in a
+/// 48 MP photo, MTCNN misses faces under about 90 px.
+pub const MAX_DETECTION_PIXELS: f32 = 2_500_000.0;
+
+/// Pixels of the detector's input per original pixel, for a `source_width`x`source_height`
+/// photo: down to `max_side`, but never so far that a face of `min_face_px` falls below the
+/// detector's native minimum, unless that would exceed [`MAX_DETECTION_PIXELS`]; never up.
+pub fn detection_scale<D: FaceDetector + ?Sized>(detector: &D, source_width: f32, source_height: f32) -> f32 {
+    let opts = detector.options();
+    let by_side = opts.max_side.max(1) as f32 / source_width.max(source_height).max(1.0);
+    let by_face = if opts.min_face_px > 0.0 {
+        detector.native_min_face() / opts.min_face_px
+    } else {
+        0.0
+    };
+    let by_memory = (MAX_DETECTION_PIXELS / (source_width * source_height).max(1.0)).sqrt();
+    by_side.max(by_face).min(by_memory).min(1.0)
+}
+
+/// The heap detecting faces in a `source_width`x`source_height` photo takes: the resized
+/// copy [`detect_in_original`] makes and the detector's own working memory
+/// ([`FaceDetector::working_bytes`]), so that it can be reserved before the photo is decoded.
+pub fn detection_bytes<D: FaceDetector + ?Sized>(detector: &D, source_width: u32, source_height: u32) -> u64 {
+    let scale = detection_scale(detector, source_width as f32, source_height as f32);
+    let w = ((source_width as f32 * scale).ceil() as u32).max(1);
+    let h = ((source_height as f32 * scale).ceil() as u32).max(1);
+    u64::from(w) * u64::from(h) * 3 + detector.working_bytes(w, h, 1.0 / scale.max(f32::EPSILON))
 }
 
 /// How [`nms`] measures the overlap of two boxes.
@@ -272,7 +303,8 @@ impl OnnxNet {
         input: &'static str,
         outputs: &'static [&'static str],
     ) -> Result<Self, ModelError> {
-        let session = load_session(env, path, config)?;
+        // Detectors see every photo at its own size: no arena (see `SessionConfig::arena`).
+        let session = load_session(env, path, SessionConfig { arena: false, ..config })?;
         let name = path
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());

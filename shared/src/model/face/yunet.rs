@@ -18,7 +18,9 @@ use image::RgbImage;
 use image::imageops::{FilterType, resize};
 use ort::environment::Environment;
 
-use super::{DetectOptions, Face, FaceDetector, OnnxNet, Overlap, finish, nms_indices, sane_scale};
+use super::{
+    DetectOptions, Face, FaceDetector, MAX_DETECTION_PIXELS, OnnxNet, Overlap, finish, nms_indices, sane_scale,
+};
 use crate::model::error::ModelError;
 use crate::model::runtime::SessionConfig;
 
@@ -96,15 +98,11 @@ impl YuNet {
     }
 }
 
-impl FaceDetector for YuNet {
-    fn detect(&self, image: &RgbImage, scale_to_original: f32) -> Result<Vec<Face>, ModelError> {
-        let scale = sane_scale(scale_to_original);
-        let (w, h) = image.dimensions();
-        if w == 0 || h == 0 {
-            return Ok(Vec::new());
-        }
-        // Upsample when the smallest wanted face would fall below what YuNet sees, but never
-        // past max_side (or the photo's own size if that is larger).
+impl YuNet {
+    /// How much a `w`x`h` input at `scale` (original pixels per pixel) is upsampled: when the
+    /// smallest wanted face would fall below what YuNet sees, but never past max_side (or the
+    /// input's own size if that is larger), nor past [`MAX_DETECTION_PIXELS`].
+    fn upsampling(&self, w: u32, h: u32, scale: f32) -> f32 {
         let min_face = self.options.min_face_px / scale;
         let long = w.max(h) as f32;
         let mut up = if min_face.is_finite() && min_face > 0.0 {
@@ -113,6 +111,18 @@ impl FaceDetector for YuNet {
             1.0
         };
         up = up.min((self.options.max_side as f32).max(long) / long);
+        up.min((MAX_DETECTION_PIXELS / (w as f32 * h as f32).max(1.0)).sqrt().max(1.0))
+    }
+}
+
+impl FaceDetector for YuNet {
+    fn detect(&self, image: &RgbImage, scale_to_original: f32) -> Result<Vec<Face>, ModelError> {
+        let scale = sane_scale(scale_to_original);
+        let (w, h) = image.dimensions();
+        if w == 0 || h == 0 {
+            return Ok(Vec::new());
+        }
+        let up = self.upsampling(w, h, scale);
         let upsampled;
         let (work, work_scale) = if up > 1.01 {
             let (uw, uh) = ((w as f32 * up).round() as u32, (h as f32 * up).round() as u32);
@@ -164,5 +174,15 @@ impl FaceDetector for YuNet {
 
     fn native_min_face(&self) -> f32 {
         NATIVE_MIN_FACE
+    }
+
+    /// The padded input as f32 and the network's feature maps. Not measured on the real
+    /// weights (none can be fetched here): YuNet's largest maps are 16 and 32 channels at
+    /// half and quarter resolution, about 50 bytes per input pixel; reserved at twice that.
+    fn working_bytes(&self, width: u32, height: u32, scale_to_original: f32) -> u64 {
+        let up = f64::from(self.upsampling(width, height, sane_scale(scale_to_original)));
+        let w = (f64::from(width) * up).ceil() as u64 + 32;
+        let h = (f64::from(height) * up).ceil() as u64 + 32;
+        w * h * 100
     }
 }
