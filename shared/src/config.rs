@@ -622,6 +622,120 @@ mod tests {
         }
     }
 
+    /// Every numeric and string setting against values out of its documented range: each
+    /// gives one line naming that setting (and only that one).
+    #[test]
+    fn every_setting_refuses_values_out_of_its_range() {
+        let numbers = ["NaN", "nan", "inf", "-inf", "infinity", "1e999"];
+        let mut cases: Vec<(&str, &str)> = Vec::new();
+        for name in [
+            "ONGI_CATEGORY_FLOOR",
+            "ONGI_DUPLICATE_COSINE",
+            "ONGI_QUALITY_BLUR",
+            "ONGI_QUALITY_DARK_FRACTION",
+            "ONGI_QUALITY_BRIGHT_FRACTION",
+            "ONGI_QUALITY_CLIP_PROBABILITY",
+        ] {
+            cases.extend(numbers.iter().map(|v| (name, *v)));
+            cases.push((name, "-5"));
+            cases.push((name, "abc"));
+        }
+        cases.extend([
+            ("ONGI_CATEGORY_FLOOR", "1.5"),
+            ("ONGI_CATEGORY_FLOOR", "-1.01"),
+            ("ONGI_DUPLICATE_COSINE", "-2"),
+            ("ONGI_QUALITY_BLUR", "-0.5"),
+            ("ONGI_QUALITY_DARK_FRACTION", "5"),
+            ("ONGI_QUALITY_DARK_FRACTION", "1.0001"),
+            ("ONGI_QUALITY_BRIGHT_FRACTION", "-0.1"),
+            ("ONGI_QUALITY_CLIP_PROBABILITY", "1.5"),
+        ]);
+        for name in [
+            "ONGI_HIGHLIGHTS",
+            "ONGI_STYLE_MAX_QUEUE",
+            "ONGI_STYLE_MAX_ATTEMPTS",
+            "ONGI_STYLE_RECLAIM_SECS",
+            "ONGI_STYLE_JOB_TTL_SECS",
+            "ONGI_REPROCESS_BUDGET_SECS",
+            "ONGI_REPROCESS_CONCURRENCY",
+            "ONGI_MAX_IN_FLIGHT",
+            "ONGI_MAX_IMAGE_BYTES",
+            "ONGI_MAX_IMAGE_PIXELS",
+            "ONGI_CACHE_TTL_SECS",
+            "ONGI_TEXT_CACHE_TTL_SECS",
+        ] {
+            for v in ["0", "-1", "1.5", "NaN", "ten", "18446744073709551616"] {
+                cases.push((name, v));
+            }
+        }
+        cases.extend([
+            ("ONGI_HIGHLIGHTS", "1001"),
+            ("ONGI_MAX_IN_FLIGHT", "18446744073709551615"),
+            ("ONGI_REPROCESS_BUDGET_SECS", "3601"),
+            ("ONGI_REPROCESS_CONCURRENCY", "100000"),
+            ("ONGI_CACHE_TTL_SECS", "18446744073709551615"),
+            ("ONGI_STYLE_JOB_TTL_SECS", "18446744073709551615"),
+            ("ONGI_STYLE_RECLAIM_SECS", "18446744073709551615"),
+            ("ONGI_TEXT_CACHE_TTL_SECS", "18446744073709551615"),
+            ("PORT", "-1"),
+            ("PORT", "65536"),
+            ("ONGI_HOST", "localhost"),
+            ("ONGI_CACHE_PREFIX", ""),
+            ("ONGI_CACHE_PREFIX", "   "),
+            ("ONGI_CACHE_PREFIX", "has space:"),
+            ("ONGI_CACHE_PREFIX", "nul\u{0}:"),
+            ("ONGI_FEATURES_TOPIC", "a b"),
+            ("ONGI_FEATURES_TOPIC", "ab"),
+            ("ONGI_FEATURES_TOPIC", "9starts-with-a-digit"),
+            ("ONGI_RESULTS_TOPIC", "topic/with/slashes"),
+            ("GEMINI_MODEL", "gemini/../../v1"),
+            ("GEMINI_MODEL", "a model"),
+            ("GEMINI_API_KEY", "key\nwith-a-newline"),
+            ("GOOGLE_CLOUD_PROJECT", "Has Spaces"),
+            ("PUBSUB_EMULATOR_HOST", "no-port"),
+            ("PUBSUB_EMULATOR_HOST", "host:notaport"),
+            ("STORAGE_EMULATOR_HOST", "http://"),
+            ("EMBEDDING_URL", "https://bad host"),
+            ("GEMINI_ENDPOINT", "ftp://x"),
+            ("REDIS_URL", "http://localhost"),
+        ]);
+        for (name, value) in cases {
+            let err = match settings(&[(name, value)]) {
+                Ok(_) => panic!("{name}={value:?} was accepted"),
+                Err(e) => e,
+            };
+            let line = err.to_string();
+            assert_eq!(err.name, name, "{name}={value:?}: {line}");
+            assert!(line.contains(name), "{line}");
+            assert!(!line.contains('\n'), "one line: {line:?}");
+        }
+    }
+
+    /// The documented edges are accepted: a duplicate cosine above 1 turns the tier off,
+    /// a CLIP probability of 0 turns the CLIP tests off, fractions include 0 and 1.
+    #[test]
+    fn documented_edge_values_are_accepted() {
+        for (name, value) in [
+            ("ONGI_DUPLICATE_COSINE", "1.01"),
+            ("ONGI_DUPLICATE_COSINE", "2"),
+            ("ONGI_DUPLICATE_COSINE", "-1"),
+            ("ONGI_CATEGORY_FLOOR", "-1"),
+            ("ONGI_CATEGORY_FLOOR", "1"),
+            ("ONGI_QUALITY_CLIP_PROBABILITY", "0"),
+            ("ONGI_QUALITY_DARK_FRACTION", "0"),
+            ("ONGI_QUALITY_BRIGHT_FRACTION", "1"),
+            ("ONGI_QUALITY_BLUR", "0"),
+            ("ONGI_HIGHLIGHTS", "1"),
+            ("ONGI_MAX_IN_FLIGHT", "1"),
+            ("ONGI_REPROCESS_BUDGET_SECS", "3600"),
+            ("PORT", "0"),
+            ("ONGI_CACHE_PREFIX", "tenant-a:"),
+            ("ONGI_TEXT_CACHE_TTL_SECS", "60"),
+        ] {
+            settings(&[(name, value)]).unwrap_or_else(|e| panic!("{name}={value:?}: {e}"));
+        }
+    }
+
     #[test]
     fn emulator_host_selects_gcs_and_gets_a_scheme() {
         let s = settings(&[("STORAGE_EMULATOR_HOST", "127.0.0.1:4443")]).unwrap();

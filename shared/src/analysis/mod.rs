@@ -75,6 +75,9 @@ impl CategoryTags {
     }
 }
 
+/// At most this many text embeddings of callers' concepts are kept in memory.
+pub const CONCEPT_MEMO_CAP: usize = 2048;
+
 pub struct Analyzer {
     models: Arc<Models>,
     cache: Cache,
@@ -96,6 +99,11 @@ impl Analyzer {
 
     pub fn settings(&self) -> &AnalysisSettings {
         &self.settings
+    }
+
+    /// How many text embeddings this process holds in memory.
+    pub fn text_memo_len(&self) -> usize {
+        self.text_memo.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     pub fn models(&self) -> &Models {
