@@ -56,6 +56,92 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A URL that may carry credentials: a user and password before its host
+/// (`redis://:AUTH@host:6379`, which is how Terraform hands Memorystore's AUTH string to
+/// `REDIS_URL`) or a secret in its query (`?key=…`). `Debug` and `Display` show it with
+/// those parts replaced by `[redacted]`, so `Settings` can be logged whole and an error can
+/// name the server; [`SecretUrl::expose`] gives the real URL to the client that connects.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The real URL, credentials included: only for the client that connects with it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL as logs and errors may show it.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// `url` with its user information (everything before the last `@` ahead of the query), every
+/// query value and any fragment replaced by `[redacted]`; scheme, host, port and path stay, so
+/// a log still says which server. Every query value goes, not only `key=` or `token=`: a
+/// parameter's name is no promise about what its value holds.
+pub fn redact_url(url: &str) -> String {
+    const HIDDEN: &str = "[redacted]";
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let (rest, fragment) = match rest.split_once('#') {
+        Some((rest, fragment)) => (rest, Some(fragment)),
+        None => (rest, None),
+    };
+    let (location, query) = match rest.split_once('?') {
+        Some((location, query)) => (location, Some(query)),
+        None => (rest, None),
+    };
+    let mut out = String::with_capacity(url.len());
+    if let Some(scheme) = scheme {
+        out.push_str(scheme);
+        out.push_str("://");
+    }
+    // The last '@': a password may itself hold '@' or '/' when it was not percent-encoded.
+    match location.rfind('@') {
+        Some(at) => {
+            out.push_str(HIDDEN);
+            out.push_str(&location[at..]);
+        }
+        None => out.push_str(location),
+    }
+    if let Some(query) = query {
+        out.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) => format!("{name}={HIDDEN}"),
+                None if pair.is_empty() => String::new(),
+                None => HIDDEN.to_owned(),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+    }
+    if fragment.is_some() {
+        out.push('#');
+        out.push_str(HIDDEN);
+    }
+    out
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     /// One JSON object per line in Cloud Logging's format (Cloud Run).
@@ -97,7 +183,7 @@ impl Default for IngestLimits {
 #[derive(Debug, Clone)]
 pub struct GeminiSettings {
     pub api_key: Option<Secret>,
-    pub endpoint: String,
+    pub endpoint: SecretUrl,
     pub model: String,
 }
 
@@ -166,7 +252,7 @@ pub struct Settings {
     /// `ORT_DYLIB_PATH`: the ONNX Runtime shared library.
     pub ort_dylib_path: Option<PathBuf>,
     /// `REDIS_URL`: the shared feature cache and the style queue; in-process when absent.
-    pub redis_url: Option<String>,
+    pub redis_url: Option<SecretUrl>,
     /// `ONGI_CACHE_TTL_SECS`, default 30 days.
     pub cache_ttl: Duration,
     /// `ONGI_CACHE_PREFIX`: prepended to every Redis key (tests use one per test).
@@ -180,7 +266,7 @@ pub struct Settings {
     /// `ONGI_DATA_DIR`, default `./data`: the local buckets.
     pub data_dir: PathBuf,
     /// `STORAGE_EMULATOR_HOST`, e.g. `http://127.0.0.1:4443`.
-    pub storage_emulator_host: Option<String>,
+    pub storage_emulator_host: Option<SecretUrl>,
     /// `PUBSUB_EMULATOR_HOST`, e.g. `127.0.0.1:8085`.
     pub pubsub_emulator_host: Option<String>,
     /// `GOOGLE_CLOUD_PROJECT`.
@@ -193,7 +279,7 @@ pub struct Settings {
     /// (`K_SERVICE`) or with `PUBSUB_EMULATOR_HOST` (the GPU worker's VM sets it explicitly).
     pub publish: bool,
     /// `EMBEDDING_URL`: where the non-embedding functions compute missing features on Cloud Run.
-    pub embedding_url: Option<String>,
+    pub embedding_url: Option<SecretUrl>,
     pub gemini: GeminiSettings,
     /// `ONGI_API_TOKEN`: when set, every route but `/healthz` needs `Authorization: Bearer
     /// <token>`. `ongi serve` bound beyond loopback refuses to start without it (on Cloud
@@ -240,7 +326,7 @@ impl Settings {
         let model_dir = get("ONGI_MODEL_DIR").map_or_else(|| PathBuf::from("models"), PathBuf::from);
         let ort_dylib_path = get("ORT_DYLIB_PATH").map(PathBuf::from);
 
-        let redis_url = optional(&get, "REDIS_URL", parse::redis_url)?;
+        let redis_url = url_setting(&get, "REDIS_URL", parse::redis_url)?;
         let cache_ttl = setting(&get, "ONGI_CACHE_TTL_SECS", DEFAULT_CACHE_TTL, |v| {
             parse::seconds(v, MAX_TTL_SECS)
         })?;
@@ -251,7 +337,7 @@ impl Settings {
             Some(v) => parse::key_prefix(&v).map_err(|e| SettingsError::malformed("ONGI_CACHE_PREFIX", &v, &e))?,
         };
 
-        let storage_emulator_host = optional(&get, "STORAGE_EMULATOR_HOST", parse::http_base)?;
+        let storage_emulator_host = url_setting(&get, "STORAGE_EMULATOR_HOST", parse::http_base)?;
         let default_storage = if storage_emulator_host.is_some() {
             StorageBackend::Gcs
         } else {
@@ -276,7 +362,7 @@ impl Settings {
                 "publishing to Pub/Sub (Cloud Run or PUBSUB_EMULATOR_HOST) needs the project",
             ));
         }
-        let embedding_url = optional(&get, "EMBEDDING_URL", parse::http_base)?;
+        let embedding_url = url_setting(&get, "EMBEDDING_URL", parse::http_base)?;
 
         let api_key = match get("GEMINI_API_KEY") {
             // The value is a secret: the error never shows it.
@@ -289,12 +375,8 @@ impl Settings {
         };
         let gemini = GeminiSettings {
             api_key,
-            endpoint: setting(
-                &get,
-                "GEMINI_ENDPOINT",
-                "https://generativelanguage.googleapis.com".to_owned(),
-                parse::http_base,
-            )?,
+            endpoint: url_setting(&get, "GEMINI_ENDPOINT", parse::http_base)?
+                .unwrap_or_else(|| SecretUrl::new("https://generativelanguage.googleapis.com")),
             model: setting(&get, "GEMINI_MODEL", "gemini-2.5-flash".to_owned(), parse::model_name)?,
         };
         let api_token = match get("ONGI_API_TOKEN") {
@@ -461,6 +543,21 @@ fn optional<T>(
         Some(v) => parse(v.trim())
             .map(Some)
             .map_err(|expected| SettingsError::malformed(name, &v, &expected)),
+    }
+}
+
+/// A URL setting without a default. Its value may hold credentials, so an error shows it
+/// redacted, as the logs do.
+fn url_setting(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    parse: impl Fn(&str) -> Result<String, String>,
+) -> Result<Option<SecretUrl>, SettingsError> {
+    match get(name) {
+        None => Ok(None),
+        Some(v) => parse(v.trim())
+            .map(|url| Some(SecretUrl(url)))
+            .map_err(|expected| SettingsError::malformed(name, &redact_url(&v), &expected)),
     }
 }
 
@@ -841,10 +938,72 @@ mod tests {
     }
 
     #[test]
+    fn urls_lose_their_credentials_in_logs_and_keep_them_for_the_client() {
+        for (url, shown) in [
+            ("redis://:s3cret@10.0.0.3:6379/0", "redis://[redacted]@10.0.0.3:6379/0"),
+            (
+                "redis://default:s3cret@10.0.0.3:6379",
+                "redis://[redacted]@10.0.0.3:6379",
+            ),
+            ("rediss://u:p@ss/w@host:6380", "rediss://[redacted]@host:6380"),
+            (
+                "redis+unix:///run/redis.sock?db=1&pass=s3cret",
+                "redis+unix:///run/redis.sock?db=[redacted]&pass=[redacted]",
+            ),
+            (
+                "https://proxy.example/v1?key=s3cret",
+                "https://proxy.example/v1?key=[redacted]",
+            ),
+            (
+                "https://u:s3cret@proxy.example/x?s3cret#s3cret",
+                "https://[redacted]@proxy.example/x?[redacted]#[redacted]",
+            ),
+            ("http://127.0.0.1:4443", "http://127.0.0.1:4443"),
+            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+            let secret = SecretUrl::new(url);
+            assert_eq!(secret.expose(), url);
+            assert_eq!(secret.to_string(), shown);
+            assert_eq!(format!("{secret:?}"), format!("{shown:?}"));
+        }
+    }
+
+    #[test]
+    fn settings_logged_whole_hold_no_credential() {
+        let s = settings(&[
+            ("REDIS_URL", "redis://:redis-s3cret@10.0.0.3:6379/0"),
+            ("EMBEDDING_URL", "https://user:embed-s3cret@embedding.run.app"),
+            ("GEMINI_ENDPOINT", "https://proxy.example/gemini?key=gemini-s3cret"),
+            ("STORAGE_EMULATOR_HOST", "http://gcs-user:gcs-s3cret@127.0.0.1:4443"),
+            ("GEMINI_API_KEY", "key-s3cret"),
+            ("ONGI_API_TOKEN", "token-s3cret-0123456789"),
+        ])
+        .unwrap();
+        let dump = format!("{s:?}");
+        assert!(!dump.contains("s3cret"), "{dump}");
+        assert!(dump.contains("10.0.0.3:6379") && dump.contains("[redacted]"), "{dump}");
+        assert_eq!(
+            s.redis_url.as_ref().map(SecretUrl::expose),
+            Some("redis://:redis-s3cret@10.0.0.3:6379/0")
+        );
+        // A malformed URL setting is named without its credentials too.
+        let err = settings(&[("REDIS_URL", "http://:redis-s3cret@host")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("REDIS_URL") && !err.contains("redis-s3cret"), "{err}");
+        let err = settings(&[("GEMINI_API_KEY", "key s3cret")]).unwrap_err().to_string();
+        assert!(err.contains("GEMINI_API_KEY") && !err.contains("s3cret"), "{err}");
+    }
+
+    #[test]
     fn emulator_host_selects_gcs_and_gets_a_scheme() {
         let s = settings(&[("STORAGE_EMULATOR_HOST", "127.0.0.1:4443")]).unwrap();
         assert_eq!(s.storage, StorageBackend::Gcs);
-        assert_eq!(s.storage_emulator_host.as_deref(), Some("http://127.0.0.1:4443"));
+        assert_eq!(
+            s.storage_emulator_host.as_ref().map(SecretUrl::expose),
+            Some("http://127.0.0.1:4443")
+        );
     }
 
     #[test]
