@@ -297,7 +297,8 @@ pub struct Settings {
     pub on_cloud_run: bool,
     /// Thresholds of the analyses: `ONGI_CATEGORY_FLOOR` (0.2), `ONGI_DUPLICATE_COSINE` (0.95),
     /// `ONGI_QUALITY_BLUR` (80), `ONGI_QUALITY_DARK_FRACTION` (0.5), `ONGI_QUALITY_BRIGHT_FRACTION`
-    /// (0.4), `ONGI_QUALITY_CLIP_PROBABILITY` (0.1; 0 turns the CLIP tests off), `ONGI_HIGHLIGHTS` (3).
+    /// (0.4), `ONGI_QUALITY_CLIP_PROBABILITY` (0.1; 0 turns the CLIP tests off), `ONGI_HIGHLIGHTS` (3),
+    /// and `ONGI_TEXT_CACHE_TTL_SECS` (1 day), the cache lifetime of callers' concept embeddings.
     pub analysis: AnalysisSettings,
     /// `ONGI_MAX_IMAGE_BYTES` (default 50 MiB) and `ONGI_MAX_IMAGE_PIXELS` (default 100 MP).
     pub limits: IngestLimits,
@@ -428,6 +429,9 @@ impl Settings {
             },
             // At most the photos of one call: more highlights than photos mean nothing.
             highlights: setting(&get, "ONGI_HIGHLIGHTS", d.highlights, |v| parse::count(v, 1..=1000))?,
+            concept_text_ttl: setting(&get, "ONGI_TEXT_CACHE_TTL_SECS", d.concept_text_ttl, |v| {
+                parse::seconds(v, MAX_TTL_SECS)
+            })?,
         };
         let ds = StyleSettings::default();
         let style = StyleSettings {
@@ -798,6 +802,8 @@ mod tests {
         assert!(s.redis_url.is_none());
         assert_eq!(s.limits, IngestLimits::default());
         assert_eq!(s.reprocess, ReprocessSettings::default());
+        assert_eq!(s.analysis, AnalysisSettings::default());
+        assert_eq!(s.analysis.concept_text_ttl, Duration::from_secs(86_400));
     }
 
     #[test]
@@ -866,6 +872,7 @@ mod tests {
             "ONGI_MAX_IMAGE_BYTES",
             "ONGI_MAX_IMAGE_PIXELS",
             "ONGI_CACHE_TTL_SECS",
+            "ONGI_TEXT_CACHE_TTL_SECS",
         ] {
             for v in ["0", "-1", "1.5", "NaN", "ten", "18446744073709551616"] {
                 cases.push((name, v));
@@ -879,6 +886,7 @@ mod tests {
             ("ONGI_CACHE_TTL_SECS", "18446744073709551615"),
             ("ONGI_STYLE_JOB_TTL_SECS", "18446744073709551615"),
             ("ONGI_STYLE_RECLAIM_SECS", "18446744073709551615"),
+            ("ONGI_TEXT_CACHE_TTL_SECS", "18446744073709551615"),
             ("PORT", "-1"),
             ("PORT", "65536"),
             ("ONGI_HOST", "localhost"),
@@ -932,6 +940,7 @@ mod tests {
             ("ONGI_REPROCESS_BUDGET_SECS", "3600"),
             ("PORT", "0"),
             ("ONGI_CACHE_PREFIX", "tenant-a:"),
+            ("ONGI_TEXT_CACHE_TTL_SECS", "60"),
         ] {
             settings(&[(name, value)]).unwrap_or_else(|e| panic!("{name}={value:?}: {e}"));
         }
