@@ -57,7 +57,11 @@ struct Health {
 /// Everything `gpu-job run` does, until SIGTERM.
 pub async fn run_from_settings(settings: Settings) -> Result<(), ServiceError> {
     let _ = ongi_shared::telemetry::metrics_handle();
-    let url = settings.redis_url.clone().ok_or(ServiceError::NoRedis)?;
+    let url = settings
+        .redis_url
+        .as_ref()
+        .map(|u| u.expose().to_owned())
+        .ok_or(ServiceError::NoRedis)?;
     let sd_dir = settings.model_dir.join("sd15");
     let device = match settings.style.device {
         StyleDevice::Auto => DeviceChoice::Auto,

@@ -56,6 +56,92 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A URL that may carry credentials: a user and password before its host
+/// (`redis://:AUTH@host:6379`, which is how Terraform hands Memorystore's AUTH string to
+/// `REDIS_URL`) or a secret in its query (`?key=…`). `Debug` and `Display` show it with
+/// those parts replaced by `[redacted]`, so `Settings` can be logged whole and an error can
+/// name the server; [`SecretUrl::expose`] gives the real URL to the client that connects.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The real URL, credentials included: only for the client that connects with it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL as logs and errors may show it.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// `url` with its user information (everything before the last `@` ahead of the query), every
+/// query value and any fragment replaced by `[redacted]`; scheme, host, port and path stay, so
+/// a log still says which server. Every query value goes, not only `key=` or `token=`: a
+/// parameter's name is no promise about what its value holds.
+pub fn redact_url(url: &str) -> String {
+    const HIDDEN: &str = "[redacted]";
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let (rest, fragment) = match rest.split_once('#') {
+        Some((rest, fragment)) => (rest, Some(fragment)),
+        None => (rest, None),
+    };
+    let (location, query) = match rest.split_once('?') {
+        Some((location, query)) => (location, Some(query)),
+        None => (rest, None),
+    };
+    let mut out = String::with_capacity(url.len());
+    if let Some(scheme) = scheme {
+        out.push_str(scheme);
+        out.push_str("://");
+    }
+    // The last '@': a password may itself hold '@' or '/' when it was not percent-encoded.
+    match location.rfind('@') {
+        Some(at) => {
+            out.push_str(HIDDEN);
+            out.push_str(&location[at..]);
+        }
+        None => out.push_str(location),
+    }
+    if let Some(query) = query {
+        out.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) => format!("{name}={HIDDEN}"),
+                None if pair.is_empty() => String::new(),
+                None => HIDDEN.to_owned(),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+    }
+    if fragment.is_some() {
+        out.push('#');
+        out.push_str(HIDDEN);
+    }
+    out
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     /// One JSON object per line in Cloud Logging's format (Cloud Run).
@@ -102,7 +188,7 @@ impl Default for IngestLimits {
 #[derive(Debug, Clone)]
 pub struct GeminiSettings {
     pub api_key: Option<Secret>,
-    pub endpoint: String,
+    pub endpoint: SecretUrl,
     pub model: String,
 }
 
@@ -171,7 +257,7 @@ pub struct Settings {
     /// `ORT_DYLIB_PATH`: the ONNX Runtime shared library.
     pub ort_dylib_path: Option<PathBuf>,
     /// `REDIS_URL`: the shared feature cache and the style queue; in-process when absent.
-    pub redis_url: Option<String>,
+    pub redis_url: Option<SecretUrl>,
     /// `ONGI_CACHE_TTL_SECS`, default 30 days.
     pub cache_ttl: Duration,
     /// `ONGI_CACHE_PREFIX`: prepended to every Redis key (tests use one per test).
@@ -185,7 +271,7 @@ pub struct Settings {
     /// `ONGI_DATA_DIR`, default `./data`: the local buckets.
     pub data_dir: PathBuf,
     /// `STORAGE_EMULATOR_HOST`, e.g. `http://127.0.0.1:4443`.
-    pub storage_emulator_host: Option<String>,
+    pub storage_emulator_host: Option<SecretUrl>,
     /// `PUBSUB_EMULATOR_HOST`, e.g. `127.0.0.1:8085`.
     pub pubsub_emulator_host: Option<String>,
     /// `GOOGLE_CLOUD_PROJECT`.
@@ -198,7 +284,7 @@ pub struct Settings {
     /// (`K_SERVICE`) or with `PUBSUB_EMULATOR_HOST` (the GPU worker's VM sets it explicitly).
     pub publish: bool,
     /// `EMBEDDING_URL`: where the non-embedding functions compute missing features on Cloud Run.
-    pub embedding_url: Option<String>,
+    pub embedding_url: Option<SecretUrl>,
     pub gemini: GeminiSettings,
     /// `ONGI_API_TOKEN`: when set, every route but `/healthz` needs `Authorization: Bearer
     /// <token>`. `ongi serve` bound beyond loopback refuses to start without it (on Cloud
@@ -220,7 +306,8 @@ pub struct Settings {
     pub on_cloud_run: bool,
     /// Thresholds of the analyses: `ONGI_CATEGORY_FLOOR` (0.2), `ONGI_DUPLICATE_COSINE` (0.95),
     /// `ONGI_QUALITY_BLUR` (80), `ONGI_QUALITY_DARK_FRACTION` (0.5), `ONGI_QUALITY_BRIGHT_FRACTION`
-    /// (0.4), `ONGI_QUALITY_CLIP_PROBABILITY` (0.1; 0 turns the CLIP tests off), `ONGI_HIGHLIGHTS` (3).
+    /// (0.4), `ONGI_QUALITY_CLIP_PROBABILITY` (0.1; 0 turns the CLIP tests off), `ONGI_HIGHLIGHTS` (3),
+    /// and `ONGI_TEXT_CACHE_TTL_SECS` (1 day), the cache lifetime of callers' concept embeddings.
     pub analysis: AnalysisSettings,
     /// `ONGI_MAX_IMAGE_BYTES` (default 50 MiB) and `ONGI_MAX_IMAGE_PIXELS` (default 100 MP).
     pub limits: IngestLimits,
@@ -240,283 +327,162 @@ impl Settings {
     }
 
     /// Parses settings from any lookup (the environment, or a map in tests).
-    /// An empty value counts as unset.
+    /// An empty value counts as unset, except for `ONGI_CACHE_PREFIX` (see below).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
 
-        let port = parse_or(&get, "PORT", 8080u16, "a TCP port number, 0-65535")?;
-        let host = parse_or(
-            &get,
-            "ONGI_HOST",
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            "an IP address such as 0.0.0.0 or 127.0.0.1",
-        )?;
+        let port = setting(&get, "PORT", 8080u16, parse::port)?;
+        let host = setting(&get, "ONGI_HOST", IpAddr::V4(Ipv4Addr::UNSPECIFIED), parse::ip)?;
         let model_dir = get("ONGI_MODEL_DIR").map_or_else(|| PathBuf::from("models"), PathBuf::from);
         let ort_dylib_path = get("ORT_DYLIB_PATH").map(PathBuf::from);
 
-        let redis_url = match get("REDIS_URL") {
-            Some(url) => {
-                if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://")) {
-                    return Err(SettingsError::malformed(
-                        "REDIS_URL",
-                        &url,
-                        "redis://host:port[/db] or rediss://…",
-                    ));
-                }
-                redis::Client::open(url.as_str())
-                    .map_err(|e| SettingsError::malformed("REDIS_URL", &url, &format!("a Redis URL ({e})")))?;
-                Some(url)
-            }
-            None => None,
+        let redis_url = url_setting(&get, "REDIS_URL", parse::redis_url)?;
+        let cache_ttl = setting(&get, "ONGI_CACHE_TTL_SECS", DEFAULT_CACHE_TTL, |v| {
+            parse::seconds(v, MAX_TTL_SECS)
+        })?;
+        // An empty prefix is not "the default": it would put Ongi's keys beside everything
+        // else in a shared Redis, so a set-but-empty value is refused rather than ignored.
+        let cache_prefix = match lookup("ONGI_CACHE_PREFIX") {
+            None => "ongi:".to_owned(),
+            Some(v) => parse::key_prefix(&v).map_err(|e| SettingsError::malformed("ONGI_CACHE_PREFIX", &v, &e))?,
         };
-        let cache_ttl = Duration::from_secs(parse_or(
-            &get,
-            "ONGI_CACHE_TTL_SECS",
-            30 * 24 * 3600u64,
-            "a number of seconds",
-        )?);
-        if cache_ttl.is_zero() {
-            return Err(SettingsError::malformed(
-                "ONGI_CACHE_TTL_SECS",
-                "0",
-                "at least 1 second",
-            ));
-        }
-        let cache_prefix = get("ONGI_CACHE_PREFIX").unwrap_or_else(|| "ongi:".to_owned());
 
-        let storage_emulator_host = match get("STORAGE_EMULATOR_HOST") {
-            Some(h) => Some(parse_http_base("STORAGE_EMULATOR_HOST", &h)?),
-            None => None,
+        let storage_emulator_host = url_setting(&get, "STORAGE_EMULATOR_HOST", parse::http_base)?;
+        let default_storage = if storage_emulator_host.is_some() {
+            StorageBackend::Gcs
+        } else {
+            StorageBackend::Local
         };
-        let storage = match get("ONGI_STORAGE").as_deref() {
-            None if storage_emulator_host.is_some() => StorageBackend::Gcs,
-            None => StorageBackend::Local,
-            Some("local") => StorageBackend::Local,
-            Some("gcs") => StorageBackend::Gcs,
-            Some(other) => return Err(SettingsError::malformed("ONGI_STORAGE", other, "local or gcs")),
-        };
-        let bucket = parse_bucket(&get, "ONGI_BUCKET", "uploads")?;
-        let results_bucket = parse_bucket(&get, "ONGI_RESULTS_BUCKET", "results")?;
+        let storage = setting(&get, "ONGI_STORAGE", default_storage, |v| {
+            parse::one_of(v, &[("local", StorageBackend::Local), ("gcs", StorageBackend::Gcs)])
+        })?;
+        let bucket = setting(&get, "ONGI_BUCKET", default_bucket("uploads"), parse::bucket)?;
+        let results_bucket = setting(&get, "ONGI_RESULTS_BUCKET", default_bucket("results"), parse::bucket)?;
         let data_dir = get("ONGI_DATA_DIR").map_or_else(|| PathBuf::from("data"), PathBuf::from);
 
-        let pubsub_emulator_host = get("PUBSUB_EMULATOR_HOST");
-        if let Some(h) = &pubsub_emulator_host
-            && !h.contains(':')
-        {
-            return Err(SettingsError::malformed("PUBSUB_EMULATOR_HOST", h, "host:port"));
-        }
-        let google_cloud_project = get("GOOGLE_CLOUD_PROJECT");
-        let features_topic = get("ONGI_FEATURES_TOPIC").unwrap_or_else(|| "ongi-features".to_owned());
-        if !features_topic
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.~+%".contains(c))
-        {
-            return Err(SettingsError::malformed(
-                "ONGI_FEATURES_TOPIC",
-                &features_topic,
-                "a Pub/Sub topic id",
-            ));
-        }
-        let results_topic = get("ONGI_RESULTS_TOPIC").unwrap_or_else(|| "ongi-results".to_owned());
-        if !results_topic
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.~+%".contains(c))
-        {
-            return Err(SettingsError::malformed(
-                "ONGI_RESULTS_TOPIC",
-                &results_topic,
-                "a Pub/Sub topic id",
-            ));
-        }
-        let publish = match get("ONGI_PUBLISH").as_deref() {
-            None => pubsub_emulator_host.is_some() || get("K_SERVICE").is_some(),
-            Some("true") => true,
-            Some("false") => false,
-            Some(other) => return Err(SettingsError::malformed("ONGI_PUBLISH", other, "true or false")),
-        };
+        let pubsub_emulator_host = optional(&get, "PUBSUB_EMULATOR_HOST", parse::host_port)?;
+        let google_cloud_project = optional(&get, "GOOGLE_CLOUD_PROJECT", parse::project_id)?;
+        let features_topic = setting(&get, "ONGI_FEATURES_TOPIC", "ongi-features".to_owned(), parse::topic_id)?;
+        let results_topic = setting(&get, "ONGI_RESULTS_TOPIC", "ongi-results".to_owned(), parse::topic_id)?;
+        let publish_by_default = pubsub_emulator_host.is_some() || get("K_SERVICE").is_some();
+        let publish = setting(&get, "ONGI_PUBLISH", publish_by_default, parse::boolean)?;
         if publish && google_cloud_project.is_none() {
             return Err(SettingsError::missing(
                 "GOOGLE_CLOUD_PROJECT",
                 "publishing to Pub/Sub (Cloud Run or PUBSUB_EMULATOR_HOST) needs the project",
             ));
         }
-        let embedding_url = match get("EMBEDDING_URL") {
-            Some(u) => Some(parse_http_base("EMBEDDING_URL", &u)?),
+        let embedding_url = url_setting(&get, "EMBEDDING_URL", parse::http_base)?;
+
+        let api_key = match get("GEMINI_API_KEY") {
+            // The value is a secret: the error never shows it.
+            Some(k) => {
+                Some(Secret(parse::secret_text(&k).map_err(|e| {
+                    SettingsError::malformed("GEMINI_API_KEY", "[redacted]", &e)
+                })?))
+            }
             None => None,
         };
-
         let gemini = GeminiSettings {
-            api_key: get("GEMINI_API_KEY").map(Secret),
-            endpoint: match get("GEMINI_ENDPOINT") {
-                Some(u) => parse_http_base("GEMINI_ENDPOINT", &u)?,
-                None => "https://generativelanguage.googleapis.com".to_owned(),
-            },
-            model: get("GEMINI_MODEL").unwrap_or_else(|| "gemini-2.5-flash".to_owned()),
+            api_key,
+            endpoint: url_setting(&get, "GEMINI_ENDPOINT", parse::http_base)?
+                .unwrap_or_else(|| SecretUrl::new("https://generativelanguage.googleapis.com")),
+            model: setting(&get, "GEMINI_MODEL", "gemini-2.5-flash".to_owned(), parse::model_name)?,
         };
         let api_token = match get("ONGI_API_TOKEN") {
-            Some(t) if t.trim().len() < 16 => {
-                return Err(SettingsError::malformed(
-                    "ONGI_API_TOKEN",
-                    "[redacted]",
-                    "a secret of at least 16 characters",
-                ));
+            Some(t) => {
+                Some(Secret(parse::api_token(&t).map_err(|e| {
+                    SettingsError::malformed("ONGI_API_TOKEN", "[redacted]", &e)
+                })?))
             }
-            Some(t) => Some(Secret(t.trim().to_owned())),
             None => None,
         };
-        let max_in_flight = parse_or(&get, "ONGI_MAX_IN_FLIGHT", 64usize, "a number of requests, at least 1")?;
-        if max_in_flight == 0 {
-            return Err(SettingsError::malformed(
-                "ONGI_MAX_IN_FLIGHT",
-                "0",
-                "a number of requests, at least 1",
-            ));
-        }
-        let read_timeout_secs = parse_or(
-            &get,
-            "ONGI_READ_TIMEOUT_SECS",
-            30u64,
-            "a number of seconds from 1 to 600",
-        )?;
-        if !(1..=600).contains(&read_timeout_secs) {
-            return Err(SettingsError::malformed(
-                "ONGI_READ_TIMEOUT_SECS",
-                &read_timeout_secs.to_string(),
-                "a number of seconds from 1 to 600",
-            ));
-        }
-        let face_detector = match get("ONGI_FACE_DETECTOR").as_deref() {
-            None | Some("yunet") => FaceDetector::Yunet,
-            Some("mtcnn") => FaceDetector::Mtcnn,
-            Some(other) => return Err(SettingsError::malformed("ONGI_FACE_DETECTOR", other, "yunet or mtcnn")),
-        };
+        let max_in_flight = setting(&get, "ONGI_MAX_IN_FLIGHT", 64usize, |v| parse::count(v, 1..=100_000))?;
+        let read_timeout = setting(&get, "ONGI_READ_TIMEOUT_SECS", Duration::from_secs(30), |v| {
+            parse::seconds(v, 600)
+        })?;
+        let face_detector = setting(&get, "ONGI_FACE_DETECTOR", FaceDetector::Yunet, |v| {
+            parse::one_of(v, &[("yunet", FaceDetector::Yunet), ("mtcnn", FaceDetector::Mtcnn)])
+        })?;
         let on_cloud_run = get("K_SERVICE").is_some();
-        let log_format = match get("ONGI_LOG_FORMAT").as_deref() {
-            None if on_cloud_run => LogFormat::Json,
-            None => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some("text") => LogFormat::Text,
-            Some(other) => return Err(SettingsError::malformed("ONGI_LOG_FORMAT", other, "json or text")),
-        };
+        let default_format = if on_cloud_run { LogFormat::Json } else { LogFormat::Text };
+        let log_format = setting(&get, "ONGI_LOG_FORMAT", default_format, |v| {
+            parse::one_of(v, &[("json", LogFormat::Json), ("text", LogFormat::Text)])
+        })?;
         let defaults = IngestLimits::default();
         let limits = IngestLimits {
-            max_bytes: parse_or(&get, "ONGI_MAX_IMAGE_BYTES", defaults.max_bytes, "a number of bytes")?,
-            max_pixels: parse_or(&get, "ONGI_MAX_IMAGE_PIXELS", defaults.max_pixels, "a number of pixels")?,
-            max_decode_bytes: parse_or(
-                &get,
-                "ONGI_DECODE_MEMORY_MB",
-                defaults.max_decode_bytes >> 20,
-                "a number of MiB from 16 to 65536",
-            )? << 20,
+            max_bytes: setting(&get, "ONGI_MAX_IMAGE_BYTES", defaults.max_bytes, parse::positive)?,
+            max_pixels: setting(&get, "ONGI_MAX_IMAGE_PIXELS", defaults.max_pixels, parse::positive)?,
+            max_decode_bytes: setting(&get, "ONGI_DECODE_MEMORY_MB", defaults.max_decode_bytes, |v| {
+                parse::count(v, 16u64..=65536).map(|mib| mib << 20)
+            })?,
         };
-        if !(16..=65536).contains(&(limits.max_decode_bytes >> 20)) {
-            return Err(SettingsError::malformed(
-                "ONGI_DECODE_MEMORY_MB",
-                &(limits.max_decode_bytes >> 20).to_string(),
-                "a number of MiB from 16 to 65536",
-            ));
-        }
-        if limits.max_bytes == 0 || limits.max_pixels == 0 {
-            return Err(SettingsError::malformed(
-                "ONGI_MAX_IMAGE_BYTES/ONGI_MAX_IMAGE_PIXELS",
-                "0",
-                "a positive limit",
-            ));
-        }
         let d = AnalysisSettings::default();
-        let fraction = "a number between 0 and 1";
         let analysis = AnalysisSettings {
-            category_floor: parse_or(
-                &get,
-                "ONGI_CATEGORY_FLOOR",
-                d.category_floor,
-                "a cosine between -1 and 1",
-            )?,
-            similar_cosine: parse_or(
-                &get,
-                "ONGI_DUPLICATE_COSINE",
-                d.similar_cosine,
-                "a cosine (above 1 turns the tier off)",
-            )?,
+            category_floor: setting(&get, "ONGI_CATEGORY_FLOOR", d.category_floor, parse::cosine)?,
+            similar_cosine: setting(&get, "ONGI_DUPLICATE_COSINE", d.similar_cosine, parse::cosine_or_off)?,
             quality: QualityThresholds {
-                blur_variance: parse_or(
+                blur_variance: setting(&get, "ONGI_QUALITY_BLUR", d.quality.blur_variance, parse::non_negative)?,
+                dark_fraction: setting(
                     &get,
-                    "ONGI_QUALITY_BLUR",
-                    d.quality.blur_variance,
-                    "a Laplacian variance",
+                    "ONGI_QUALITY_DARK_FRACTION",
+                    d.quality.dark_fraction,
+                    parse::fraction,
                 )?,
-                dark_fraction: parse_or(&get, "ONGI_QUALITY_DARK_FRACTION", d.quality.dark_fraction, fraction)?,
-                bright_fraction: parse_or(
+                bright_fraction: setting(
                     &get,
                     "ONGI_QUALITY_BRIGHT_FRACTION",
                     d.quality.bright_fraction,
-                    fraction,
+                    parse::fraction,
                 )?,
-                clip_probability: parse_or(
+                clip_probability: setting(
                     &get,
                     "ONGI_QUALITY_CLIP_PROBABILITY",
                     d.quality.clip_probability,
-                    fraction,
+                    parse::fraction,
                 )?,
             },
-            highlights: parse_or(&get, "ONGI_HIGHLIGHTS", d.highlights, "a count")?,
+            // At most the photos of one call: more highlights than photos mean nothing.
+            highlights: setting(&get, "ONGI_HIGHLIGHTS", d.highlights, |v| parse::count(v, 1..=1000))?,
+            concept_text_ttl: setting(&get, "ONGI_TEXT_CACHE_TTL_SECS", d.concept_text_ttl, |v| {
+                parse::seconds(v, MAX_TTL_SECS)
+            })?,
         };
         let ds = StyleSettings::default();
         let style = StyleSettings {
-            max_queue: parse_or(&get, "ONGI_STYLE_MAX_QUEUE", ds.max_queue, "a number of jobs")?,
-            max_attempts: parse_or(&get, "ONGI_STYLE_MAX_ATTEMPTS", ds.max_attempts, "a number of attempts")?,
-            reclaim_after: Duration::from_secs(parse_or(
-                &get,
-                "ONGI_STYLE_RECLAIM_SECS",
-                ds.reclaim_after.as_secs(),
-                "a number of seconds",
-            )?),
-            job_ttl: Duration::from_secs(parse_or(
-                &get,
-                "ONGI_STYLE_JOB_TTL_SECS",
-                ds.job_ttl.as_secs(),
-                "a number of seconds",
-            )?),
-            device: match get("ONGI_STYLE_DEVICE").as_deref() {
-                None | Some("auto") => StyleDevice::Auto,
-                Some("cpu") => StyleDevice::Cpu,
-                Some("cuda") => StyleDevice::Cuda,
-                Some(other) => {
-                    return Err(SettingsError::malformed(
-                        "ONGI_STYLE_DEVICE",
-                        other,
-                        "auto, cpu or cuda",
-                    ));
-                }
-            },
+            max_queue: setting(&get, "ONGI_STYLE_MAX_QUEUE", ds.max_queue, |v| {
+                parse::count(v, 1..=1_000_000)
+            })?,
+            max_attempts: setting(&get, "ONGI_STYLE_MAX_ATTEMPTS", ds.max_attempts, |v| {
+                parse::count(v, 1..=100)
+            })?,
+            reclaim_after: setting(&get, "ONGI_STYLE_RECLAIM_SECS", ds.reclaim_after, |v| {
+                parse::seconds(v, 7 * 24 * 3600)
+            })?,
+            job_ttl: setting(&get, "ONGI_STYLE_JOB_TTL_SECS", ds.job_ttl, |v| {
+                parse::seconds(v, MAX_TTL_SECS)
+            })?,
+            device: setting(&get, "ONGI_STYLE_DEVICE", ds.device, |v| {
+                parse::one_of(
+                    v,
+                    &[
+                        ("auto", StyleDevice::Auto),
+                        ("cpu", StyleDevice::Cpu),
+                        ("cuda", StyleDevice::Cuda),
+                    ],
+                )
+            })?,
         };
-        for (name, zero) in [
-            ("ONGI_STYLE_MAX_ATTEMPTS", style.max_attempts == 0),
-            ("ONGI_STYLE_RECLAIM_SECS", style.reclaim_after.is_zero()),
-            ("ONGI_STYLE_JOB_TTL_SECS", style.job_ttl.is_zero()),
-        ] {
-            if zero {
-                return Err(SettingsError::malformed(name, "0", "at least 1"));
-            }
-        }
         let dr = ReprocessSettings::default();
         let reprocess = ReprocessSettings {
-            budget: Duration::from_secs(parse_or(
-                &get,
-                "ONGI_REPROCESS_BUDGET_SECS",
-                dr.budget.as_secs(),
-                "a number of seconds",
-            )?),
-            concurrency: parse_or(&get, "ONGI_REPROCESS_CONCURRENCY", dr.concurrency, "a number of photos")?,
+            // The same bound as a request's own `budget_secs`.
+            budget: setting(&get, "ONGI_REPROCESS_BUDGET_SECS", dr.budget, |v| {
+                parse::seconds(v, 3600)
+            })?,
+            concurrency: setting(&get, "ONGI_REPROCESS_CONCURRENCY", dr.concurrency, |v| {
+                parse::count(v, 1..=1024)
+            })?,
         };
-        for (name, zero) in [
-            ("ONGI_REPROCESS_BUDGET_SECS", reprocess.budget.is_zero()),
-            ("ONGI_REPROCESS_CONCURRENCY", reprocess.concurrency == 0),
-        ] {
-            if zero {
-                return Err(SettingsError::malformed(name, "0", "at least 1"));
-            }
-        }
         if storage == StorageBackend::Gcs
             && storage_emulator_host.is_none()
             && !on_cloud_run
@@ -550,7 +516,7 @@ impl Settings {
             gemini,
             api_token,
             max_in_flight,
-            read_timeout: Duration::from_secs(read_timeout_secs),
+            read_timeout,
             face_detector,
             log_format,
             on_cloud_run,
@@ -562,50 +528,272 @@ impl Settings {
     }
 }
 
-fn parse_or<T: std::str::FromStr>(
+/// 30 days: cached features.
+const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The longest time to live a setting may ask for (10 years). Redis takes it in
+/// milliseconds as a signed 64-bit number: a larger value would make every write fail.
+pub const MAX_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
+
+fn default_bucket(name: &str) -> BucketName {
+    BucketName::parse(name).expect("the default bucket names are valid")
+}
+
+/// A setting with a default: unset (or empty) gives `default`, anything else must parse.
+fn setting<T>(
     get: &impl Fn(&str) -> Option<String>,
     name: &'static str,
     default: T,
-    expected: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
 ) -> Result<T, SettingsError> {
     match get(name) {
         None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| SettingsError::malformed(name, &v, expected)),
+        Some(v) => parse(v.trim()).map_err(|expected| SettingsError::malformed(name, &v, &expected)),
     }
 }
 
-fn parse_bucket(
+/// A setting without a default: unset (or empty) is `None`.
+fn optional<T>(
     get: &impl Fn(&str) -> Option<String>,
     name: &'static str,
-    default: &str,
-) -> Result<BucketName, SettingsError> {
-    let value = get(name).unwrap_or_else(|| default.to_owned());
-    BucketName::parse(&value).map_err(|e| SettingsError::malformed(name, &value, &e.to_string()))
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, SettingsError> {
+    match get(name) {
+        None => Ok(None),
+        Some(v) => parse(v.trim())
+            .map(Some)
+            .map_err(|expected| SettingsError::malformed(name, &v, &expected)),
+    }
 }
 
-/// Accepts `http(s)://host[:port][/path]` or a bare `host:port` (the emulator convention),
-/// and returns it with a scheme and without a trailing slash.
-fn parse_http_base(name: &'static str, value: &str) -> Result<String, SettingsError> {
-    let with_scheme = if value.starts_with("http://") || value.starts_with("https://") {
-        value.to_owned()
-    } else if value.contains("://") {
-        return Err(SettingsError::malformed(name, value, "an http:// or https:// URL"));
-    } else {
-        format!("http://{value}")
-    };
-    let rest = with_scheme.split_once("://").map(|(_, r)| r).unwrap_or_default();
-    let host = rest.split('/').next().unwrap_or_default();
-    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(SettingsError::malformed(
-            name,
-            value,
-            "an http:// or https:// URL with a host",
-        ));
+/// A URL setting without a default. Its value may hold credentials, so an error shows it
+/// redacted, as the logs do.
+fn url_setting(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    parse: impl Fn(&str) -> Result<String, String>,
+) -> Result<Option<SecretUrl>, SettingsError> {
+    match get(name) {
+        None => Ok(None),
+        Some(v) => parse(v.trim())
+            .map(|url| Some(SecretUrl(url)))
+            .map_err(|expected| SettingsError::malformed(name, &redact_url(&v), &expected)),
     }
-    Ok(with_scheme.trim_end_matches('/').to_owned())
+}
+
+/// One parser per kind of setting: text in, the value or what was expected out. They know
+/// nothing of where the text comes from (the environment today, command-line arguments
+/// tomorrow), so each can be reused as is; [`setting`] adds the name to the error.
+pub mod parse {
+    use std::net::IpAddr;
+    use std::ops::RangeInclusive;
+    use std::str::FromStr;
+    use std::time::Duration;
+
+    use crate::domain::BucketName;
+
+    pub fn port(v: &str) -> Result<u16, String> {
+        v.parse().map_err(|_| "a TCP port number, 0-65535".to_owned())
+    }
+
+    pub fn ip(v: &str) -> Result<IpAddr, String> {
+        v.parse()
+            .map_err(|_| "an IP address such as 0.0.0.0 or 127.0.0.1".to_owned())
+    }
+
+    pub fn boolean(v: &str) -> Result<bool, String> {
+        one_of(v, &[("true", true), ("false", false)])
+    }
+
+    /// One of the names in `options` (exactly as written there).
+    pub fn one_of<T: Copy>(v: &str, options: &[(&str, T)]) -> Result<T, String> {
+        options
+            .iter()
+            .find(|(name, _)| *name == v)
+            .map(|(_, value)| *value)
+            .ok_or_else(|| {
+                let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
+                match names.split_last() {
+                    Some((last, [])) => (*last).to_owned(),
+                    Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                    None => "nothing".to_owned(),
+                }
+            })
+    }
+
+    /// A whole number in `range`.
+    pub fn count<T>(v: &str, range: RangeInclusive<T>) -> Result<T, String>
+    where
+        T: FromStr + PartialOrd + std::fmt::Display,
+    {
+        match v.parse::<T>() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ => Err(format!("a whole number from {} to {}", range.start(), range.end())),
+        }
+    }
+
+    /// A whole number of at least 1.
+    pub fn positive(v: &str) -> Result<u64, String> {
+        match v.parse::<u64>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err("a whole number of at least 1".to_owned()),
+        }
+    }
+
+    /// A whole number of seconds, from 1 to `max`.
+    pub fn seconds(v: &str, max: u64) -> Result<Duration, String> {
+        count(v, 1..=max)
+            .map(Duration::from_secs)
+            .map_err(|_| format!("a whole number of seconds from 1 to {max}"))
+    }
+
+    /// A finite number: `NaN` and infinities compare false with everything, so a threshold
+    /// holding one silently decides nothing.
+    fn finite(v: &str, expected: &str) -> Result<f64, String> {
+        match v.parse::<f64>() {
+            Ok(x) if x.is_finite() => Ok(x),
+            _ => Err(expected.to_owned()),
+        }
+    }
+
+    fn finite_f32(v: &str, expected: &str, ok: impl Fn(f32) -> bool) -> Result<f32, String> {
+        let x = finite(v, expected)? as f32;
+        if x.is_finite() && ok(x) {
+            Ok(x)
+        } else {
+            Err(expected.to_owned())
+        }
+    }
+
+    /// A finite number from 0 to 1.
+    pub fn fraction(v: &str) -> Result<f32, String> {
+        finite_f32(v, "a number from 0 to 1", |x| (0.0..=1.0).contains(&x))
+    }
+
+    /// A cosine: a finite number from -1 to 1.
+    pub fn cosine(v: &str) -> Result<f32, String> {
+        finite_f32(v, "a cosine, a number from -1 to 1", |x| (-1.0..=1.0).contains(&x))
+    }
+
+    /// A cosine threshold where any value above 1 turns the test off: a finite number of at least -1.
+    pub fn cosine_or_off(v: &str) -> Result<f32, String> {
+        finite_f32(v, "a cosine from -1 to 1, or above 1 to turn the tier off", |x| {
+            x >= -1.0
+        })
+    }
+
+    /// A finite number of at least 0.
+    pub fn non_negative(v: &str) -> Result<f64, String> {
+        match finite(v, "a finite number of at least 0")? {
+            x if x >= 0.0 => Ok(x),
+            _ => Err("a finite number of at least 0".to_owned()),
+        }
+    }
+
+    pub fn bucket(v: &str) -> Result<BucketName, String> {
+        BucketName::parse(v).map_err(|e| e.to_string())
+    }
+
+    /// The prefix of every Redis key: visible text without spaces, 1 to 128 bytes.
+    pub fn key_prefix(v: &str) -> Result<String, String> {
+        let ok = !v.is_empty() && v.len() <= 128 && v.chars().all(|c| !c.is_whitespace() && !c.is_control());
+        if ok {
+            Ok(v.to_owned())
+        } else {
+            Err(
+                "a key prefix of 1 to 128 visible characters without spaces, such as ongi:; unset it for the default"
+                    .into(),
+            )
+        }
+    }
+
+    /// A Pub/Sub topic id: 3 to 255 of letters, digits and `-_.~+%`, starting with a letter.
+    pub fn topic_id(v: &str) -> Result<String, String> {
+        let ok = (3..=255).contains(&v.len())
+            && v.starts_with(|c: char| c.is_ascii_alphabetic())
+            && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.~+%".contains(c));
+        if ok {
+            Ok(v.to_owned())
+        } else {
+            Err("a Pub/Sub topic id: 3 to 255 letters, digits or -_.~+%, starting with a letter".into())
+        }
+    }
+
+    /// A Google Cloud project id (`my-project`, or the older `example.com:my-project`).
+    pub fn project_id(v: &str) -> Result<String, String> {
+        let ok = (1..=100).contains(&v.len())
+            && v.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-.:".contains(c));
+        if ok {
+            Ok(v.to_owned())
+        } else {
+            Err("a Google Cloud project id: lowercase letters, digits and hyphens".into())
+        }
+    }
+
+    /// A model name that goes into a URL path (`gemini-2.5-flash`): letters, digits, `._-`.
+    pub fn model_name(v: &str) -> Result<String, String> {
+        let ok = (1..=100).contains(&v.len()) && v.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        if ok {
+            Ok(v.to_owned())
+        } else {
+            Err("a model name of letters, digits, '.', '_' and '-'".into())
+        }
+    }
+
+    /// A secret sent in a header: visible ASCII, no spaces.
+    pub fn secret_text(v: &str) -> Result<String, String> {
+        if !v.is_empty() && v.chars().all(|c| c.is_ascii_graphic()) {
+            Ok(v.to_owned())
+        } else {
+            Err("visible ASCII characters without spaces".into())
+        }
+    }
+
+    /// The bearer token of `ONGI_API_TOKEN`: a secret of at least 16 characters.
+    pub fn api_token(v: &str) -> Result<String, String> {
+        match secret_text(v) {
+            Ok(t) if t.len() >= 16 => Ok(t),
+            _ => Err("a secret of at least 16 visible ASCII characters without spaces".into()),
+        }
+    }
+
+    /// `host:port`, the emulators' convention.
+    pub fn host_port(v: &str) -> Result<String, String> {
+        let ok = v.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty()
+                && !host.chars().any(|c| c.is_whitespace() || c.is_control())
+                && port.parse::<u16>().is_ok()
+        });
+        if ok { Ok(v.to_owned()) } else { Err("host:port".into()) }
+    }
+
+    /// `redis://host:port[/db]` (or `rediss://`, `redis+unix://`), as the Redis client reads it.
+    pub fn redis_url(v: &str) -> Result<String, String> {
+        if !(v.starts_with("redis://") || v.starts_with("rediss://") || v.starts_with("redis+unix://")) {
+            return Err("redis://host:port[/db] or rediss://…".into());
+        }
+        redis::Client::open(v).map_err(|e| format!("a Redis URL ({e})"))?;
+        Ok(v.to_owned())
+    }
+
+    /// Accepts `http(s)://host[:port][/path]` or a bare `host:port` (the emulator convention),
+    /// and returns it with a scheme and without a trailing slash.
+    pub fn http_base(v: &str) -> Result<String, String> {
+        let with_scheme = if v.starts_with("http://") || v.starts_with("https://") {
+            v.to_owned()
+        } else if v.contains("://") {
+            return Err("an http:// or https:// URL".into());
+        } else {
+            format!("http://{v}")
+        };
+        let rest = with_scheme.split_once("://").map(|(_, r)| r).unwrap_or_default();
+        let host = rest.split('/').next().unwrap_or_default();
+        if host.is_empty() || with_scheme.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("an http:// or https:// URL with a host".into());
+        }
+        Ok(with_scheme.trim_end_matches('/').to_owned())
+    }
 }
 
 #[cfg(test)]
@@ -630,6 +818,8 @@ mod tests {
         assert!(s.redis_url.is_none());
         assert_eq!(s.limits, IngestLimits::default());
         assert_eq!(s.reprocess, ReprocessSettings::default());
+        assert_eq!(s.analysis, AnalysisSettings::default());
+        assert_eq!(s.analysis.concept_text_ttl, Duration::from_secs(86_400));
     }
 
     #[test]
@@ -658,11 +848,194 @@ mod tests {
         }
     }
 
+    /// Every numeric and string setting against values out of its documented range: each
+    /// gives one line naming that setting (and only that one).
+    #[test]
+    fn every_setting_refuses_values_out_of_its_range() {
+        let numbers = ["NaN", "nan", "inf", "-inf", "infinity", "1e999"];
+        let mut cases: Vec<(&str, &str)> = Vec::new();
+        for name in [
+            "ONGI_CATEGORY_FLOOR",
+            "ONGI_DUPLICATE_COSINE",
+            "ONGI_QUALITY_BLUR",
+            "ONGI_QUALITY_DARK_FRACTION",
+            "ONGI_QUALITY_BRIGHT_FRACTION",
+            "ONGI_QUALITY_CLIP_PROBABILITY",
+        ] {
+            cases.extend(numbers.iter().map(|v| (name, *v)));
+            cases.push((name, "-5"));
+            cases.push((name, "abc"));
+        }
+        cases.extend([
+            ("ONGI_CATEGORY_FLOOR", "1.5"),
+            ("ONGI_CATEGORY_FLOOR", "-1.01"),
+            ("ONGI_DUPLICATE_COSINE", "-2"),
+            ("ONGI_QUALITY_BLUR", "-0.5"),
+            ("ONGI_QUALITY_DARK_FRACTION", "5"),
+            ("ONGI_QUALITY_DARK_FRACTION", "1.0001"),
+            ("ONGI_QUALITY_BRIGHT_FRACTION", "-0.1"),
+            ("ONGI_QUALITY_CLIP_PROBABILITY", "1.5"),
+        ]);
+        for name in [
+            "ONGI_HIGHLIGHTS",
+            "ONGI_STYLE_MAX_QUEUE",
+            "ONGI_STYLE_MAX_ATTEMPTS",
+            "ONGI_STYLE_RECLAIM_SECS",
+            "ONGI_STYLE_JOB_TTL_SECS",
+            "ONGI_REPROCESS_BUDGET_SECS",
+            "ONGI_REPROCESS_CONCURRENCY",
+            "ONGI_MAX_IN_FLIGHT",
+            "ONGI_MAX_IMAGE_BYTES",
+            "ONGI_MAX_IMAGE_PIXELS",
+            "ONGI_CACHE_TTL_SECS",
+            "ONGI_TEXT_CACHE_TTL_SECS",
+        ] {
+            for v in ["0", "-1", "1.5", "NaN", "ten", "18446744073709551616"] {
+                cases.push((name, v));
+            }
+        }
+        cases.extend([
+            ("ONGI_HIGHLIGHTS", "1001"),
+            ("ONGI_MAX_IN_FLIGHT", "18446744073709551615"),
+            ("ONGI_REPROCESS_BUDGET_SECS", "3601"),
+            ("ONGI_REPROCESS_CONCURRENCY", "100000"),
+            ("ONGI_CACHE_TTL_SECS", "18446744073709551615"),
+            ("ONGI_STYLE_JOB_TTL_SECS", "18446744073709551615"),
+            ("ONGI_STYLE_RECLAIM_SECS", "18446744073709551615"),
+            ("ONGI_TEXT_CACHE_TTL_SECS", "18446744073709551615"),
+            ("PORT", "-1"),
+            ("PORT", "65536"),
+            ("ONGI_HOST", "localhost"),
+            ("ONGI_CACHE_PREFIX", ""),
+            ("ONGI_CACHE_PREFIX", "   "),
+            ("ONGI_CACHE_PREFIX", "has space:"),
+            ("ONGI_CACHE_PREFIX", "nul\u{0}:"),
+            ("ONGI_FEATURES_TOPIC", "a b"),
+            ("ONGI_FEATURES_TOPIC", "ab"),
+            ("ONGI_FEATURES_TOPIC", "9starts-with-a-digit"),
+            ("ONGI_RESULTS_TOPIC", "topic/with/slashes"),
+            ("GEMINI_MODEL", "gemini/../../v1"),
+            ("GEMINI_MODEL", "a model"),
+            ("GEMINI_API_KEY", "key\nwith-a-newline"),
+            ("GOOGLE_CLOUD_PROJECT", "Has Spaces"),
+            ("PUBSUB_EMULATOR_HOST", "no-port"),
+            ("PUBSUB_EMULATOR_HOST", "host:notaport"),
+            ("STORAGE_EMULATOR_HOST", "http://"),
+            ("EMBEDDING_URL", "https://bad host"),
+            ("GEMINI_ENDPOINT", "ftp://x"),
+            ("REDIS_URL", "http://localhost"),
+            ("ONGI_DECODE_MEMORY_MB", "15"),
+            ("ONGI_DECODE_MEMORY_MB", "65537"),
+            ("ONGI_DECODE_MEMORY_MB", "NaN"),
+            ("ONGI_READ_TIMEOUT_SECS", "0"),
+            ("ONGI_READ_TIMEOUT_SECS", "601"),
+        ]);
+        for (name, value) in cases {
+            let err = match settings(&[(name, value)]) {
+                Ok(_) => panic!("{name}={value:?} was accepted"),
+                Err(e) => e,
+            };
+            let line = err.to_string();
+            assert_eq!(err.name, name, "{name}={value:?}: {line}");
+            assert!(line.contains(name), "{line}");
+            assert!(!line.contains('\n'), "one line: {line:?}");
+        }
+    }
+
+    /// The documented edges are accepted: a duplicate cosine above 1 turns the tier off,
+    /// a CLIP probability of 0 turns the CLIP tests off, fractions include 0 and 1.
+    #[test]
+    fn documented_edge_values_are_accepted() {
+        for (name, value) in [
+            ("ONGI_DUPLICATE_COSINE", "1.01"),
+            ("ONGI_DUPLICATE_COSINE", "2"),
+            ("ONGI_DUPLICATE_COSINE", "-1"),
+            ("ONGI_CATEGORY_FLOOR", "-1"),
+            ("ONGI_CATEGORY_FLOOR", "1"),
+            ("ONGI_QUALITY_CLIP_PROBABILITY", "0"),
+            ("ONGI_QUALITY_DARK_FRACTION", "0"),
+            ("ONGI_QUALITY_BRIGHT_FRACTION", "1"),
+            ("ONGI_QUALITY_BLUR", "0"),
+            ("ONGI_HIGHLIGHTS", "1"),
+            ("ONGI_MAX_IN_FLIGHT", "1"),
+            ("ONGI_REPROCESS_BUDGET_SECS", "3600"),
+            ("PORT", "0"),
+            ("ONGI_CACHE_PREFIX", "tenant-a:"),
+            ("ONGI_TEXT_CACHE_TTL_SECS", "60"),
+            ("ONGI_DECODE_MEMORY_MB", "16"),
+            ("ONGI_READ_TIMEOUT_SECS", "600"),
+        ] {
+            settings(&[(name, value)]).unwrap_or_else(|e| panic!("{name}={value:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn urls_lose_their_credentials_in_logs_and_keep_them_for_the_client() {
+        for (url, shown) in [
+            ("redis://:s3cret@10.0.0.3:6379/0", "redis://[redacted]@10.0.0.3:6379/0"),
+            (
+                "redis://default:s3cret@10.0.0.3:6379",
+                "redis://[redacted]@10.0.0.3:6379",
+            ),
+            ("rediss://u:p@ss/w@host:6380", "rediss://[redacted]@host:6380"),
+            (
+                "redis+unix:///run/redis.sock?db=1&pass=s3cret",
+                "redis+unix:///run/redis.sock?db=[redacted]&pass=[redacted]",
+            ),
+            (
+                "https://proxy.example/v1?key=s3cret",
+                "https://proxy.example/v1?key=[redacted]",
+            ),
+            (
+                "https://u:s3cret@proxy.example/x?s3cret#s3cret",
+                "https://[redacted]@proxy.example/x?[redacted]#[redacted]",
+            ),
+            ("http://127.0.0.1:4443", "http://127.0.0.1:4443"),
+            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+            let secret = SecretUrl::new(url);
+            assert_eq!(secret.expose(), url);
+            assert_eq!(secret.to_string(), shown);
+            assert_eq!(format!("{secret:?}"), format!("{shown:?}"));
+        }
+    }
+
+    #[test]
+    fn settings_logged_whole_hold_no_credential() {
+        let s = settings(&[
+            ("REDIS_URL", "redis://:redis-s3cret@10.0.0.3:6379/0"),
+            ("EMBEDDING_URL", "https://user:embed-s3cret@embedding.run.app"),
+            ("GEMINI_ENDPOINT", "https://proxy.example/gemini?key=gemini-s3cret"),
+            ("STORAGE_EMULATOR_HOST", "http://gcs-user:gcs-s3cret@127.0.0.1:4443"),
+            ("GEMINI_API_KEY", "key-s3cret"),
+            ("ONGI_API_TOKEN", "token-s3cret-0123456789"),
+        ])
+        .unwrap();
+        let dump = format!("{s:?}");
+        assert!(!dump.contains("s3cret"), "{dump}");
+        assert!(dump.contains("10.0.0.3:6379") && dump.contains("[redacted]"), "{dump}");
+        assert_eq!(
+            s.redis_url.as_ref().map(SecretUrl::expose),
+            Some("redis://:redis-s3cret@10.0.0.3:6379/0")
+        );
+        // A malformed URL setting is named without its credentials too.
+        let err = settings(&[("REDIS_URL", "http://:redis-s3cret@host")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("REDIS_URL") && !err.contains("redis-s3cret"), "{err}");
+        let err = settings(&[("GEMINI_API_KEY", "key s3cret")]).unwrap_err().to_string();
+        assert!(err.contains("GEMINI_API_KEY") && !err.contains("s3cret"), "{err}");
+    }
+
     #[test]
     fn emulator_host_selects_gcs_and_gets_a_scheme() {
         let s = settings(&[("STORAGE_EMULATOR_HOST", "127.0.0.1:4443")]).unwrap();
         assert_eq!(s.storage, StorageBackend::Gcs);
-        assert_eq!(s.storage_emulator_host.as_deref(), Some("http://127.0.0.1:4443"));
+        assert_eq!(
+            s.storage_emulator_host.as_ref().map(SecretUrl::expose),
+            Some("http://127.0.0.1:4443")
+        );
     }
 
     #[test]

@@ -378,10 +378,11 @@ async fn serve(port: Option<u16>, host: IpAddr, no_fetch: bool) -> anyhow::Resul
     ongi_shared::telemetry::init_logging_for(settings.log_format, settings.google_cloud_project.clone());
     tracing::info!(settings = ?settings, "starting ongi serve");
     // First run: fetch what is missing (SHA-256 checked, with progress); offline, this fails
-    // in one line and the service starts with what needs no model.
+    // in one line and the service starts with what needs no model. Files already in the
+    // folder are never touched here, even ones that do not match their pin.
     if !no_fetch
         && models_missing(&settings.model_dir)
-        && let Err(e) = models_cmd::fetch(&settings.model_dir, None).await
+        && let Err(e) = models_cmd::fetch_missing(&settings.model_dir).await
     {
         eprintln!("ongi serve: models not fetched: {e}");
     }

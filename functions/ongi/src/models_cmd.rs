@@ -8,15 +8,29 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use ongi_shared::model::manifest::{self, FetchObserver, FetchOptions, Manifest, ModelEntry, ModelStatus};
+use ongi_shared::model::manifest::{self, FetchObserver, FetchOptions, Manifest, Mismatched, ModelEntry, ModelStatus};
 
 /// `ongi models fetch`: installs every file of the production manifest (or of
-/// `manifest_file`) into `dir`, and writes the manifest there.
+/// `manifest_file`) into `dir`, and writes the manifest there. The user asked for it, so a
+/// file that does not match its pin is replaced, but only by a verified download, and kept
+/// aside as `<file>.replaced`.
 pub async fn fetch(dir: &Path, manifest_file: Option<&Path>) -> anyhow::Result<()> {
     let manifest = match manifest_file {
         Some(path) => Manifest::from_file(path).map_err(|e| anyhow!("{e}"))?,
         None => Manifest::production(),
     };
+    run_fetch(&manifest, dir, Mismatched::ReplaceKeepingAside).await
+}
+
+/// `ongi serve`'s first-run download: installs what is missing from the folder's own
+/// manifest (or the production one), and never touches a file that is there, even one that
+/// does not match its pin (it may be the user's own model): one line says so.
+pub async fn fetch_missing(dir: &Path) -> anyhow::Result<()> {
+    let manifest = Manifest::load(dir).map_err(|e| anyhow!("{e}"))?;
+    run_fetch(&manifest, dir, Mismatched::Keep).await
+}
+
+async fn run_fetch(manifest: &Manifest, dir: &Path, mismatched: Mismatched) -> anyhow::Result<()> {
     println!(
         "ongi models fetch: {} files into {} (manifest: {})",
         manifest.models().len(),
@@ -24,11 +38,19 @@ pub async fn fetch(dir: &Path, manifest_file: Option<&Path>) -> anyhow::Result<(
         manifest.origin()
     );
     let mut progress = Progress { bar: None };
-    let result = manifest::fetch_with(&manifest, dir, &FetchOptions::default(), &mut progress).await;
+    let options = FetchOptions {
+        mismatched,
+        ..FetchOptions::default()
+    };
+    let result = manifest::fetch_with(manifest, dir, &options, &mut progress).await;
     progress.clear();
     let report = result.map_err(|e| anyhow!("{e}"))?;
+    let kept = match report.kept.len() {
+        0 => String::new(),
+        n => format!(", {n} not matching their pin left as they are"),
+    };
     println!(
-        "done: {} installed, {} already present, {} optional files skipped; run 'ongi models verify' to check the folder",
+        "done: {} installed, {} already present, {} optional files skipped{kept}; run 'ongi models verify' to check the folder",
         report.installed.len(),
         report.present.len(),
         report.skipped.len()
@@ -144,8 +166,18 @@ impl FetchObserver for Progress {
         println!("skipped    {}: {why}", model.file);
     }
 
-    fn removed(&mut self, model: &ModelEntry, why: &str) {
-        println!("removed    {}: {why}; downloading it again", model.file);
+    fn kept(&mut self, model: &ModelEntry, why: &str) {
+        println!("kept       {}: {why}", model.file);
+    }
+
+    fn moved_aside(&mut self, model: &ModelEntry, why: &str, aside: &Path) {
+        let name = aside
+            .file_name()
+            .map_or_else(|| aside.display().to_string(), |n| n.to_string_lossy().into_owned());
+        println!(
+            "replaced   {}: it was {why}; the verified download took its place and the old file is kept as {name}",
+            model.file
+        );
     }
 
     fn installed(&mut self, model: &ModelEntry) {

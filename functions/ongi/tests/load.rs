@@ -9,10 +9,10 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{clip_model_folder, required_env, save, scene};
+use common::{Redis, clip_model_folder, required_env, save, scene};
 use image::ImageFormat;
 use serde_json::Value;
 
@@ -110,64 +110,6 @@ fn concurrent_album_calls_are_answered_or_shed_with_retry_after_and_memory_stays
     assert!(r["p50_s"].as_f64().unwrap() <= r["p99_s"].as_f64().unwrap());
     let peak = r["rss_peak_mib"].as_f64().unwrap();
     assert!(peak > 0.0 && peak < 1024.0, "the server's memory is not bounded: {r}");
-}
-
-/// A private redis-server on a port of the test's own.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is on PATH (.ci/run installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child, port }
-    }
-
-    /// The number of keys, asked over RESP by hand (a client crate for one command is not worth it).
-    fn dbsize(&self) -> u64 {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.write_all(b"DBSIZE\r\n").unwrap();
-        let mut buf = [0u8; 64];
-        let n = s.read(&mut buf).unwrap();
-        let reply = std::str::from_utf8(&buf[..n]).unwrap();
-        reply
-            .trim()
-            .trim_start_matches(':')
-            .parse()
-            .unwrap_or_else(|_| panic!("DBSIZE: {reply}"))
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 #[test]

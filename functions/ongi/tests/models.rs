@@ -2,14 +2,14 @@
 //! no network (downloads come from a tiny HTTP server started by the test, or fail against a
 //! closed local port).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
+use common::serve_files;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 const VISUAL: &str = "clip-vit-b32-visual.onnx";
 const TEXTUAL: &str = "clip-vit-b32-textual.onnx";
@@ -73,45 +73,6 @@ fn one_model_manifest(dir: &Path, sha256: &str, bytes: usize, source: &str) -> P
     )
     .unwrap();
     path
-}
-
-/// A tiny HTTP/1.1 server answering `GET /m.onnx` with `body`; counts its requests.
-async fn serve(body: Vec<u8>) -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let body = body.clone();
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
-                    }
-                }
-                counter.fetch_add(1, Ordering::SeqCst);
-                let found = String::from_utf8_lossy(&request).starts_with("GET /m.onnx ");
-                let (status, body) = if found {
-                    ("200 OK", body)
-                } else {
-                    ("404 Not Found", b"not found".to_vec())
-                };
-                let head = format!(
-                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = socket.write_all(head.as_bytes()).await;
-                let _ = socket.write_all(&body).await;
-                let _ = socket.shutdown().await;
-            });
-        }
-    });
-    (base, hits)
 }
 
 #[tokio::test]
@@ -221,7 +182,7 @@ async fn fetch_from_an_unreachable_host_fails_in_one_line_and_installs_nothing()
 #[tokio::test]
 async fn fetch_installs_a_verified_file_and_skips_it_the_second_time() {
     let body = b"a tiny model".to_vec();
-    let (base, hits) = serve(body.clone()).await;
+    let (base, hits) = serve_files(vec![("m.onnx", body.clone())]);
     let dir = tempfile::tempdir().unwrap();
     let manifest = one_model_manifest(dir.path(), &sha256_hex(&body), body.len(), &format!("{base}/m.onnx"));
     let folder = dir.path().join("models");
@@ -252,7 +213,7 @@ async fn fetch_installs_a_verified_file_and_skips_it_the_second_time() {
 
 #[tokio::test]
 async fn fetch_refuses_bytes_with_the_wrong_hash_and_installs_nothing() {
-    let (base, _) = serve(b"tampered!".to_vec()).await;
+    let (base, _) = serve_files(vec![("m.onnx", b"tampered!".to_vec())]);
     let dir = tempfile::tempdir().unwrap();
     let manifest = one_model_manifest(dir.path(), &sha256_hex(b"original!"), 9, &format!("{base}/m.onnx"));
     let folder = dir.path().join("models");
@@ -276,4 +237,92 @@ async fn fetch_refuses_bytes_with_the_wrong_hash_and_installs_nothing() {
         "{errors:?}"
     );
     assert_eq!(names(&folder), ["manifest.toml"]);
+}
+
+/// `ongi models fetch --models FOLDER --manifest MANIFEST`.
+async fn fetch(folder: &Path, manifest: &Path) -> Output {
+    ongi(
+        &[
+            "models",
+            "fetch",
+            "--models",
+            folder.to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn fetch_replaces_a_mismatching_file_only_with_a_verified_download_and_keeps_the_old_one_aside() {
+    let body = b"the pinned model".to_vec();
+    let (base, hits) = serve_files(vec![("m.onnx", body.clone())]);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = one_model_manifest(dir.path(), &sha256_hex(&body), body.len(), &format!("{base}/m.onnx"));
+    let folder = dir.path().join("models");
+    std::fs::create_dir_all(&folder).unwrap();
+    let users = b"the user's own model, not the pinned one".to_vec();
+    std::fs::write(folder.join("m.onnx"), &users).unwrap();
+
+    let output = fetch(&folder, &manifest).await;
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}\n{:?}", stderr_lines(&output));
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        std::fs::read(folder.join("m.onnx")).unwrap(),
+        body,
+        "the verified download is in place"
+    );
+    assert_eq!(
+        std::fs::read(folder.join("m.onnx.replaced")).unwrap(),
+        users,
+        "the user's file is kept, byte for byte"
+    );
+    assert_eq!(names(&folder), ["m.onnx", "m.onnx.replaced", "manifest.toml"]);
+    let line = out
+        .lines()
+        .find(|l| l.contains("m.onnx.replaced"))
+        .unwrap_or_else(|| panic!("one line says where the old file went: {out}"));
+    assert!(line.contains("m.onnx"), "{line}");
+
+    // A second mismatching file later is kept too, under a name of its own.
+    std::fs::write(folder.join("m.onnx"), b"edited again").unwrap();
+    let again = fetch(&folder, &manifest).await;
+    assert!(again.status.success(), "{:?}", stderr_lines(&again));
+    assert_eq!(std::fs::read(folder.join("m.onnx.replaced")).unwrap(), users);
+    assert_eq!(
+        std::fs::read(folder.join("m.onnx.replaced.2")).unwrap(),
+        b"edited again"
+    );
+    assert_eq!(std::fs::read(folder.join("m.onnx")).unwrap(), body);
+}
+
+#[tokio::test]
+async fn a_download_that_fails_verification_leaves_the_existing_file_and_no_partial_one() {
+    let (base, hits) = serve_files(vec![("m.onnx", b"tampered!".to_vec())]);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = one_model_manifest(dir.path(), &sha256_hex(b"original!"), 9, &format!("{base}/m.onnx"));
+    let folder = dir.path().join("models");
+    std::fs::create_dir_all(&folder).unwrap();
+    let users = b"a file the user put here".to_vec();
+    std::fs::write(folder.join("m.onnx"), &users).unwrap();
+
+    let output = fetch(&folder, &manifest).await;
+    assert!(!output.status.success());
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "the download was tried");
+    let errors = stderr_lines(&output);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains(&sha256_hex(b"tampered!")), "{errors:?}");
+    assert_eq!(
+        std::fs::read(folder.join("m.onnx")).unwrap(),
+        users,
+        "the existing file is untouched"
+    );
+    assert_eq!(
+        names(&folder),
+        ["m.onnx", "manifest.toml"],
+        "no partial download is left"
+    );
 }

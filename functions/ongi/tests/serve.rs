@@ -1,8 +1,13 @@
 //! `ongi serve` as a user runs it: the real binary, no settings at all, in an empty folder.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{run_with_timeout, serve_files};
+use sha2::{Digest, Sha256};
 
 struct Server {
     child: Child,
@@ -19,10 +24,18 @@ impl Drop for Server {
 /// Starts `ongi serve --port 0` with an empty environment (PATH only) in `dir`, and waits
 /// for the line that names its address.
 fn start(dir: &std::path::Path) -> Server {
+    start_with(dir, &[], &[]).0
+}
+
+/// [`start`] with more arguments and settings; also returns what it printed on stdout
+/// before the address line.
+fn start_with(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (Server, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ongi"))
         .args(["serve", "--port", "0"])
+        .args(args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
         .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -30,6 +43,7 @@ fn start(dir: &std::path::Path) -> Server {
         .expect("the ongi binary starts");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
+    let mut printed = Vec::new();
     let base = loop {
         let line = lines
             .next()
@@ -38,8 +52,11 @@ fn start(dir: &std::path::Path) -> Server {
         if let Some(url) = line.strip_prefix("ongi serve: listening on ") {
             break url.trim().to_owned();
         }
+        printed.push(line);
     };
-    Server { child, base }
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (Server { child, base }, printed)
 }
 
 fn sigterm(child: &Child) {
@@ -125,4 +142,215 @@ fn serving_beyond_loopback_needs_a_token() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("ONGI_API_TOKEN"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+}
+
+#[test]
+fn a_setting_out_of_its_range_stops_start_up_with_one_line_naming_it() {
+    for (name, value) in [
+        ("ONGI_QUALITY_BLUR", "NaN"),
+        ("ONGI_QUALITY_DARK_FRACTION", "5"),
+        ("ONGI_DUPLICATE_COSINE", "NaN"),
+        ("ONGI_CATEGORY_FLOOR", "inf"),
+        ("ONGI_HIGHLIGHTS", "0"),
+        ("ONGI_STYLE_MAX_QUEUE", "0"),
+        ("ONGI_CACHE_PREFIX", ""),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ongi"));
+        command
+            .args(["serve", "--port", "0", "--no-fetch"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env(name, value)
+            .current_dir(dir.path());
+        // A process that starts anyway would serve forever: the deadline turns that into a failure.
+        let output = run_with_timeout(command, Duration::from_secs(30));
+        assert!(!output.status.success(), "{name}={value:?} must stop start-up");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{name}={value:?}: one line: {stderr}");
+        assert!(lines[0].contains(name), "{name}={value:?}: {stderr}");
+    }
+}
+
+/// The series in a Prometheus text page (every line that is not a comment).
+fn series(page: &str) -> usize {
+    page.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .count()
+}
+
+#[tokio::test]
+async fn random_methods_and_paths_leave_the_metric_series_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "a-metrics-test-token-0123456789";
+    let (server, _) = start_with(dir.path(), &["--no-fetch"], &[("ONGI_API_TOKEN", token)]);
+    let client = reqwest::Client::new();
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut sent: Vec<String> = Vec::new();
+    // Every shape of request a caller can make up: a made-up or a standard method, an unknown
+    // path or a real route, no token, a wrong one or the right one.
+    let methods = ["random", "GET", "PUT", "DELETE", "PATCH"];
+    let paths = ["random", "/api/albums/quality"];
+    let auths = [None, Some("not-the-token-at-all-0000"), Some(token)];
+    let shapes: Vec<(usize, usize, usize)> = (0..methods.len())
+        .flat_map(|m| (0..paths.len()).flat_map(move |p| (0..auths.len()).map(move |a| (m, p, a))))
+        .collect();
+    let mut send = async |(m, p, a): (usize, usize, usize), next: &mut dyn FnMut() -> u64| {
+        let word = |n: u64| -> String { (0..10).map(|i| (b'A' + ((n >> (i * 5)) % 26) as u8) as char).collect() };
+        let method = if methods[m] == "random" {
+            let w = word(next());
+            sent.push(w.clone());
+            w
+        } else {
+            methods[m].to_owned()
+        };
+        let path = if paths[p] == "random" {
+            let w = format!("/r{}/{}", next() % 1000, word(next()).to_lowercase());
+            sent.push(w.clone());
+            w
+        } else {
+            paths[p].to_owned()
+        };
+        let mut request = client.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}", server.base),
+        );
+        if let Some(t) = auths[a] {
+            request = request.bearer_auth(t);
+        }
+        let status = request.send().await.unwrap().status().as_u16();
+        assert!([401, 404, 405].contains(&status), "{method} {path}: {status}");
+    };
+    for &shape in &shapes {
+        send(shape, &mut next).await;
+    }
+    let metrics = async || {
+        client
+            .get(format!("{}/metrics", server.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    // Twice: a scrape's own request is recorded after its page was rendered.
+    metrics().await;
+    let before = metrics().await;
+    for _ in 0..400 {
+        let shape = shapes[(next() % shapes.len() as u64) as usize];
+        send(shape, &mut next).await;
+    }
+    let after = metrics().await;
+    println!(
+        "{} series, {} bytes after {} requests; {} series, {} bytes after {} more",
+        series(&before),
+        before.len(),
+        shapes.len(),
+        series(&after),
+        after.len(),
+        400
+    );
+    assert!(
+        after.contains("method=\"other\""),
+        "made-up methods are counted as other:\n{after}"
+    );
+    assert!(after.contains("route=\"unmatched\""), "{after}");
+    assert_eq!(
+        series(&after),
+        series(&before),
+        "new series from random requests:\n{after}"
+    );
+    assert!(
+        after.len() < before.len() + 4096,
+        "{} → {} bytes",
+        before.len(),
+        after.len()
+    );
+    for word in &sent {
+        assert!(!after.contains(word.as_str()), "{word} became a label:\n{after}");
+    }
+}
+
+#[test]
+fn a_users_model_file_that_differs_from_the_pin_survives_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    let own = b"the user's own CLIP graph, not the production one".to_vec();
+    std::fs::write(models.join("clip-vit-b32-visual.onnx"), &own).unwrap();
+
+    // No model hub is reachable here: the start-up download of the missing files fails.
+    let (server, printed) = start_with(dir.path(), &[], &[]);
+    assert_eq!(
+        std::fs::read(models.join("clip-vit-b32-visual.onnx")).unwrap(),
+        own,
+        "the user's file is untouched"
+    );
+    let line = printed
+        .iter()
+        .find(|l| l.contains("clip-vit-b32-visual.onnx"))
+        .unwrap_or_else(|| panic!("one line says why the file is not replaced: {printed:?}"));
+    assert!(line.contains("ongi models fetch"), "and how to fix it: {line}");
+    drop(server);
+}
+
+#[test]
+fn start_up_installs_what_is_missing_and_never_touches_a_file_that_is_there() {
+    let missing = b"a model that is missing".to_vec();
+    let pinned = b"the pinned bytes of m.onnx".to_vec();
+    let (base, hits) = serve_files(vec![("n.onnx", missing.clone()), ("m.onnx", pinned.clone())]);
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    let entry = |role: &str, file: &str, bytes: &[u8]| {
+        format!(
+            "[[model]]\nrole = \"{role}\"\nfile = \"{file}\"\nsha256 = \"{}\"\nbytes = {}\n\
+             licence = \"MIT\"\nsource = \"{base}/{file}\"\nrequired = true\n\n",
+            hex(&Sha256::digest(bytes)),
+            bytes.len()
+        )
+    };
+    let manifest = format!("{}{}", entry("m", "m.onnx", &pinned), entry("n", "n.onnx", &missing));
+    std::fs::write(models.join("manifest.toml"), &manifest).unwrap();
+    let own = b"the user's edit of m.onnx".to_vec();
+    std::fs::write(models.join("m.onnx"), &own).unwrap();
+
+    let (server, printed) = start_with(dir.path(), &[], &[]);
+    assert_eq!(std::fs::read(models.join("n.onnx")).unwrap(), missing, "{printed:?}");
+    assert_eq!(std::fs::read(models.join("m.onnx")).unwrap(), own, "{printed:?}");
+    assert_eq!(
+        std::fs::read_to_string(models.join("manifest.toml")).unwrap(),
+        manifest,
+        "the folder's own manifest is kept"
+    );
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "only n.onnx was downloaded"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&models)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["m.onnx", "manifest.toml", "n.onnx"]);
+    let line = printed
+        .iter()
+        .find(|l| l.contains("m.onnx") && !l.contains("n.onnx"))
+        .unwrap_or_else(|| panic!("one line says m.onnx is left as it is: {printed:?}"));
+    assert!(line.contains("ongi models fetch"), "{line}");
+    drop(server);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

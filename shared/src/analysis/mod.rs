@@ -11,6 +11,7 @@
 
 pub mod category;
 pub mod duplicate;
+mod memo;
 pub mod people;
 pub mod quality;
 pub mod score;
@@ -18,6 +19,7 @@ pub mod taxonomy;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::cache::Cache;
 use crate::cache::codec::{decode_f32_le, encode_f32_le};
@@ -40,6 +42,9 @@ pub struct AnalysisSettings {
     pub quality: QualityThresholds,
     /// Highlights per category in `score?detail=true` (`ONGI_HIGHLIGHTS`).
     pub highlights: usize,
+    /// How long the shared cache keeps the text embeddings of callers' concepts
+    /// (`ONGI_TEXT_CACHE_TTL_SECS`, 1 day); the taxonomy's own prompts keep the features' TTL.
+    pub concept_text_ttl: Duration,
 }
 
 impl Default for AnalysisSettings {
@@ -49,6 +54,7 @@ impl Default for AnalysisSettings {
             similar_cosine: 0.95,
             quality: QualityThresholds::default(),
             highlights: 3,
+            concept_text_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -75,13 +81,32 @@ impl CategoryTags {
     }
 }
 
+/// At most this many text embeddings of prompts made from callers' concepts are kept in
+/// memory (about 256 concepts of 8 prompts; 2 KiB each, some 5 MB): callers can send any
+/// string, so the memo of their prompts must not grow with what they send.
+pub const CONCEPT_MEMO_CAP: usize = 2048;
+
+/// Where a prompt comes from, which decides how long its embedding is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TextOrigin {
+    /// Written in Ongi's code (the taxonomy, the quality pairs): a fixed few hundred, kept in
+    /// memory for the process's life and in the cache as long as features.
+    Ongi,
+    /// Made from a caller's concept: bounded in memory, short-lived in the cache.
+    Caller,
+}
+
+/// Normalised text embeddings by prompt.
+struct TextMemo {
+    ongi: HashMap<String, Arc<Vec<f32>>>,
+    callers: memo::Lru<Arc<Vec<f32>>>,
+}
+
 pub struct Analyzer {
     models: Arc<Models>,
     cache: Cache,
     settings: AnalysisSettings,
-    /// Normalised text embeddings by prompt, for this process's lifetime (the prompts are a
-    /// few hundred fixed strings plus the albums' own concepts).
-    text_memo: Mutex<HashMap<String, Arc<Vec<f32>>>>,
+    text_memo: Mutex<TextMemo>,
 }
 
 impl Analyzer {
@@ -90,7 +115,10 @@ impl Analyzer {
             models,
             cache,
             settings,
-            text_memo: Mutex::new(HashMap::new()),
+            text_memo: Mutex::new(TextMemo {
+                ongi: HashMap::new(),
+                callers: memo::Lru::new(CONCEPT_MEMO_CAP),
+            }),
         }
     }
 
@@ -98,13 +126,27 @@ impl Analyzer {
         &self.settings
     }
 
+    /// How many text embeddings this process holds in memory (Ongi's prompts and at most
+    /// [`CONCEPT_MEMO_CAP`] of callers' concepts).
+    pub fn text_memo_len(&self) -> usize {
+        let memo = self.text_memo.lock().unwrap_or_else(|p| p.into_inner());
+        memo.ongi.len() + memo.callers.len()
+    }
+
     pub fn models(&self) -> &Models {
         &self.models
     }
 
-    /// Normalised text embeddings: from memory, else from the shared cache, else computed
-    /// (on the blocking pool) and stored in both.
+    /// Normalised text embeddings of Ongi's own prompts: from memory, else from the shared
+    /// cache, else computed (on the blocking pool) and stored in both.
     pub async fn text_embeddings(&self, prompts: &[String]) -> Result<Vec<Arc<Vec<f32>>>, ModelError> {
+        self.embed_texts(prompts, TextOrigin::Ongi).await
+    }
+
+    async fn embed_texts(&self, prompts: &[String], origin: TextOrigin) -> Result<Vec<Arc<Vec<f32>>>, ModelError> {
+        if prompts.is_empty() {
+            return Ok(Vec::new());
+        }
         let textual = self
             .models
             .clip_textual
@@ -113,16 +155,23 @@ impl Analyzer {
                 "the CLIP text encoder (categories, quality prompts)",
             ))?;
         let model_id = self.models.clip_model_id.clone();
+        let key = |prompt: &str| match origin {
+            TextOrigin::Ongi => self.cache.keyspace().text(&model_id, prompt),
+            TextOrigin::Caller => self.cache.keyspace().concept_text(&model_id, prompt),
+        };
         let mut found: Vec<Option<Arc<Vec<f32>>>> = {
-            let memo = self.text_memo.lock().unwrap_or_else(|p| p.into_inner());
-            prompts.iter().map(|p| memo.get(p).cloned()).collect()
+            let mut memo = self.text_memo.lock().unwrap_or_else(|p| p.into_inner());
+            prompts
+                .iter()
+                .map(|p| match origin {
+                    TextOrigin::Ongi => memo.ongi.get(p).cloned(),
+                    TextOrigin::Caller => memo.callers.get(p),
+                })
+                .collect()
         };
         let missing: Vec<usize> = (0..prompts.len()).filter(|&i| found[i].is_none()).collect();
         if !missing.is_empty() {
-            let keys: Vec<_> = missing
-                .iter()
-                .map(|&i| self.cache.keyspace().text(&model_id, &prompts[i]))
-                .collect();
+            let keys: Vec<_> = missing.iter().map(|&i| key(&prompts[i])).collect();
             let cached = self.cache.get_many(&keys).await;
             let mut to_compute = Vec::new();
             for (&i, value) in missing.iter().zip(cached) {
@@ -150,15 +199,23 @@ impl Analyzer {
                 let mut entries = Vec::with_capacity(computed.len());
                 for (&i, mut v) in to_compute.iter().zip(computed) {
                     l2_normalize(&mut v);
-                    entries.push((self.cache.keyspace().text(&model_id, &prompts[i]), encode_f32_le(&v)));
+                    entries.push((key(&prompts[i]), encode_f32_le(&v)));
                     found[i] = Some(Arc::new(v));
                 }
-                self.cache.set_many(&entries).await;
+                match origin {
+                    TextOrigin::Ongi => self.cache.set_many(&entries).await,
+                    TextOrigin::Caller => self.cache.set_many_for(&entries, self.settings.concept_text_ttl).await,
+                };
             }
             let mut memo = self.text_memo.lock().unwrap_or_else(|p| p.into_inner());
             for &i in &missing {
                 if let Some(v) = &found[i] {
-                    memo.insert(prompts[i].clone(), v.clone());
+                    match origin {
+                        TextOrigin::Ongi => {
+                            memo.ongi.insert(prompts[i].clone(), v.clone());
+                        }
+                        TextOrigin::Caller => memo.callers.insert(prompts[i].clone(), v.clone()),
+                    }
                 }
             }
         }
@@ -166,20 +223,27 @@ impl Analyzer {
     }
 
     /// Each tag's mean prompt embedding (not renormalised: its dot with a photo is the mean
-    /// of the prompt cosines, as the anchor computed it).
+    /// of the prompt cosines, as the anchor computed it). Tags made from callers' concepts
+    /// are embedded apart from the taxonomy's (bounded in memory, short-lived in the cache).
     pub async fn tag_vectors(&self, tags: &[Tag]) -> Result<Vec<TagVector>, ModelError> {
-        let prompts: Vec<String> = tags.iter().flat_map(|t| t.prompts.iter().cloned()).collect();
-        let embeddings = self.text_embeddings(&prompts).await?;
-        let mut at = 0;
+        let prompts = |from_caller: bool| -> Vec<String> {
+            tags.iter()
+                .filter(|t| t.from_caller() == from_caller)
+                .flat_map(|t| t.prompts.iter().cloned())
+                .collect()
+        };
+        let mut ongi = self.embed_texts(&prompts(false), TextOrigin::Ongi).await?.into_iter();
+        let mut callers = self.embed_texts(&prompts(true), TextOrigin::Caller).await?.into_iter();
         Ok(tags
             .iter()
             .map(|t| {
+                let source = if t.from_caller() { &mut callers } else { &mut ongi };
+                let embeddings: Vec<Arc<Vec<f32>>> = source.by_ref().take(t.prompts.len()).collect();
                 let n = t.prompts.len().max(1);
                 let mut mean = vec![0.0f32; embeddings.first().map_or(0, |e| e.len())];
-                for e in &embeddings[at..at + t.prompts.len()] {
+                for e in &embeddings {
                     mean.iter_mut().zip(e.iter()).for_each(|(m, x)| *m += x / n as f32);
                 }
-                at += t.prompts.len();
                 TagVector {
                     name: t.name.clone(),
                     vector: mean,

@@ -18,6 +18,17 @@ pub struct Tag {
     pub concept_only: bool,
 }
 
+/// The id prefix of a tag made from a caller's concept that the taxonomy does not know.
+pub const CALLER_TAG_PREFIX: &str = "concept:";
+
+impl Tag {
+    /// Whether this tag was made from a caller's concept (its prompts hold caller text),
+    /// rather than written in `taxonomy.toml`.
+    pub fn from_caller(&self) -> bool {
+        self.id.starts_with(CALLER_TAG_PREFIX)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Concept {
     pub name: String,
@@ -70,7 +81,7 @@ impl Taxonomy {
                     }
                 }
                 None => {
-                    let id = format!("concept:{concept}");
+                    let id = format!("{CALLER_TAG_PREFIX}{concept}");
                     if !out.iter().any(|t| t.id == id) {
                         out.push(Tag {
                             id,
@@ -116,6 +127,7 @@ mod tests {
         for tag in &t.tags {
             assert!(tag.name.chars().count() <= MAX_NAME_CHARS, "{} is too long", tag.name);
             assert!(tag.prompts.len() >= 4, "{} has {} prompts", tag.id, tag.prompts.len());
+            assert!(!tag.from_caller(), "{}: the caller-tag prefix is reserved", tag.id);
         }
         let mut names: Vec<&str> = t.tags.iter().map(|t| t.name.as_str()).collect();
         names.sort_unstable();
@@ -143,6 +155,11 @@ mod tests {
         let with = t.candidates(&["여행".into(), "여행".into(), "우주".into()]);
         assert!(with.len() > base + 1);
         let made = with.iter().find(|x| x.id == "concept:우주").unwrap();
+        assert!(made.from_caller());
+        assert!(
+            with.iter().filter(|x| x.from_caller()).count() == 1,
+            "여행 is the taxonomy's own"
+        );
         assert_eq!(made.name, "우주");
         assert!(made.prompts.iter().all(|p| p.contains("우주")));
         let mut ids: Vec<&str> = with.iter().map(|x| x.id.as_str()).collect();

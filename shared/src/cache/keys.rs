@@ -85,9 +85,17 @@ impl Keyspace {
         CacheKey(format!("{}v{SCHEMA_VERSION}:reprocess:lease:{run}", self.prefix))
     }
 
-    /// A text embedding (prompts, concepts), keyed by the hash of the text.
+    /// A text embedding of one of Ongi's own prompts (the taxonomy's, the quality pairs'),
+    /// keyed by the hash of the text.
     pub fn text(&self, model: &str, text: &str) -> CacheKey {
         self.key("text", model, &ContentHash::of(text.as_bytes()).to_hex())
+    }
+
+    /// A text embedding of a prompt made from a caller's concept. A keyspace of its own, so
+    /// these short-lived entries never replace (and shorten) a taxonomy prompt's entry, and an
+    /// operator can count or drop them apart.
+    pub fn concept_text(&self, model: &str, text: &str) -> CacheKey {
+        self.key("concept", model, &ContentHash::of(text.as_bytes()).to_hex())
     }
 }
 
@@ -106,5 +114,6 @@ mod tests {
         let bucket = BucketName::parse("uploads").unwrap();
         assert_eq!(ks.alias(&bucket, "a.jpg", 7).as_str(), "t1:v2:alias:uploads/a.jpg#7");
         assert_ne!(ks.text("m", "a dog"), ks.text("m", "a cat"));
+        assert_ne!(ks.text("m", "a dog"), ks.concept_text("m", "a dog"));
     }
 }

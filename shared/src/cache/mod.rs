@@ -149,6 +149,12 @@ impl Cache {
     /// Stores entries; a failure is logged and counted, never returned.
     /// Returns whether the write reached the cache.
     pub async fn set_many(&self, entries: &[(CacheKey, Bytes)]) -> bool {
+        self.set_many_for(entries, self.ttl).await
+    }
+
+    /// [`Cache::set_many`] with a time to live of its own (entries that must not stay as long
+    /// as features, such as the text embeddings of callers' concepts).
+    pub async fn set_many_for(&self, entries: &[(CacheKey, Bytes)], ttl: Duration) -> bool {
         if entries.is_empty() {
             return true;
         }
@@ -156,7 +162,7 @@ impl Cache {
             metrics::counter!("ongi_cache_errors_total", "op" => "skipped").increment(1);
             return false;
         }
-        match self.inner.set_many(entries, self.ttl).await {
+        match self.inner.set_many(entries, ttl).await {
             Ok(()) => true,
             Err(e) => {
                 self.note_failure(&e);

@@ -18,12 +18,19 @@ pub async fn require_bearer(State(token): State<Secret>, request: Request, next:
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer_token);
     match given {
         Some(t) if same(t.trim().as_bytes(), token.expose().as_bytes()) => next.run(request).await,
         Some(_) => ApiError::Unauthorized("the bearer token is not the one this server expects").into_response(),
         None => ApiError::Unauthorized("this server needs Authorization: Bearer <ONGI_API_TOKEN>").into_response(),
     }
+}
+
+/// The token of `Bearer <token>`. The scheme is case-insensitive (RFC 9110 §11.1), so
+/// `bearer` and `BEARER` are the same scheme.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
 /// Compares in time independent of where the bytes differ, so the token cannot be guessed
@@ -34,6 +41,16 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_scheme_is_case_insensitive_and_required() {
+        for ok in ["Bearer t0k", "bearer t0k", "BEARER t0k", "bEaReR t0k"] {
+            assert_eq!(super::bearer_token(ok), Some("t0k"), "{ok}");
+        }
+        for bad in ["Basic t0k", "Bearert0k", "t0k", "", "Bearer"] {
+            assert_eq!(super::bearer_token(bad), None, "{bad}");
+        }
+    }
+
     #[test]
     fn comparison_is_exact() {
         assert!(super::same(b"abc", b"abc"));

@@ -41,9 +41,21 @@ pub enum ApiError {
     /// No valid bearer token (only where `ONGI_API_TOKEN` is set).
     #[error("{0}")]
     Unauthorized(&'static str),
-    /// The thing named in the path does not exist (or has expired).
+    /// The thing named in the path does not exist (or has expired), or no route serves the path.
     #[error("{0}")]
     NotFound(String),
+    /// The path is served, but not with this method; `allow` lists the methods it takes
+    /// (also sent as the `Allow` header).
+    #[error("{method} is not allowed on {path}; it takes {allow}")]
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allow: String,
+    },
+    /// The request contradicts an earlier one, such as an idempotency key reused for a
+    /// different request.
+    #[error("{0}")]
+    Conflict(String),
     /// A bug or an unexpected failure: logged with its cause, opaque to the client.
     #[error("internal error: {0}")]
     Internal(String),
@@ -61,8 +73,8 @@ impl From<crate::events::publish::PublishError> for ApiError {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// `invalid_request`, `not_found`, `too_many_requests`, `not_implemented`,
-    /// `service_unavailable` or `internal_server_error`.
+    /// `invalid_request`, `unauthorized`, `not_found`, `method_not_allowed`, `conflict`,
+    /// `too_many_requests`, `not_implemented`, `service_unavailable` or `internal_server_error`.
     pub message: &'static str,
     /// Always `null` on errors.
     #[schema(value_type = Option<Object>)]
@@ -84,6 +96,8 @@ impl ApiError {
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -99,6 +113,8 @@ impl ApiError {
             Self::Unavailable { .. } => "service_unavailable",
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::Conflict(_) => "conflict",
             Self::Unauthorized(_) => "unauthorized",
             Self::Internal(_) => "internal_server_error",
         }
@@ -133,6 +149,11 @@ impl IntoResponse for ApiError {
             && let Ok(v) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        if let Self::MethodNotAllowed { allow, .. } = &self
+            && let Ok(v) = HeaderValue::from_str(allow)
+        {
+            response.headers_mut().insert(header::ALLOW, v);
         }
         if let Self::Unauthorized(_) = &self {
             response

@@ -4,14 +4,17 @@
 //!   in production and in tests alike (port 0 works; read the real one from `port()`).
 //! - [`envelope`] and [`error`]: the `{"message", "data"}` envelope and the one place where
 //!   errors become status codes.
-//! - [`extract`]: JSON bodies with the envelope's errors instead of axum's plain-text ones.
+//! - [`extract`]: JSON bodies, query strings and path parameters with the envelope's errors
+//!   instead of axum's plain-text ones.
 //! - [`request`]: request bodies and their validation (reference rules, per-call limits).
-//! - [`routes`]: one file per group of routes; [`openapi`]: the OpenAPI document.
+//! - [`routes`]: one file per group of routes, and the envelope's 404/405 for the rest;
+//!   [`openapi`]: the OpenAPI document.
 //! - [`admission`]: load shedding past `ONGI_MAX_IN_FLIGHT` requests (503 + `Retry-After`);
 //!   [`body`]: bodies read whole within a deadline before a request takes a slot.
 //! - [`auth`]: the bearer token of a process exposed without IAM (`ONGI_API_TOKEN`).
-//! - [`observe`]: request ids and per-route latency metrics; [`shutdown`]: SIGTERM handling;
-//!   [`serve`]: the accept loop, with a deadline for each request head.
+//! - [`observe`]: request ids and per-route latency metrics (labels from a closed set);
+//!   [`shutdown`]: SIGTERM handling; [`serve`]: the accept loop, with a deadline for each
+//!   request head.
 
 pub mod admission;
 pub mod album;

@@ -1,6 +1,11 @@
 //! Per-request observability: a request id on every request and response (`x-request-id`,
-//! kept when the caller sends one), a tracing span carrying it, and per-route metrics
-//! labelled by the route template (never by the raw path, which would hold image names).
+//! kept when the caller sends one), a tracing span carrying it, and per-route metrics.
+//!
+//! Every metric label comes from a closed set, never from what a caller sends: each new label
+//! value is a new series that the process keeps (and `/metrics` prints) for its whole life,
+//! so a caller inventing methods or paths could otherwise grow memory without bound. Routes
+//! are labelled by their template (`unmatched` for any path no route serves), methods by
+//! their standard name (`other` for any other token), statuses by the code the server chose.
 
 use std::time::Instant;
 
@@ -10,17 +15,35 @@ use axum::response::Response;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// The `method` label: the standard methods by name, any other token as `other`.
+pub fn method_label(method: &http::Method) -> &'static str {
+    use http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Records `ongi_http_requests_total` and `ongi_http_request_duration_seconds`.
 pub async fn record_metrics(request: Request, next: Next) -> Response {
+    // Route templates are the process's own strings (a fixed set); the raw path is not.
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    metrics::histogram!("ongi_http_request_duration_seconds", "route" => route.clone(), "method" => method.clone())
+    metrics::histogram!("ongi_http_request_duration_seconds", "route" => route.clone(), "method" => method)
         .record(started.elapsed().as_secs_f64());
     metrics::counter!("ongi_http_requests_total", "route" => route, "method" => method, "status" => status)
         .increment(1);
@@ -80,6 +103,16 @@ mod tests {
         let mut h = http::HeaderMap::new();
         h.insert(name, value.parse().unwrap());
         h
+    }
+
+    #[test]
+    fn methods_outside_the_standard_set_share_one_label() {
+        assert_eq!(method_label(&http::Method::GET), "GET");
+        assert_eq!(method_label(&http::Method::PATCH), "PATCH");
+        for made_up in ["QXZRTPLA", "get", "PROPFIND", "X"] {
+            let m = http::Method::from_bytes(made_up.as_bytes()).unwrap();
+            assert_eq!(method_label(&m), "other", "{made_up}");
+        }
     }
 
     #[test]

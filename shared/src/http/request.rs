@@ -153,3 +153,74 @@ mod tests {
         assert!(validate_refs("images", &[], &bucket()).is_err());
     }
 }
+
+/// At most this many concepts per categories call.
+pub const MAX_CONCEPTS: usize = 100;
+/// At most this many characters per concept.
+pub const MAX_CONCEPT_CHARS: usize = 100;
+
+/// Validates an album's concepts: at most [`MAX_CONCEPTS`], each of 1 to
+/// [`MAX_CONCEPT_CHARS`] characters with something besides white space and no control
+/// character (NUL, a line break, …): a concept becomes a category name the app stores and
+/// shows, and prompt text for CLIP. A bad one is a 400 naming its index.
+pub fn validate_concepts(concepts: &[String]) -> Result<(), ApiError> {
+    if concepts.len() > MAX_CONCEPTS {
+        return Err(ApiError::InvalidRequest(format!(
+            "concepts: at most {MAX_CONCEPTS} are accepted, got {}",
+            concepts.len()
+        )));
+    }
+    for (i, c) in concepts.iter().enumerate() {
+        let shown = || c.chars().take(40).collect::<String>();
+        let problem = if c.trim().is_empty() {
+            "is empty or only white space"
+        } else if c.chars().any(char::is_control) {
+            "contains a control character (NUL, a line break, …)"
+        } else if c.chars().count() > MAX_CONCEPT_CHARS {
+            "is longer than 100 characters"
+        } else {
+            continue;
+        };
+        return Err(ApiError::InvalidRequest(format!(
+            "concepts[{i}] {:?} {problem}",
+            shown()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod concept_tests {
+    use super::*;
+
+    #[test]
+    fn concepts_must_be_visible_text_and_are_named_by_index() {
+        assert!(validate_concepts(&[]).is_ok());
+        assert!(validate_concepts(&["여행".into(), "a cat".into(), "x".repeat(100)]).is_ok());
+        for (bad, why) in [
+            ("", "empty"),
+            ("  ", "empty"),
+            ("\u{3000}", "empty"),
+            ("a\u{0}b", "control"),
+            ("two\nlines", "control"),
+            ("tab\there", "control"),
+            ("\u{85}next line", "control"),
+            (&"y".repeat(101), "longer than 100"),
+        ] {
+            let err = validate_concepts(&["ok".into(), bad.into()]).unwrap_err().to_string();
+            assert!(err.starts_with("concepts[1] "), "{err}");
+            assert!(err.contains(why), "{err}");
+            assert!(
+                !err.contains('\n') && !err.contains('\u{0}'),
+                "the message quotes it escaped: {err:?}"
+            );
+        }
+        let many = vec!["c".to_owned(); MAX_CONCEPTS + 1];
+        assert!(
+            validate_concepts(&many)
+                .unwrap_err()
+                .to_string()
+                .contains("at most 100")
+        );
+    }
+}

@@ -50,7 +50,7 @@ impl AppState {
     pub async fn from_settings(settings: Settings, modules: Modules) -> Result<Self, StateError> {
         let store = crate::storage::from_settings(&settings).await?;
         let backend: Arc<dyn crate::cache::FeatureCache> = match &settings.redis_url {
-            Some(url) => Arc::new(RedisCache::new(url).map_err(|e| StateError::Cache(e.to_string()))?),
+            Some(url) => Arc::new(RedisCache::new(url.expose()).map_err(|e| StateError::Cache(e.to_string()))?),
             None => Arc::new(MemoryCache::default()),
         };
         let cache = Cache::new(
@@ -105,7 +105,7 @@ impl AppState {
             if embeds_here {
                 None
             } else {
-                settings.embedding_url.clone()
+                settings.embedding_url.as_ref().map(|u| u.expose().to_owned())
             },
         ));
         let analyzer = Arc::new(Analyzer::new(models.clone(), cache.clone(), settings.analysis));
@@ -124,7 +124,7 @@ impl AppState {
         let style_queue = match (&settings.redis_url, modules.contains(Module::Style)) {
             (Some(url), true) => Some(
                 StyleQueue::new(
-                    url,
+                    url.expose(),
                     &settings.cache_prefix,
                     settings.style.max_attempts,
                     settings.style.job_ttl,

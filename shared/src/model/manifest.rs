@@ -9,8 +9,13 @@
 //! - A file is hashed while it is streamed, never read whole (the CLIP graphs are 350 MB).
 //! - A download goes to `DIR/.<file>.part` and is renamed to its final name only after its
 //!   size and SHA-256 match the manifest, so a file under its final name is never a partial
-//!   or unchecked download. A file whose hash is not pinned yet (`sha256 = ""`) is downloaded,
-//!   its hash printed, and then refused: a maintainer pins it after checking the bytes.
+//!   or unchecked download; a download that fails leaves no `.part` behind. A file whose hash
+//!   is not pinned yet (`sha256 = ""`) is downloaded, its hash printed, and then refused: a
+//!   maintainer pins it after checking the bytes.
+//! - A file already in the folder is never deleted or overwritten by anything but a verified
+//!   download, and even then it is kept aside (`<file>.replaced`), never lost: it may be a
+//!   user's own model. [`Mismatched`] says whether `fetch` replaces such a file at all
+//!   (`ongi models fetch` does; `ongi serve`'s start-up leaves it where it is).
 //! - Every error is one line that names the file; no network access is needed to parse,
 //!   verify or test any of this.
 
@@ -504,13 +509,28 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// Network settings of [`fetch_with`].
+/// What [`fetch_with`] does with a file that is present but does not match its pin (wrong
+/// size, wrong hash, unreadable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mismatched {
+    /// Leave it where it is and say so (`ongi serve`'s start-up: a first run must never touch
+    /// what a user put in the folder).
+    #[default]
+    Keep,
+    /// Download the pinned file; once it is verified, move the present file aside to
+    /// `<file>.replaced` (`.replaced.2`, … when taken) and put the download in its place
+    /// (`ongi models fetch`, which the user asked for).
+    ReplaceKeepingAside,
+}
+
+/// Network settings of [`fetch_with`], and what it does with a file that does not match.
 #[derive(Debug, Clone)]
 pub struct FetchOptions {
     /// Longest wait for a TCP (and TLS) connection.
     pub connect_timeout: Duration,
     /// Longest silence while reading a response.
     pub read_timeout: Duration,
+    pub mismatched: Mismatched,
 }
 
 impl Default for FetchOptions {
@@ -518,6 +538,7 @@ impl Default for FetchOptions {
         Self {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
+            mismatched: Mismatched::default(),
         }
     }
 }
@@ -533,8 +554,12 @@ pub trait FetchObserver: Send {
     fn download_finished(&mut self, _model: &ModelEntry) {}
     /// The file was left as it is (already valid, present but unpinned, optional without source).
     fn skipped(&mut self, _model: &ModelEntry, _why: &str) {}
-    /// An invalid file under the final name was deleted before downloading it again.
-    fn removed(&mut self, _model: &ModelEntry, _why: &str) {}
+    /// A file that does not match its pin was left where it is ([`Mismatched::Keep`]); `why`
+    /// says what is wrong with it and how to replace it.
+    fn kept(&mut self, _model: &ModelEntry, _why: &str) {}
+    /// A file that did not match its pin was moved to `aside` to make room for the verified
+    /// download (installed next).
+    fn moved_aside(&mut self, _model: &ModelEntry, _why: &str, _aside: &Path) {}
     /// The file was downloaded, checked and installed.
     fn installed(&mut self, _model: &ModelEntry) {}
     /// The file could not be installed; `fetch_with` goes on with the next one.
@@ -556,6 +581,11 @@ pub struct FetchReport {
     pub present: Vec<String>,
     /// Optional files without a download source, not installed.
     pub skipped: Vec<String>,
+    /// Present but not matching their pin, left as they are ([`Mismatched::Keep`]).
+    pub kept: Vec<String>,
+    /// Where files that did not match their pin went before their verified download took
+    /// their place ([`Mismatched::ReplaceKeepingAside`]).
+    pub moved_aside: Vec<PathBuf>,
 }
 
 /// Why [`fetch_with`] stopped or did not install everything. `Display` is one line.
@@ -612,7 +642,8 @@ fn incomplete(total: usize, failures: &[(String, String)]) -> String {
 }
 
 /// Installs every file of `manifest` into the folder `dir` (created if needed) and writes the
-/// manifest there as `manifest.toml`. Files already present and valid are left alone. Each
+/// manifest there as `manifest.toml`. Files already present and valid are left alone; files
+/// present but not matching their pin are handled as `options.mismatched` says. Each
 /// download goes to `DIR/.<file>.part` and takes its final name only once its size and
 /// SHA-256 match the manifest; a file whose hash is not pinned is downloaded, its hash
 /// reported, and refused. A host that cannot be reached stops everything with
@@ -628,7 +659,7 @@ pub async fn fetch_with(
         dir: dir.to_owned(),
         reason: e.to_string(),
     })?;
-    write_manifest(manifest, dir)?;
+    write_manifest(manifest, dir, options.mismatched)?;
     let client = reqwest::Client::builder()
         .connect_timeout(options.connect_timeout)
         .read_timeout(options.read_timeout)
@@ -643,6 +674,8 @@ pub async fn fetch_with(
     for entry in manifest.models() {
         let path = dir.join(&entry.file);
         let how = entry.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default();
+        // The present file that does not match its pin, and what is wrong with it.
+        let mut mismatched = None;
         match check_in_background(entry, &path).await {
             ModelStatus::Missing => {}
             ModelStatus::Ok => {
@@ -663,16 +696,18 @@ pub async fn fetch_with(
                 failures.push((entry.file.clone(), why));
                 continue;
             }
-            bad => {
-                // Never keep an invalid file under the final name: a loader would trust it.
-                if let Err(e) = std::fs::remove_file(&path)
-                    && e.kind() != io::ErrorKind::NotFound
-                {
-                    let reason = format!("{bad}, and it cannot be deleted: {e}");
-                    return Err(FetchError::Write { path, reason });
-                }
-                observer.removed(entry, &bad.to_string());
+            bad if options.mismatched == Mismatched::Keep => {
+                // It may be the user's own model: left as it is, and said in one line.
+                let why = format!(
+                    "present but not the pinned file ({bad}): left as it is, and loaded as it is if it fits the \
+                     model's contract; to get the pinned file run 'ongi models fetch' (yours is then kept as {}.replaced)",
+                    entry.file
+                );
+                observer.kept(entry, &why);
+                report.kept.push(entry.file.clone());
+                continue;
             }
+            bad => mismatched = Some(bad),
         }
         if entry.source.is_empty() {
             if entry.required {
@@ -685,10 +720,18 @@ pub async fn fetch_with(
             }
             continue;
         }
-        let outcome = download(&client, entry, dir, &path, observer).await;
+        let outcome = download(&client, entry, dir, observer).await;
         observer.download_finished(entry);
+        let outcome = match outcome {
+            Ok(part) => install(part, &path, mismatched.is_some()).await,
+            Err(failure) => Err(failure),
+        };
         match outcome {
-            Ok(()) => {
+            Ok(aside) => {
+                if let (Some(aside), Some(bad)) = (aside, &mismatched) {
+                    observer.moved_aside(entry, &bad.to_string(), &aside);
+                    report.moved_aside.push(aside);
+                }
                 observer.installed(entry);
                 report.installed.push(entry.file.clone());
             }
@@ -720,10 +763,16 @@ async fn check_in_background(entry: &ModelEntry, path: &Path) -> ModelStatus {
 }
 
 /// Writes the manifest's text to `DIR/manifest.toml` (through a temporary file), unless the
-/// folder already has exactly that text.
-fn write_manifest(manifest: &Manifest, dir: &Path) -> Result<(), FetchError> {
+/// folder already has exactly that text. A different `manifest.toml` already there is left as
+/// it is with [`Mismatched::Keep`], and kept aside (`manifest.toml.replaced`) otherwise.
+fn write_manifest(manifest: &Manifest, dir: &Path, mismatched: Mismatched) -> Result<(), FetchError> {
     let path = dir.join(MANIFEST_FILE);
-    if std::fs::read_to_string(&path).is_ok_and(|current| current == manifest.as_toml()) {
+    let present = match std::fs::read_to_string(&path) {
+        Ok(current) if current == manifest.as_toml() => return Ok(()),
+        Ok(_) => true,
+        Err(e) => e.kind() != io::ErrorKind::NotFound,
+    };
+    if present && mismatched == Mismatched::Keep {
         return Ok(());
     }
     let part = dir.join(format!(".{MANIFEST_FILE}.part"));
@@ -732,10 +781,56 @@ fn write_manifest(manifest: &Manifest, dir: &Path) -> Result<(), FetchError> {
         reason: e.to_string(),
     };
     std::fs::write(&part, manifest.as_toml()).map_err(write_error)?;
+    if present && let Err(e) = std::fs::rename(&path, free_aside_name(&path)) {
+        let _ = std::fs::remove_file(&part);
+        return Err(write_error(e));
+    }
     std::fs::rename(&part, &path).map_err(|e| {
         let _ = std::fs::remove_file(&part);
         write_error(e)
     })
+}
+
+/// `<path>.replaced`, or `<path>.replaced.2`, `.3`, … : the first name not taken.
+fn free_aside_name(path: &Path) -> PathBuf {
+    let base = format!("{}.replaced", path.display());
+    let mut candidate = PathBuf::from(&base);
+    let mut n = 2u32;
+    while candidate.symlink_metadata().is_ok() {
+        candidate = PathBuf::from(format!("{base}.{n}"));
+        n += 1;
+    }
+    candidate
+}
+
+/// Puts a verified download in place. A file already there (`replacing`) is first moved
+/// aside, never deleted; returns where it went. If the download cannot take its place, the
+/// moved file is put back.
+async fn install(part: PartFile, path: &Path, replacing: bool) -> Result<Option<PathBuf>, Failure> {
+    let write_error = |path: &Path, e: io::Error| {
+        Failure::Stop(FetchError::Write {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
+    };
+    let aside = if replacing {
+        let aside = free_aside_name(path);
+        tokio::fs::rename(path, &aside)
+            .await
+            .map_err(|e| write_error(path, e))?;
+        Some(aside)
+    } else {
+        None
+    };
+    if let Err(e) = tokio::fs::rename(&part.path, path).await {
+        if let Some(aside) = &aside {
+            let _ = tokio::fs::rename(aside, path).await;
+        }
+        return Err(write_error(path, e));
+    }
+    let mut part = part;
+    part.armed = false;
+    Ok(aside)
 }
 
 enum Failure {
@@ -759,13 +854,14 @@ impl Drop for PartFile {
     }
 }
 
+/// Downloads `entry` to `DIR/.<file>.part` and checks its size and SHA-256; the verified
+/// file is returned still armed, so it is deleted unless [`install`] puts it in place.
 async fn download(
     client: &reqwest::Client,
     entry: &ModelEntry,
     dir: &Path,
-    path: &Path,
     observer: &mut dyn FetchObserver,
-) -> Result<(), Failure> {
+) -> Result<PartFile, Failure> {
     let source_host = entry.source_host().unwrap_or_else(|| entry.source.clone());
     let host_of = |e: &reqwest::Error| {
         e.url()
@@ -857,15 +953,7 @@ async fn download(
             entry.sha256
         )));
     }
-    tokio::fs::rename(&part.path, path).await.map_err(|e| {
-        Failure::Stop(FetchError::Write {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })
-    })?;
-    let mut part = part;
-    part.armed = false;
-    Ok(())
+    Ok(part)
 }
 
 /// An error and its causes on one line, without the URL that reqwest puts in front (the
@@ -1369,7 +1457,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.onnx"), b"bad!").unwrap();
         std::fs::write(dir.path().join("d.onnx"), b"hand-made, but wrong").unwrap();
-        let e = fetch_with(&manifest, dir.path(), &FetchOptions::default(), &mut Quiet)
+        let replace = FetchOptions {
+            mismatched: Mismatched::ReplaceKeepingAside,
+            ..FetchOptions::default()
+        };
+        let e = fetch_with(&manifest, dir.path(), &replace, &mut Quiet)
             .await
             .unwrap_err();
         let FetchError::Incomplete { total, failures } = &e else {
@@ -1380,9 +1472,79 @@ mod tests {
         assert_eq!(failed, ["b.onnx", "d.onnx"]);
         assert!(failures[0].1.contains("HTTP 404"), "{}", failures[0].1);
         assert!(failures[1].1.contains("wrong hash"), "{}", failures[1].1);
-        // The corrupt a.onnx was replaced; the hand-installed d.onnx, with no source, was kept.
+        // The corrupt a.onnx was replaced by the verified download and kept aside; the
+        // hand-installed d.onnx, with no source, was left as it is.
         assert_eq!(std::fs::read(dir.path().join("a.onnx")).unwrap(), good);
-        assert_eq!(listing(dir.path()), ["a.onnx", "d.onnx", MANIFEST_FILE]);
+        assert_eq!(std::fs::read(dir.path().join("a.onnx.replaced")).unwrap(), b"bad!");
+        assert_eq!(
+            listing(dir.path()),
+            ["a.onnx", "a.onnx.replaced", "d.onnx", MANIFEST_FILE]
+        );
         assert_one_line(&e.to_string());
+    }
+
+    #[tokio::test]
+    async fn by_default_a_file_that_does_not_match_is_left_as_it_is_and_reported() {
+        let good = b"good".to_vec();
+        let (base, hits) = serve(vec![("a.onnx", good.clone())]).await;
+        let manifest = one_model_manifest("a.onnx", &sha256_hex(&good), Some(4), &format!("{base}/a.onnx"), true);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.onnx"), b"the user's own").unwrap();
+        struct Record(Vec<String>);
+        impl FetchObserver for Record {
+            fn kept(&mut self, model: &ModelEntry, why: &str) {
+                self.0.push(format!("{}: {why}", model.file));
+            }
+        }
+        let mut record = Record(Vec::new());
+        let report = fetch_with(&manifest, dir.path(), &FetchOptions::default(), &mut record)
+            .await
+            .unwrap();
+        assert_eq!(report.kept, ["a.onnx"]);
+        assert!(report.installed.is_empty() && report.moved_aside.is_empty());
+        assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing was downloaded");
+        assert_eq!(std::fs::read(dir.path().join("a.onnx")).unwrap(), b"the user's own");
+        assert_eq!(listing(dir.path()), ["a.onnx", MANIFEST_FILE]);
+        assert_eq!(record.0.len(), 1);
+        assert_one_line(&record.0[0]);
+        assert!(
+            record.0[0].contains("wrong size") && record.0[0].contains("ongi models fetch"),
+            "{}",
+            record.0[0]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_replacing_download_that_fails_leaves_the_present_file_and_no_part() {
+        let (base, _) = serve(vec![("a.onnx", b"evil".to_vec())]).await;
+        let manifest = one_model_manifest("a.onnx", &sha256_hex(b"good"), Some(4), &format!("{base}/a.onnx"), true);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.onnx"), b"the user's own").unwrap();
+        let replace = FetchOptions {
+            mismatched: Mismatched::ReplaceKeepingAside,
+            ..FetchOptions::default()
+        };
+        let e = fetch_with(&manifest, dir.path(), &replace, &mut Quiet)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains(&sha256_hex(b"evil")), "{e}");
+        assert_eq!(std::fs::read(dir.path().join("a.onnx")).unwrap(), b"the user's own");
+        assert_eq!(listing(dir.path()), ["a.onnx", MANIFEST_FILE]);
+    }
+
+    #[test]
+    fn a_different_manifest_is_kept_aside_or_left_never_lost() {
+        let manifest = one_model_manifest("a.onnx", &sha256_hex(b"x"), Some(1), "", false);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(MANIFEST_FILE);
+        std::fs::write(&path, "# the user's own manifest\n").unwrap();
+        write_manifest(&manifest, dir.path(), Mismatched::Keep).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "# the user's own manifest\n");
+        write_manifest(&manifest, dir.path(), Mismatched::ReplaceKeepingAside).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), manifest.as_toml());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("manifest.toml.replaced")).unwrap(),
+            "# the user's own manifest\n"
+        );
     }
 }

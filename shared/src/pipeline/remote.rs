@@ -90,15 +90,21 @@ impl EmbeddingClient {
         if let Some(token) = self.id_token().await {
             request = request.bearer_auth(token.trim());
         }
+        // EMBEDDING_URL may carry credentials, and reqwest's errors quote the URL: errors name
+        // the service redacted (they reach logs and per-photo details).
+        let shown = crate::config::redact_url(&self.base);
         let resp = request
             .send()
             .await
-            .map_err(|e| unavailable(format!("{}: {e}", self.base)))?;
+            .map_err(|e| unavailable(format!("{shown}: {}", e.without_url())))?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(unavailable(format!("{} answered {status}", self.base)));
+            return Err(unavailable(format!("{shown} answered {status}")));
         }
-        let answer: Answer = resp.json().await.map_err(|e| unavailable(e.to_string()))?;
+        let answer: Answer = resp
+            .json()
+            .await
+            .map_err(|e| unavailable(format!("{shown}: {}", e.without_url())))?;
         Ok(answer
             .invalid_images
             .into_iter()

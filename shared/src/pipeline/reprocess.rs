@@ -225,7 +225,8 @@ impl RawRequest<'_> {
             BucketName::parse(self.bucket).map_err(|e| invalid(format!("bucket {:?}: {e}", shown(self.bucket))))?;
         if &bucket != served_bucket {
             return Err(invalid(format!(
-                "bucket {bucket:?} is not served here: this process reads photos from {:?} (ONGI_BUCKET)",
+                "bucket {:?} is not served here: this process reads photos from {:?} (ONGI_BUCKET)",
+                bucket.as_str(),
                 served_bucket.as_str()
             )));
         }

@@ -30,7 +30,7 @@ pub async fn from_settings(
     Ok(match settings.storage {
         StorageBackend::Local => std::sync::Arc::new(local::LocalStore::new(&settings.data_dir)?),
         StorageBackend::Gcs => match &settings.storage_emulator_host {
-            Some(endpoint) => std::sync::Arc::new(gcs::GcsStore::emulator(endpoint, None).await?),
+            Some(endpoint) => std::sync::Arc::new(gcs::GcsStore::emulator(endpoint.expose(), None).await?),
             None => std::sync::Arc::new(gcs::GcsStore::production().await?),
         },
     })

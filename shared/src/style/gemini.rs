@@ -81,7 +81,7 @@ pub struct GeminiClient {
 impl std::fmt::Debug for GeminiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GeminiClient")
-            .field("url", &self.url)
+            .field("url", &crate::config::redact_url(&self.url))
             .finish_non_exhaustive()
     }
 }
@@ -95,7 +95,7 @@ impl GeminiClient {
             http,
             url: format!(
                 "{}/v1beta/models/{}:generateContent",
-                settings.endpoint.trim_end_matches('/'),
+                settings.endpoint.expose().trim_end_matches('/'),
                 settings.model
             ),
             key,
@@ -143,8 +143,9 @@ impl GeminiClient {
         let response = match sent {
             Ok(r) => r,
             Err(e) if e.is_timeout() => return Err((GeminiError::Timeout(CALL_BUDGET), None)),
-            // reqwest's message names the URL, which holds no secret (the key is a header).
-            Err(e) => return Err((GeminiError::Connect(e.to_string()), None)),
+            // reqwest's message names the URL, which may hold credentials of GEMINI_ENDPOINT
+            // (a proxy's user or `?key=`): the error names it redacted.
+            Err(e) => return Err((GeminiError::Connect(self.connect_error(e)), None)),
         };
         let status = response.status();
         let retry_after = response
@@ -156,7 +157,7 @@ impl GeminiClient {
         let text = match response.text().await {
             Ok(t) => t,
             Err(e) if e.is_timeout() => return Err((GeminiError::Timeout(CALL_BUDGET), None)),
-            Err(e) => return Err((GeminiError::Connect(e.to_string()), None)),
+            Err(e) => return Err((GeminiError::Connect(self.connect_error(e)), None)),
         };
         if !status.is_success() {
             // An error body may quote the request, key included (a proxy, or an "invalid
@@ -173,6 +174,32 @@ impl GeminiClient {
         // The answer becomes the prompt (stored, shown) or, if it is junk, part of an error.
         Ok(redact(&text, self.key.expose()))
     }
+}
+
+impl GeminiClient {
+    /// A transport error, naming the endpoint without its credentials.
+    fn connect_error(&self, e: reqwest::Error) -> String {
+        format!(
+            "{}: {}",
+            crate::config::redact_url(&self.url),
+            error_chain(&e.without_url())
+        )
+    }
+}
+
+/// An error and its causes on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// `text` with every occurrence of `secret` replaced by `[redacted]`.

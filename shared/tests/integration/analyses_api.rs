@@ -404,3 +404,77 @@ async fn an_analysis_function_computes_missing_features_through_the_embedding_se
         "{body}"
     );
 }
+
+/// Callers' concepts are any strings: their text embeddings must neither grow the process
+/// without bound nor fill Redis for a month. 300 made-up concepts (2,400 prompts, more than
+/// the in-process memo keeps), then every key the calls wrote is checked for its TTL.
+#[tokio::test]
+async fn callers_concepts_are_bounded_in_memory_and_short_lived_in_redis() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use ongi_shared::analysis::{AnalysisSettings, Analyzer, CONCEPT_MEMO_CAP};
+    use ongi_shared::cache::redis::RedisCache;
+    use ongi_shared::cache::{Cache, Keyspace};
+    use ongi_shared::model::Models;
+
+    let ort = required_env("ORT_DYLIB_PATH");
+    let models = Arc::new(Models::load(&models_dir(), Some(Path::new(&ort)), false));
+    assert!(models.clip_textual.is_some(), "{:?}", models.missing);
+    let prefix = unique_prefix();
+    let month = Duration::from_secs(30 * 24 * 3600);
+    let cache = Cache::new(
+        Arc::new(RedisCache::new(&redis_url()).unwrap()),
+        Keyspace::new(prefix.clone()),
+        month,
+    );
+    let analyzer = Analyzer::new(models, cache, AnalysisSettings::default());
+
+    analyzer.category_tags(&[]).await.unwrap();
+    let fixed = analyzer.text_memo_len();
+    assert!(fixed > 100, "the taxonomy's prompts are remembered: {fixed}");
+    let run = uuid::Uuid::new_v4();
+    let first: Vec<String> = (0..100).map(|i| format!("made-up concept 0-{i} {run}")).collect();
+    let first_tags = analyzer.category_tags(&first).await.unwrap();
+    for call in 1..3 {
+        let concepts: Vec<String> = (0..100).map(|i| format!("made-up concept {call}-{i} {run}")).collect();
+        analyzer.category_tags(&concepts).await.unwrap();
+        let held = analyzer.text_memo_len();
+        assert!(
+            held <= fixed + CONCEPT_MEMO_CAP,
+            "call {call}: {held} text embeddings held, the cap is {fixed} fixed + {CONCEPT_MEMO_CAP}"
+        );
+    }
+    // The first call's concepts have left the memo; asking again gives the same vectors.
+    let again = analyzer.category_tags(&first).await.unwrap();
+    let photo = vec![0.03f32; 512];
+    assert_eq!(
+        first_tags.assign(&[photo.as_slice()]),
+        again.assign(&[photo.as_slice()]),
+        "an evicted concept is read back (or recomputed), never lost"
+    );
+
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let (mut long, mut short) = (0usize, 0usize);
+    for key in &keys {
+        let pttl: i64 = redis::cmd("PTTL").arg(key).query_async(&mut con).await.unwrap();
+        assert!(pttl > 0, "{key} has no time to live ({pttl})");
+        if pttl > 86_400_000 {
+            long += 1;
+        } else {
+            short += 1;
+        }
+    }
+    println!(
+        "{} keys: {long} with the features' TTL (the taxonomy), {short} short-lived (concepts)",
+        keys.len()
+    );
+    assert_eq!(long, fixed, "only the taxonomy's own prompts keep the long TTL");
+    assert!(short >= 300 * 8, "every concept prompt is short-lived: {short}");
+}

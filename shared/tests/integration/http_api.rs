@@ -350,3 +350,179 @@ async fn with_a_token_every_route_but_healthz_needs_it() {
     assert_eq!(reqwest::get(app.url("/healthz")).await.unwrap().status(), 200);
     assert_eq!(reqwest::get(app.url("/metrics")).await.unwrap().status(), 401);
 }
+
+#[tokio::test]
+async fn detail_accepts_true_false_1_0_and_refuses_anything_else_in_the_envelope() {
+    let app = spawn_app(Modules::all(), &[]).await;
+    let body = json!({"images": ["a.jpg"]});
+    for value in ["true", "false", "1", "0"] {
+        for route in ["quality", "duplicates"] {
+            let resp = app
+                .post_json(&format!("/api/albums/{route}?detail={value}"), &body)
+                .await;
+            assert_eq!(resp.status(), 201, "{route}?detail={value}");
+        }
+    }
+    for value in ["yes", "2", "", "TRUE%00"] {
+        let resp = app
+            .post_json(&format!("/api/albums/quality?detail={value}"), &body)
+            .await;
+        expect_error(resp, 400, "invalid_request", "detail").await;
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_the_envelope() {
+    let app = spawn_app(Modules::all(), &[]).await;
+    let missing = reqwest::get(app.url("/api/albums/nothing-here")).await.unwrap();
+    expect_error(missing, 404, "not_found", "/api/albums/nothing-here").await;
+    let missing = app.post_json("/no/such/route", &json!({})).await;
+    expect_error(missing, 404, "not_found", "/no/such/route").await;
+
+    let wrong = reqwest::get(app.url("/api/albums/quality")).await.unwrap();
+    assert_eq!(
+        wrong.headers().get("allow").map(|v| v.to_str().unwrap()),
+        Some("POST"),
+        "405 names the methods the route takes"
+    );
+    expect_error(wrong, 405, "method_not_allowed", "POST").await;
+    let wrong = app
+        .client
+        .delete(app.url("/api/albums/style/6f1c9b7e-0000-4000-8000-000000000000"))
+        .send()
+        .await
+        .unwrap();
+    assert!(wrong.headers()["allow"].to_str().unwrap().contains("GET"));
+    expect_error(wrong, 405, "method_not_allowed", "GET").await;
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let token = "a-test-token-of-sufficient-length";
+    let app = spawn_app(Modules::all(), &[("ONGI_API_TOKEN", token)]).await;
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let resp = app
+            .client
+            .get(app.url("/readyz"))
+            .header("authorization", format!("{scheme} {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{scheme}");
+    }
+    for header in [format!("Basic {token}"), format!("Bearer{token}"), token.to_owned()] {
+        let resp = app
+            .client
+            .get(app.url("/readyz"))
+            .header("authorization", header.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "{header}");
+    }
+}
+
+#[tokio::test]
+async fn a_bucket_is_named_by_its_name_in_errors() {
+    let app = spawn_app(Modules::all(), &[]).await;
+    let resp = app
+        .post_json("/batch/reprocess", &json!({"bucket": "other", "prefix": ""}))
+        .await;
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("\"other\"") || error.contains("bucket other "),
+        "{error}"
+    );
+    assert!(!error.contains("BucketName"), "a Debug dump of a domain type: {error}");
+}
+
+#[tokio::test]
+async fn empty_blank_and_control_character_concepts_are_refused_by_index() {
+    let app = spawn_app(Modules::all(), &[]).await;
+    for (i, bad) in [
+        "",
+        " ",
+        "\t\n",
+        "a\u{0}b",
+        "two\nlines",
+        "bell\u{7}",
+        "del\u{7f}",
+        "\u{a0}\u{a0}",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let concepts = json!(["여행", bad]);
+        let resp = app
+            .post_json(
+                "/api/albums/categories",
+                &json!({"images": ["a.jpg"], "concepts": concepts}),
+            )
+            .await;
+        assert_eq!(resp.status(), 400, "case {i}: {bad:?}");
+        expect_error(resp, 400, "invalid_request", "concepts[1]").await;
+    }
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_with_another_request_is_a_conflict() {
+    let app = spawn_app(
+        Modules::all(),
+        &[
+            ("REDIS_URL", &redis_url()),
+            ("ONGI_CACHE_PREFIX", &crate::support::unique_prefix()),
+        ],
+    )
+    .await;
+    let uploads = app.data_dir().join("uploads");
+    std::fs::create_dir_all(&uploads).unwrap();
+    for (name, shade) in [("a.png", 40u8), ("b.png", 200u8)] {
+        let img = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([shade, (x * 3) as u8, (y * 5) as u8]));
+        img.save(uploads.join(name)).unwrap();
+    }
+    let key = format!("key-{}", uuid::Uuid::new_v4());
+    let first = app
+        .post_json(
+            "/api/albums/style",
+            &json!({"image": "a.png", "style": "ghibli", "steps": 2, "idempotency_key": key}),
+        )
+        .await;
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    let job = first["data"]["job_id"].as_str().unwrap().to_owned();
+
+    // The same request again: the same job (by the body field, or by the header).
+    let again = app
+        .post_json(
+            "/api/albums/style",
+            &json!({"image": "a.png", "style": "ghibli", "steps": 2, "idempotency_key": key}),
+        )
+        .await;
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.json::<Value>().await.unwrap()["data"]["job_id"], job.as_str());
+    let by_header = app
+        .client
+        .post(app.url("/api/albums/style"))
+        .header("idempotency-key", &key)
+        .json(&json!({"image": "a.png", "style": "ghibli", "steps": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_header.status(), 202);
+    assert_eq!(by_header.json::<Value>().await.unwrap()["data"]["job_id"], job.as_str());
+
+    for other in [
+        json!({"image": "b.png", "style": "ghibli", "steps": 2}),
+        json!({"image": "a.png", "style": "watercolor", "steps": 2}),
+        json!({"image": "a.png", "style": "ghibli", "steps": 3}),
+        json!({"image": "a.png", "style": "ghibli", "steps": 2, "strength": 0.9}),
+        json!({"image": "a.png", "style": "ghibli", "steps": 2, "seed": 7}),
+    ] {
+        let mut body = other.clone();
+        body["idempotency_key"] = json!(key);
+        let resp = app.post_json("/api/albums/style", &body).await;
+        expect_error(resp, 409, "conflict", &key).await;
+    }
+}

@@ -121,3 +121,135 @@ pub fn full_model_folder() -> tempfile::TempDir {
     link(fixtures().join("faces/face-embed-sface.onnx"));
     dir
 }
+
+/// A private redis-server on a port of the test's own, optionally with a password
+/// (`--requirepass`, as Memorystore's AUTH string); killed on drop.
+pub struct Redis {
+    child: std::process::Child,
+    pub port: u16,
+    password: Option<String>,
+}
+
+impl Redis {
+    pub fn start(port: u16) -> Self {
+        Self::spawn(port, None)
+    }
+
+    pub fn start_with_password(port: u16, password: &str) -> Self {
+        Self::spawn(port, Some(password.to_owned()))
+    }
+
+    fn spawn(port: u16, password: Option<String>) -> Self {
+        let mut command = Command::new("redis-server");
+        command.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]);
+        if let Some(p) = &password {
+            command.args(["--requirepass", p]);
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is on PATH (.ci/run installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, port, password }
+    }
+
+    /// The number of keys, asked over RESP by hand (a client crate for one command is not
+    /// worth it), after `AUTH` when the server has a password.
+    pub fn dbsize(&self) -> u64 {
+        use std::io::{BufRead, BufReader, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut reader = BufReader::new(s.try_clone().unwrap());
+        let mut line = String::new();
+        if let Some(p) = &self.password {
+            write!(s, "AUTH {p}\r\n").unwrap();
+            reader.read_line(&mut line).unwrap();
+            assert!(line.starts_with("+OK"), "AUTH: {line}");
+            line.clear();
+        }
+        s.write_all(b"DBSIZE\r\n").unwrap();
+        reader.read_line(&mut line).unwrap();
+        line.trim()
+            .trim_start_matches(':')
+            .parse()
+            .unwrap_or_else(|_| panic!("DBSIZE: {line}"))
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A port nothing listens on (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A tiny HTTP/1.1 file server on a thread: `GET /<name>` answers the bytes registered
+/// under `name`, anything else 404. Returns the base URL and a count of its requests.
+/// (Model downloads in tests come from here: no model hub is reachable.)
+pub fn serve_files(files: Vec<(&str, Vec<u8>)>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let files: std::collections::HashMap<String, Vec<u8>> =
+        files.into_iter().map(|(n, b)| (format!("/{n}"), b)).collect();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+            let head = String::from_utf8_lossy(&request).into_owned();
+            let path = head
+                .strip_prefix("GET ")
+                .and_then(|rest| rest.split(' ').next())
+                .unwrap_or_default();
+            let (status, body) = match files.get(path) {
+                Some(body) => ("200 OK", body.clone()),
+                None => ("404 Not Found", b"not found".to_vec()),
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body);
+        }
+    });
+    (base, hits)
+}

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -18,8 +18,10 @@ use crate::domain::ImageRef;
 use crate::http::album::{AlbumFeatures, split};
 use crate::http::envelope::success;
 use crate::http::error::{ApiError, ErrorBody};
-use crate::http::extract::ApiJson;
-use crate::http::request::{CategoriesRequest, ImagesRequest, ScoreRequest, validate_refs, validate_score};
+use crate::http::extract::{ApiJson, ApiQuery};
+use crate::http::request::{
+    CategoriesRequest, ImagesRequest, ScoreRequest, validate_concepts, validate_refs, validate_score,
+};
 use crate::http::state::AppState;
 use crate::pipeline::Features;
 
@@ -27,8 +29,9 @@ type ApiResult = Result<Response, ApiError>;
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 pub struct DetailQuery {
-    /// `true` for the richer answer.
-    #[serde(default)]
+    /// `true` (or `1`) for the richer answer; `false` or `0` for the plain one.
+    #[serde(default, deserialize_with = "crate::http::extract::flag")]
+    #[param(value_type = Option<bool>)]
     pub detail: bool,
 }
 
@@ -81,14 +84,7 @@ pub struct CategoryGroup {
     responses((status = 201, body = Vec<CategoryGroup>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn categories(State(state): State<AppState>, ApiJson(req): ApiJson<CategoriesRequest>) -> ApiResult {
     let refs = validate_refs("images", &req.images, &state.settings.bucket)?;
-    if req.concepts.len() > 100 {
-        return Err(ApiError::InvalidRequest("concepts: at most 100 are accepted".into()));
-    }
-    if let Some(c) = req.concepts.iter().find(|c| c.chars().count() > 100) {
-        return Err(ApiError::InvalidRequest(format!(
-            "concept {c:?} is longer than 100 characters"
-        )));
-    }
+    validate_concepts(&req.concepts)?;
     let tags = state
         .analyzer
         .category_tags(&req.concepts)
@@ -132,7 +128,7 @@ async fn verdicts(state: &AppState, photos: &[&(ImageRef, Features)]) -> Vec<Qua
               (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn quality(
     State(state): State<AppState>,
-    Query(q): Query<DetailQuery>,
+    ApiQuery(q): ApiQuery<DetailQuery>,
     ApiJson(req): ApiJson<ImagesRequest>,
 ) -> ApiResult {
     let refs = validate_refs("images", &req.images, &state.settings.bucket)?;
@@ -200,7 +196,7 @@ fn duplicate_groups(
               (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn duplicates(
     State(state): State<AppState>,
-    Query(q): Query<DetailQuery>,
+    ApiQuery(q): ApiQuery<DetailQuery>,
     ApiJson(req): ApiJson<ImagesRequest>,
 ) -> ApiResult {
     let refs = validate_refs("images", &req.images, &state.settings.bucket)?;
@@ -248,7 +244,7 @@ pub struct ScoredCategory {
     responses((status = 201, body = Vec<ScoredCategory>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn score(
     State(state): State<AppState>,
-    Query(q): Query<DetailQuery>,
+    ApiQuery(q): ApiQuery<DetailQuery>,
     ApiJson(req): ApiJson<ScoreRequest>,
 ) -> ApiResult {
     let categories = validate_score(&req, &state.settings.bucket)?;

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use crate::domain::ImageRef;
 use crate::http::envelope::{InvalidImage, success};
 use crate::http::error::{ApiError, ErrorBody};
-use crate::http::extract::ApiJson;
+use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::request::{ImagesRequest, validate_refs};
 use crate::http::routes::analyses::DetailQuery;
 use crate::http::state::AppState;
@@ -56,7 +56,7 @@ pub struct Person {
     responses((status = 201, body = Vec<Person>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn people(
     State(state): State<AppState>,
-    Query(q): Query<DetailQuery>,
+    ApiQuery(q): ApiQuery<DetailQuery>,
     ApiJson(req): ApiJson<ImagesRequest>,
 ) -> Result<Response, ApiError> {
     let refs = validate_refs("images", &req.images, &state.settings.bucket)?;

@@ -1,12 +1,13 @@
 //! `POST /api/albums/style` and `GET /api/albums/style/{job_id}` (DESIGN.md flow C).
 //!
-//! Submission: validate → (idempotency key already used? that job) → queue depth check →
+//! Submission: validate → (idempotency key already used? that job if the request is the same,
+//! 409 if it differs) → queue depth check →
 //! read the photo once → Gemini writes the prompt from a thumbnail (the template when it
 //! cannot) → one atomic submit script (key, depth limit, hash, stream entry) → 202.
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -15,7 +16,7 @@ use utoipa::ToSchema;
 use crate::domain::{BucketName, ContentHash, ImageRef};
 use crate::http::envelope::{Envelope, InvalidImage};
 use crate::http::error::{ApiError, ErrorBody};
-use crate::http::extract::ApiJson;
+use crate::http::extract::{ApiJson, ApiPath};
 use crate::http::request::{StyleRequest, validate_ref};
 use crate::http::state::AppState;
 use crate::pipeline::PhotoError;
@@ -194,6 +195,7 @@ async fn read_thumbnail(state: &AppState, bucket: &BucketName, image: &ImageRef)
     params(("Idempotency-Key" = Option<String>, Header, description = "A repeated request with the same key returns the same job")),
     responses((status = 202, body = StyleSubmitted, description = "Queued (or the job the idempotency key names)"),
               (status = 400, body = ErrorBody, description = "Bad request, or the photo cannot be read (invalid_images)"),
+              (status = 409, body = ErrorBody, description = "The idempotency key names a job of a different request (conflict)"),
               (status = 429, body = ErrorBody, description = "The queue is full; Retry-After says when to come back"),
               (status = 503, body = ErrorBody, description = "Redis or storage unavailable")))]
 pub async fn submit(
@@ -206,15 +208,19 @@ pub async fn submit(
     let params = params(&req)?;
     let key = idempotency_key(&headers, &req)?;
     let queue = queue(&state)?;
+    let bucket = image.bucket().unwrap_or(&state.settings.bucket).clone();
+    let asked = Asked {
+        bucket: bucket.as_str(),
+        object: image.object(),
+        style: style.label(),
+        params: &params,
+        seed_given: req.seed.is_some(),
+    };
 
     if let Some(key) = &key
         && let Some(existing) = queue.find_idempotent(key).await?
     {
-        let status = queue
-            .get(&existing)
-            .await?
-            .map_or("queued".to_owned(), |j| j.status.to_string());
-        return Ok(accepted(existing, status));
+        return same_job(queue, existing, key, &asked).await;
     }
     let style_settings = &state.settings.style;
     let depth = queue.depth().await?;
@@ -223,7 +229,6 @@ pub async fn submit(
         return Err(full(depth));
     }
 
-    let bucket = image.bucket().unwrap_or(&state.settings.bucket).clone();
     let thumbnail = read_thumbnail(&state, &bucket, &image)
         .await
         .map_err(|e| unreadable(&image.to_string(), e))?;
@@ -250,15 +255,65 @@ pub async fn submit(
             tracing::info!(job_id = %id, image = %image, style = %spec.style, prompt_source = %spec.prompt_source, "style job queued");
             Ok(accepted(id, "queued".into()))
         }
-        Submitted::Existing(id) => {
-            let status = queue
-                .get(&id)
-                .await?
-                .map_or("queued".to_owned(), |j| j.status.to_string());
-            Ok(accepted(id, status))
-        }
+        // Another call with the same key got in first, between our look-up and the submit.
+        Submitted::Existing(id) => match &key {
+            Some(key) => same_job(queue, id, key, &asked).await,
+            None => Err(ApiError::Internal(format!(
+                "the queue named job {id} for a request without a key"
+            ))),
+        },
         Submitted::Full { depth } => Err(full(depth)),
     }
+}
+
+/// What a submission asks for, as compared with the job an idempotency key already names.
+struct Asked<'a> {
+    bucket: &'a str,
+    object: &'a str,
+    style: &'a str,
+    params: &'a Params,
+    /// A seed left out is drawn at random, so it cannot differ from the job's.
+    seed_given: bool,
+}
+
+impl Asked<'_> {
+    /// The first field in which `job` differs from this request, if any. The prompt is not
+    /// compared: Gemini writes it, and may write it differently for the same request.
+    fn differs_from(&self, job: &crate::queue::JobSpec) -> Option<String> {
+        let p = self.params;
+        if (job.bucket.as_str(), job.object.as_str()) != (self.bucket, self.object) {
+            Some(format!("image {}/{}", job.bucket, job.object))
+        } else if job.style != self.style {
+            Some(format!("style {:?}", job.style.chars().take(60).collect::<String>()))
+        } else if job.strength != p.strength {
+            Some(format!("strength {}", job.strength))
+        } else if job.steps != p.steps {
+            Some(format!("steps {}", job.steps))
+        } else if job.guidance_scale != p.guidance_scale {
+            Some(format!("guidance_scale {}", job.guidance_scale))
+        } else if self.seed_given && job.seed != p.seed {
+            Some(format!("seed {}", job.seed))
+        } else {
+            None
+        }
+    }
+}
+
+/// The answer for a key that already names a job: that job (202) when this request asks for
+/// the same thing, 409 `conflict` when it asks for something else; silently returning the
+/// old job would hand the caller a result it did not ask for.
+async fn same_job(queue: &StyleQueue, existing: String, key: &str, asked: &Asked<'_>) -> ApiResult {
+    let Some(job) = queue.get(&existing).await? else {
+        // The job's record has expired while its key has not: nothing left to compare.
+        return Ok(accepted(existing, "queued".to_owned()));
+    };
+    if let Some(field) = asked.differs_from(&job.spec) {
+        return Err(ApiError::Conflict(format!(
+            "idempotency key {:?} was used for another request (job {existing}, {field}); send a new key for a new request",
+            key.chars().take(80).collect::<String>()
+        )));
+    }
+    Ok(accepted(existing, job.status.to_string()))
 }
 
 fn full(depth: u64) -> ApiError {
@@ -294,7 +349,7 @@ fn unreadable(image: &str, e: PhotoError) -> ApiError {
               (status = 400, body = ErrorBody, description = "Not a job id"),
               (status = 404, body = ErrorBody, description = "No such job (or it has expired)"),
               (status = 503, body = ErrorBody)))]
-pub async fn status(State(state): State<AppState>, Path(job_id): Path<String>) -> ApiResult {
+pub async fn status(State(state): State<AppState>, ApiPath(job_id): ApiPath<String>) -> ApiResult {
     let id = uuid::Uuid::parse_str(&job_id)
         .map_err(|_| {
             ApiError::InvalidRequest(format!(
