@@ -58,9 +58,10 @@ PLATFORM_SET = {
     "PORT": "Cloud Run sets it (8080 here) and rejects it as an env var",
     "K_SERVICE": "Cloud Run sets it; the binaries use it to know they run on Cloud Run",
 }
-# Read by the dynamic loader, not by a binary: an image may set them.
+# Read by the dynamic loader or when starting programs, not as settings: an image may set them.
 LOADER_READS = {
     "LD_LIBRARY_PATH": "the GPU worker's image points the loader at its CUDA libraries and the driver's",
+    "PATH": "the GPU worker's image adds the driver's nvidia-smi (mounted from the VM)",
 }
 # Read by the binaries, but never to be set in a deployment.
 NEVER_SET = {

@@ -257,7 +257,7 @@ resource "google_monitoring_alert_policy" "style_queue" {
     display_name = "No metrics from the GPU worker for 15 min"
 
     condition_prometheus_query_language {
-      query               = "absent_over_time(ongi_style_gpu_memory_bytes[15m])"
+      query               = "absent_over_time(ongi_style_queue_depth{job=\"gpu-job\"}[15m])"
       duration            = "0s"
       evaluation_interval = "300s"
     }
