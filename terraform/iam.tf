@@ -188,6 +188,11 @@ resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
   member = local.pubsub_service_agent
 }
 
+moved {
+  from = google_pubsub_topic_iam_member.dead_letter_publisher
+  to   = google_pubsub_topic_iam_member.dead_letter_publisher["features"]
+}
+
 resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
   for_each = merge(google_pubsub_subscription.features, { uploads = google_pubsub_subscription.uploads })
 
