@@ -78,7 +78,7 @@ resource "google_monitoring_alert_policy" "error_rate" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "A function answers too many 5xx. Check its logs (Cloud Run > service > Logs); roll back with docs/deploy.md \"Roll back\" if a deploy caused it. Event routes answer 503 on transient failures so that Pub/Sub and Eventarc retry: a Redis or GCS outage shows up here."
+    content   = "A function answers too many 5xx. Check its logs (Cloud Run > service > Logs); roll back with docs/deploy.md \"Roll back\" if a deploy caused it. Event routes answer 503 on transient failures so that Pub/Sub retries: a Redis or GCS outage shows up here."
   }
 }
 

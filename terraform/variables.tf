@@ -165,7 +165,7 @@ variable "services" {
 }
 
 variable "ingress" {
-  description = "Cloud Run ingress. INGRESS_TRAFFIC_INTERNAL_ONLY (default): only the VPC, Pub/Sub, Eventarc and Scheduler reach the functions; INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER or INGRESS_TRAFFIC_ALL when the app backend runs elsewhere. Every request needs an IAM-authorised ID token either way."
+  description = "Cloud Run ingress. INGRESS_TRAFFIC_INTERNAL_ONLY (default): only the VPC and Pub/Sub push reach the functions; INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER or INGRESS_TRAFFIC_ALL when the app backend runs elsewhere. Every request needs an IAM-authorised ID token either way."
   type        = string
   default     = "INGRESS_TRAFFIC_INTERNAL_ONLY"
 
