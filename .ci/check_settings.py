@@ -51,12 +51,17 @@ GPU_DOCKERFILE = ROOT / "gpu-job" / "Dockerfile"
 MIN_CONFIG_NAMES = 15
 
 FUNCTIONS = ["embedding", "category", "duplicate", "quality", "score", "people", "style"]
-PROCESSES = FUNCTIONS + ["gpu-job"]
+PROCESSES = FUNCTIONS + ["gpu-job", "reprocess-job"]
 
 # Set by Cloud Run (and forbidden to set: Cloud Run rejects reserved names).
 PLATFORM_SET = {
     "PORT": "Cloud Run sets it (8080 here) and rejects it as an env var",
     "K_SERVICE": "Cloud Run sets it; the binaries use it to know they run on Cloud Run",
+}
+# Read by the dynamic loader or when starting programs, not as settings: an image may set them.
+LOADER_READS = {
+    "LD_LIBRARY_PATH": "the GPU worker's image points the loader at its CUDA libraries and the driver's",
+    "PATH": "the GPU worker's image adds the driver's nvidia-smi (mounted from the VM)",
 }
 # Read by the binaries, but never to be set in a deployment.
 NEVER_SET = {
@@ -102,6 +107,12 @@ REQUIRED: dict[str, dict[str, str]] = {
         "ONGI_RESULTS_BUCKET": "signs URLs of results in the deployed results bucket",
         "GEMINI_API_KEY": "writes the diffusion prompt with Gemini",
         "GEMINI_MODEL": "the Gemini model is a deployment choice",
+    },
+    "reprocess-job": {
+        **_COMMON,
+        **_MODELS,
+        "ONGI_FEATURES_TOPIC": "announces each photo on the topic Terraform creates, as the embedding service does",
+        "ONGI_PUBLISH": "a Cloud Run job has no K_SERVICE: without it nothing is announced on ongi-features",
     },
     "gpu-job": {
         **_COMMON,
@@ -263,9 +274,15 @@ def cloud_run_env(parsed, local_values: dict) -> dict[str, dict[str, tuple[str, 
                 for rname, body in instances.items():
                     rname = _unquote(rname)
                     containers = [c for t in _blocks(body.get("template")) for c in _blocks(t.get("containers"))]
-                    if len(containers) != 1:
-                        sys.exit(f"check_settings: {filename}: service {rname} has {len(containers)} containers, expected 1")
-                    container = containers[0]
+                    # The function is the container that takes the requests (it has ports);
+                    # the others are sidecars (the metrics collector) and read no setting.
+                    serving = [c for c in containers if _blocks(c.get("ports"))]
+                    if len(serving) != 1:
+                        sys.exit(f"check_settings: {filename}: service {rname} has {len(serving)} containers with ports, expected 1")
+                    container = serving[0]
+                    for sidecar in containers:
+                        if sidecar is not container and (_blocks(sidecar.get("env")) or _blocks(sidecar.get("dynamic"))):
+                            sys.exit(f"check_settings: {filename}: service {rname}: sidecar {_unquote(sidecar.get('name'))} sets env")
                     if "for_each" in body:
                         for_each = _unquote(body.get("for_each"))
                         match = re.fullmatch(r"\$\{local\.([A-Za-z0-9_]+)\}", for_each) if isinstance(for_each, str) else None
@@ -319,11 +336,12 @@ def cloud_run_env(parsed, local_values: dict) -> dict[str, dict[str, tuple[str, 
     return services
 
 
-def gpu_job_env(local_values: dict) -> dict[str, tuple[str, object]]:
-    plain = local_values.get("gpu_job_env")
-    secret = local_values.get("gpu_job_secret_env")
+def local_env(local_values: dict, plain_name: str, secret_name: str) -> dict[str, tuple[str, object]]:
+    """A process whose settings are two locals: plain values and Secret Manager ids."""
+    plain = local_values.get(plain_name)
+    secret = local_values.get(secret_name)
     if not isinstance(plain, dict) or not isinstance(secret, dict):
-        sys.exit("check_settings: terraform/gpu.tf must define the maps local.gpu_job_env and local.gpu_job_secret_env")
+        sys.exit(f"check_settings: terraform/ must define the maps local.{plain_name} and local.{secret_name}")
     env: dict[str, tuple[str, object]] = {}
     for name, value in plain.items():
         if not name.startswith("__"):
@@ -389,9 +407,12 @@ def main() -> int:
     deployed = cloud_run_env(parsed, local_values)
     missing_services = [f for f in FUNCTIONS if f not in deployed]
     extra_services = [f for f in deployed if f not in FUNCTIONS]
-    deployed["gpu-job"] = gpu_job_env(local_values)
+    deployed["gpu-job"] = local_env(local_values, "gpu_job_env", "gpu_job_secret_env")
+    # The batch reprocessing job (terraform/scheduler.tf) runs the embedding image's ongi CLI.
+    deployed["reprocess-job"] = local_env(local_values, "reprocess_job_env", "reprocess_job_secrets")
     images = {f: dockerfile_final_env(FUNCTIONS_DOCKERFILE) for f in FUNCTIONS}
     images["gpu-job"] = dockerfile_final_env(GPU_DOCKERFILE)
+    images["reprocess-job"] = dockerfile_final_env(FUNCTIONS_DOCKERFILE)
 
     errors: list[str] = []
     for f in missing_services:
@@ -420,7 +441,7 @@ def main() -> int:
             elif sources and name in NEVER_SET:
                 problems.append("FORBIDDEN")
                 errors.append(f"{where} is set, but must not be in a deployment: it {NEVER_SET[name]}")
-            elif sources and name not in read:
+            elif sources and name not in read and not (name in LOADER_READS and sources == ["image"]):
                 problems.append("UNREAD")
                 errors.append(f"{where} is set, but no binary reads it (typo, or a setting that was removed?)")
             # (b) every need met, from an allowed source

@@ -138,7 +138,11 @@ def main() -> int:
         for block in blocks(doc.get("moved")):
             if f"{resource_address(block.get('to'))}" not in resources:
                 errors.append(f"{name}: moved to {unquote(block.get('to'))}, which is not declared")
-            if resource_address(block.get("from")) in resources and "[" not in str(block.get("from")):
+            # (Moving a single instance to an instance of the same resource, now with for_each,
+            # is the one move whose `from` address stays declared.)
+            same_resource = resource_address(block.get("from")) == resource_address(block.get("to"))
+            if resource_address(block.get("from")) in resources and "[" not in str(block.get("from")) \
+                    and not same_resource:
                 errors.append(f"{name}: moved from {unquote(block.get('from'))}, which is still declared")
         for text in strings(checked):
             for expression in expressions(text):

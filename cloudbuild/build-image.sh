@@ -1,75 +1,69 @@
 #!/usr/bin/env bash
-# Builds one Ongi image with BuildKit, reusing the registry cache, and pushes it tagged
-# $TAG and latest. Called by cloudbuild.yaml (one step per image, in parallel); also works
-# on a workstation with Docker and access to the registry.
+# Builds one Ongi image with BuildKit (docker buildx) and pushes it as :$TAG, with a registry
+# cache of EVERY stage. Called by cloudbuild.yaml (one step per image, in parallel, on one
+# shared builder); also works on a workstation with Docker and access to the registry.
 #
+#   cloudbuild/build-image.sh setup                  (once: the shared buildx builder)
 #   IMAGE_REPO=us-central1-docker.pkg.dev/PROJECT/ongi TAG=abc1234 cloudbuild/build-image.sh embedding
 #
 # NAME is one of:
-#   deps        the dependency layer shared by the functions (functions/Dockerfile, target
-#               cook), pushed as ongi-build-cache:deps-latest for the next build's --cache-from
 #   embedding category duplicate quality score people style
 #               a function image (functions/Dockerfile, FUNCTION=NAME)
-#   gpu-job     the GPU worker (gpu-job/Dockerfile); its CUDA dependency layer is pushed as
-#               ongi-build-cache:gpu-deps-latest
-# The function and gpu-job images need the model folder at .models/ (cloudbuild.yaml's
-# fetch-models step).
+#   gpu-job     the GPU worker (gpu-job/Dockerfile)
+# The images need the model folder at .models/ (cloudbuild.yaml's fetch-models step); the
+# functions' build context leaves out .models/sd15 (functions/Dockerfile.dockerignore).
+#
+# Caching: a Cloud Build worker starts empty, so the cache lives in the registry as
+# ongi-build-cache:<name>, written with mode=max: every stage's layers, the compiled
+# dependencies (cargo-chef cook) and the ongi CLI's included, not only the final image's
+# (inline cache, which cached the last stage only). The seven function builds run on one
+# BuildKit daemon, which builds their common stages once.
+#
+# Images are pushed by tag only (:$TAG, the commit); nothing is tagged latest. The pushed
+# digest is written to .digests/<name> as <image>@sha256:..., which the deploy steps use.
 set -euo pipefail
 
-name=${1:?usage: build-image.sh deps|embedding|category|duplicate|quality|score|people|style|gpu-job}
+name=${1:?usage: build-image.sh setup|embedding|category|duplicate|quality|score|people|style|gpu-job}
+builder=ongi
+
+if [ "$name" = setup ]; then
+  # A docker-container builder: the default docker driver cannot export a registry cache.
+  docker buildx inspect "$builder" >/dev/null 2>&1 \
+    || docker buildx create --name "$builder" --driver docker-container >/dev/null
+  docker buildx inspect --bootstrap "$builder"
+  exit 0
+fi
+
 : "${IMAGE_REPO:?set IMAGE_REPO, e.g. us-central1-docker.pkg.dev/PROJECT/ongi}"
 : "${TAG:?set TAG, e.g. the short commit SHA}"
-export DOCKER_BUILDKIT=1
-cache="$IMAGE_REPO/ongi-build-cache"
+cache="$IMAGE_REPO/ongi-build-cache:$name"
+mkdir -p .digests
 
-# build DOCKERFILE TARGET IMAGE:TAG... -- extra docker build arguments
+# build DOCKERFILE IMAGE -- extra docker build arguments
 build() {
-  local dockerfile=$1 target=$2
+  local dockerfile=$1 image=$2 metadata digest
   shift 2
-  local tags=()
-  while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
-    tags+=(--tag "$1")
-    shift
-  done
-  [ "$#" -gt 0 ] && shift
-  docker build --file "$dockerfile" --target "$target" \
-    --build-arg BUILDKIT_INLINE_CACHE=1 \
-    --progress=plain \
-    "${tags[@]}" "$@" .
+  [ "$#" -gt 0 ] && [ "$1" = "--" ] && shift
+  metadata=$(mktemp)
+  docker buildx build --builder "$builder" --file "$dockerfile" --target runtime \
+    --cache-from "type=registry,ref=$cache" \
+    --cache-to "type=registry,ref=$cache,mode=max,image-manifest=true,oci-mediatypes=true" \
+    --tag "$image:$TAG" --push --metadata-file "$metadata" --progress=plain \
+    "$@" .
+  digest=$(sed -n 's/.*"containerimage.digest": *"\(sha256:[0-9a-f]\{64\}\)".*/\1/p' "$metadata" | head -1)
+  rm -f "$metadata"
+  test -n "$digest" || { echo "build-image.sh: no digest for $image:$TAG" >&2; return 1; }
+  echo "$image@$digest" >".digests/$name"
+  echo "pushed $image:$TAG = $image@$digest"
 }
 
-push() {
-  local ref
-  for ref in "$@"; do
-    docker push "$ref"
-  done
-}
-
+test -d .models || { echo "build-image.sh: no .models/ folder (fetch the model files first)" >&2; exit 1; }
 case "$name" in
-  deps)
-    build functions/Dockerfile cook "$cache:deps-latest" -- \
-      --cache-from "$cache:deps-latest"
-    push "$cache:deps-latest"
-    ;;
   embedding | category | duplicate | quality | score | people | style)
-    test -d .models || { echo "build-image.sh: no .models/ folder (fetch the model files first)" >&2; exit 1; }
-    image="$IMAGE_REPO/$name"
-    build functions/Dockerfile runtime "$image:$TAG" "$image:latest" -- \
-      --build-arg "FUNCTION=$name" \
-      --cache-from "$cache:deps-latest" \
-      --cache-from "$image:latest"
-    push "$image:$TAG" "$image:latest"
+    build functions/Dockerfile "$IMAGE_REPO/$name" -- --build-arg "FUNCTION=$name"
     ;;
   gpu-job)
-    test -d .models || { echo "build-image.sh: no .models/ folder (fetch the model files first)" >&2; exit 1; }
-    image="$IMAGE_REPO/gpu-job"
-    build gpu-job/Dockerfile cook "$cache:gpu-deps-latest" -- \
-      --cache-from "$cache:gpu-deps-latest"
-    push "$cache:gpu-deps-latest"
-    build gpu-job/Dockerfile runtime "$image:$TAG" "$image:latest" -- \
-      --cache-from "$cache:gpu-deps-latest" \
-      --cache-from "$image:latest"
-    push "$image:$TAG" "$image:latest"
+    build gpu-job/Dockerfile "$IMAGE_REPO/gpu-job"
     ;;
   *)
     echo "build-image.sh: unknown image '$name'" >&2

@@ -7,7 +7,6 @@ locals {
     "cloudbuild.googleapis.com",
     "cloudscheduler.googleapis.com",
     "compute.googleapis.com",
-    "eventarc.googleapis.com",
     "generativelanguage.googleapis.com",
     "iam.googleapis.com",
     "iamcredentials.googleapis.com",

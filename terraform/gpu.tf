@@ -2,9 +2,18 @@
 # group of one, autohealed on GET /healthz (port 8080), running the gpu-job container on
 # Container-Optimized OS. The startup script (templates/gpu-startup.sh.tftpl) installs the
 # NVIDIA driver, reads REDIS_URL from Secret Manager, pulls the image and runs it with the
-# GPU devices. Cloud Build replaces the VM after pushing a new image
-# (gcloud compute instance-groups managed rolling-action replace); a changed template
-# (machine type, tag, settings) rolls out by itself (proactive updates).
+# GPU devices, beside an OpenTelemetry collector that sends its /metrics to Managed Service
+# for Prometheus.
+#
+# Which image: the instance metadata key `ongi-image`, an image reference BY DIGEST
+# (…/gpu-job@sha256:…). It is not in the instance template: Cloud Build sets it on the group's
+# all-instances configuration after it pushed gpu-job (gcloud compute instance-groups managed
+# all-instances-config update --metadata=ongi-image=…@sha256:…) and then replaces the VM, so
+# a deploy never moves a tag under a running worker, and a reboot runs the same bytes again
+# (the startup script pulls only an image the VM does not have). Terraform ignores that
+# configuration (lifecycle below). A fresh group waits, healthy-check failures aside, until
+# the first Cloud Build run has set it. A changed template (machine type, driver, settings)
+# rolls out by itself (proactive updates).
 
 locals {
   # The worker's settings (DESIGN.md "Settings"), written to its env file at boot; checked
@@ -28,8 +37,6 @@ locals {
   gpu_job_secret_env = {
     REDIS_URL = google_secret_manager_secret.redis_url.secret_id
   }
-
-  gpu_job_image = "${local.image_repository}/gpu-job:${var.gpu_image_tag}"
 }
 
 resource "google_compute_instance_template" "gpu_job" {
@@ -86,11 +93,13 @@ resource "google_compute_instance_template" "gpu_job" {
     enable-oslogin         = "TRUE"
     google-logging-enabled = "true"
     startup-script = templatefile("${path.module}/templates/gpu-startup.sh.tftpl", {
-      image         = local.gpu_job_image
-      registry_host = "${var.region}-docker.pkg.dev"
-      project_id    = var.project_id
-      env           = local.gpu_job_env
-      secret_env    = local.gpu_job_secret_env
+      repository      = "${local.image_repository}/gpu-job"
+      registry_host   = "${var.region}-docker.pkg.dev"
+      project_id      = var.project_id
+      driver_version  = var.gpu_driver_version
+      collector_image = var.metrics_collector_image
+      env             = local.gpu_job_env
+      secret_env      = local.gpu_job_secret_env
     })
   }
 
@@ -102,6 +111,7 @@ resource "google_compute_instance_template" "gpu_job" {
     google_secret_manager_secret_iam_member.redis_url,
     google_secret_manager_secret_version.redis_url,
     google_compute_router_nat.main,
+    google_artifact_registry_repository_iam_member.gpu_job_pull,
   ]
 }
 
@@ -149,6 +159,11 @@ resource "google_compute_instance_group_manager" "gpu_job" {
     replacement_method    = "RECREATE"
     max_surge_fixed       = 0
     max_unavailable_fixed = 1
+  }
+
+  # all_instances_config carries `ongi-image`, set by Cloud Build on every deploy.
+  lifecycle {
+    ignore_changes = [all_instances_config]
   }
 
   depends_on = [google_compute_firewall.gpu_health_checks]

@@ -1,10 +1,8 @@
 # Service accounts and least-privilege grants (terraform/README.md has the table).
 # Every runtime identity gets only what its code path uses, on the resource itself
 # (bucket, topic, secret, service) rather than on the project wherever a resource-level
-# binding exists. The only project-level grants: writing logs, metrics and traces; the
-# Eventarc receiver role and the Cloud Storage agent's publisher role that Eventarc's storage
-# triggers require; and the deployer's custom role on instance groups (which have no
-# resource-level IAM).
+# binding exists. The only project-level grants: writing logs, metrics and traces, and the
+# deployer's custom role on instance groups (which have no resource-level IAM).
 
 # --- Identities -----------------------------------------------------------------------------
 
@@ -28,13 +26,6 @@ resource "google_service_account" "gpu_job" {
 resource "google_service_account" "push" {
   account_id   = "${local.name}-push"
   display_name = "Ongi ${var.env} Pub/Sub push to the functions"
-
-  depends_on = [google_project_service.apis]
-}
-
-resource "google_service_account" "eventarc" {
-  account_id   = "${local.name}-eventarc"
-  display_name = "Ongi ${var.env} Eventarc upload trigger"
 
   depends_on = [google_project_service.apis]
 }
@@ -106,19 +97,36 @@ resource "google_storage_bucket_iam_member" "uploads_read" {
   member = "serviceAccount:${each.value}"
 }
 
-# The worker writes style results; style reads them to sign GET URLs.
+# The worker writes style results (style/<job id>.png). objectUser, not objectCreator: a
+# retried or reclaimed job writes the same object again, and replacing an object needs
+# storage.objects.delete, which objectCreator lacks (the retry would get 403). objectUser also
+# reads and lists, so the worker needs no viewer grant here.
 resource "google_storage_bucket_iam_member" "results_write_gpu" {
   bucket = google_storage_bucket.results.name
-  role   = "roles/storage.objectCreator"
+  role   = "roles/storage.objectUser"
   member = "serviceAccount:${google_service_account.gpu_job.email}"
 }
 
+# style reads the results to sign GET URLs.
 resource "google_storage_bucket_iam_member" "results_read" {
-  for_each = toset(["gpu-job", "style"])
+  for_each = toset(["style"])
 
   bucket = google_storage_bucket.results.name
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${local.runtime_accounts[each.key]}"
+}
+
+# --- Images -----------------------------------------------------------------------------------
+
+# The GPU worker's VM pulls gpu-job with its own identity (docker-credential-gcr uses the VM's
+# service account), so that identity must read the repository: without it every pull is a 403
+# and the startup script retries forever. Cloud Run services and jobs pull with the Cloud Run
+# service agent, which reads Artifact Registry in its own project without a grant.
+resource "google_artifact_registry_repository_iam_member" "gpu_job_pull" {
+  location   = google_artifact_registry_repository.images.location
+  repository = google_artifact_registry_repository.images.name
+  role       = "roles/artifactregistry.reader"
+  member     = "serviceAccount:${google_service_account.gpu_job.email}"
 }
 
 # Signed URLs on Cloud Run are signed with the IAM signBlob API, as the service itself.
@@ -170,13 +178,23 @@ resource "google_service_account_iam_member" "pubsub_mints_push_tokens" {
 # ...forwards undeliverable messages to the dead-letter topic, and acknowledges them on the
 # source subscription.
 resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
-  topic  = google_pubsub_topic.features_dead_letter.id
+  for_each = {
+    features = google_pubsub_topic.features_dead_letter.id
+    uploads  = google_pubsub_topic.uploads_dead_letter.id
+  }
+
+  topic  = each.value
   role   = "roles/pubsub.publisher"
   member = local.pubsub_service_agent
 }
 
+moved {
+  from = google_pubsub_topic_iam_member.dead_letter_publisher
+  to   = google_pubsub_topic_iam_member.dead_letter_publisher["features"]
+}
+
 resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
-  for_each = google_pubsub_subscription.features
+  for_each = merge(google_pubsub_subscription.features, { uploads = google_pubsub_subscription.uploads })
 
   subscription = each.value.name
   role         = "roles/pubsub.subscriber"
@@ -229,30 +247,19 @@ resource "google_cloud_run_v2_service_iam_member" "push_invoker" {
   ]
 }
 
-# Eventarc delivers upload events to embedding; Cloud Scheduler calls its /batch/reprocess.
-resource "google_cloud_run_v2_service_iam_member" "eventarc_invoker" {
+# Pub/Sub pushes the uploads bucket's notifications to embedding (flow A, uploads.tf).
+resource "google_cloud_run_v2_service_iam_member" "push_invoker_embedding" {
   location = var.region
   name     = google_cloud_run_v2_service.embedding.name
   role     = "roles/run.invoker"
-  member   = "serviceAccount:${google_service_account.eventarc.email}"
+  member   = "serviceAccount:${google_service_account.push.email}"
 }
 
-resource "google_project_iam_member" "eventarc_receiver" {
-  project = var.project_id
-  role    = "roles/eventarc.eventReceiver"
-  member  = "serviceAccount:${google_service_account.eventarc.email}"
-}
-
-# Eventarc's Cloud Storage triggers need the Cloud Storage service agent to publish.
-resource "google_project_iam_member" "gcs_agent_publisher" {
-  project = var.project_id
-  role    = "roles/pubsub.publisher"
-  member  = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
-}
-
-resource "google_cloud_run_v2_service_iam_member" "scheduler_invoker" {
-  location = var.region
-  name     = google_cloud_run_v2_service.embedding.name
+# Cloud Scheduler starts the batch reprocessing job (scheduler.tf): run.jobs.run on that job
+# only (roles/run.invoker on a job grants it).
+resource "google_cloud_run_v2_job_iam_member" "scheduler_runs_reprocess" {
+  location = google_cloud_run_v2_job.reprocess.location
+  name     = google_cloud_run_v2_job.reprocess.name
   role     = "roles/run.invoker"
   member   = "serviceAccount:${google_service_account.scheduler.email}"
 }
@@ -291,6 +298,14 @@ resource "google_cloud_run_v2_service_iam_member" "deployer" {
     google_cloud_run_v2_service.embedding,
     google_cloud_run_v2_service.function,
   ]
+}
+
+# ...update the batch reprocessing job's image (gcloud run jobs update)...
+resource "google_cloud_run_v2_job_iam_member" "deployer_reprocess" {
+  location = google_cloud_run_v2_job.reprocess.location
+  name     = google_cloud_run_v2_job.reprocess.name
+  role     = "roles/run.developer"
+  member   = "serviceAccount:${google_service_account.deployer.email}"
 }
 
 # ...running as their own identities...

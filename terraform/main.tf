@@ -4,7 +4,7 @@ data "google_project" "this" {
   project_id = var.project_id
 }
 
-# The Cloud Storage service agent, which publishes the bucket notifications Eventarc uses.
+# The Cloud Storage service agent, which publishes the uploads bucket's notifications (uploads.tf).
 data "google_storage_project_service_account" "gcs" {
   project = var.project_id
 }

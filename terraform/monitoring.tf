@@ -10,7 +10,11 @@
 #   - an ongi-features subscription holds more than var.queue_depth_threshold messages, or
 #     its oldest message waits more than 30 minutes;
 #   - any message in a dead-letter hold subscription;
-#   - the GPU worker is down (no VM reporting for 15 minutes) or was recreated by autohealing.
+#   - the GPU worker is down (no VM reporting for 15 minutes) or was recreated by autohealing;
+#   - the style queue (Redis stream) holds more than var.style_queue_threshold jobs for 15
+#     minutes, or the GPU worker's own metrics stopped arriving: PromQL over the Prometheus
+#     metrics that the collectors send to Managed Service for Prometheus (the Cloud Run
+#     sidecars of run.tf, the VM's collector in templates/gpu-startup.sh.tftpl).
 
 locals {
   notification_channels = google_monitoring_notification_channel.discord[*].id
@@ -74,7 +78,7 @@ resource "google_monitoring_alert_policy" "error_rate" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "A function answers too many 5xx. Check its logs (Cloud Run > service > Logs); roll back with docs/deploy.md \"Roll back\" if a deploy caused it. Event routes answer 503 on transient failures so that Pub/Sub and Eventarc retry: a Redis or GCS outage shows up here."
+    content   = "A function answers too many 5xx. Check its logs (Cloud Run > service > Logs); roll back with docs/deploy.md \"Roll back\" if a deploy caused it. Event routes answer 503 on transient failures so that Pub/Sub retries: a Redis or GCS outage shows up here."
   }
 }
 
@@ -228,7 +232,44 @@ resource "google_monitoring_alert_policy" "gpu_worker_recreated" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "The worker failed its /healthz check for 2 minutes and was recreated. Read the gpu-job container's logs (Logging: resource.type=\"gce_instance\", logName ends with gcplogs-docker-driver)."
+    content   = "The worker failed its /healthz check for 2 minutes and was recreated. Read the gpu-job container's logs (Logging: resource.type=\"gce_instance\", logName ends with cos_containers, labels.container_name=\"gpu-job\")."
+  }
+}
+
+resource "google_monitoring_alert_policy" "style_queue" {
+  count = var.gpu_target_size > 0 ? 1 : 0
+
+  display_name          = "Ongi ${var.env}: style jobs waiting"
+  combiner              = "OR"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "More than ${var.style_queue_threshold} style jobs queued or running for 15 min"
+
+    condition_prometheus_query_language {
+      query               = "max(ongi_style_queue_depth) > ${var.style_queue_threshold}"
+      duration            = "900s"
+      evaluation_interval = "60s"
+    }
+  }
+
+  conditions {
+    display_name = "No metrics from the GPU worker for 15 min"
+
+    condition_prometheus_query_language {
+      query               = "absent_over_time(ongi_style_queue_depth{job=\"gpu-job\"}[15m])"
+      duration            = "0s"
+      evaluation_interval = "300s"
+    }
+  }
+
+  alert_strategy {
+    auto_close = "3600s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "Style jobs wait in the Redis stream: the GPU worker is down, slow or failing. Check the worker's logs (resource.type=\"gce_instance\", logName ends with cos_containers), its metrics-collector container, and the dead-letter stream (ongi_style_dead_letters)."
   }
 }
 

@@ -49,11 +49,11 @@ output "function_service_accounts" {
 }
 
 output "gpu_worker" {
-  description = "The GPU worker's managed instance group and zone (Cloud Build's _GPU_MIG and _GPU_ZONE)."
+  description = "The GPU worker's managed instance group and zone (Cloud Build's _GPU_MIG and _GPU_ZONE), and the repository its image comes from (Cloud Build sets the digest it runs: docs/deploy.md)."
   value = {
     instance_group = google_compute_instance_group_manager.gpu_job.name
     zone           = var.gpu_zone
-    image          = local.gpu_job_image
+    repository     = "${local.image_repository}/gpu-job"
   }
 }
 
@@ -77,6 +77,7 @@ output "cloudbuild_substitutions" {
     "_REGION=${var.region}",
     "_REPOSITORY=${var.repository_id}",
     "_SERVICE_PREFIX=${var.service_prefix}",
+    "_REPROCESS_JOB=${google_cloud_run_v2_job.reprocess.name}",
     "_MODELS_BUCKET=${google_storage_bucket.models.name}",
     "_GPU_MIG=${google_compute_instance_group_manager.gpu_job.name}",
     "_GPU_ZONE=${var.gpu_zone}",

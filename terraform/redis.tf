@@ -15,8 +15,12 @@ resource "google_redis_instance" "cache" {
   connect_mode       = "PRIVATE_SERVICE_ACCESS"
   auth_enabled       = true
 
-  # A full cache evicts the least recently used feature records, never the job stream
-  # (stream keys have no TTL, so volatile-lru leaves them alone).
+  # A full cache evicts the least recently used keys that carry a TTL (volatile-lru): the
+  # feature records, faces, text embeddings and finished style jobs. The style queue carries
+  # none while it matters, so it is never evicted: the job stream and the dead-letter stream
+  # have no TTL, and a job's hash gets its TTL only when the job ends (done or failed;
+  # shared/src/queue/scripts.rs). .ci/check_deploy.py checks that pairing. A policy that can
+  # evict keys without a TTL (allkeys-*) would drop queued jobs.
   redis_configs = {
     maxmemory-policy = "volatile-lru"
   }

@@ -6,7 +6,9 @@
 # embedding is a resource of its own because the others' EMBEDDING_URL is its uri, and a
 # resource cannot refer to itself (Terraform: "Self-referential block").
 #
-# Every service: its own service account (iam.tf), IAM-only (no allUsers invoker), ingress
+# Every service: a second container, the Managed Service for Prometheus sidecar, which sends
+# the function's /metrics to Cloud Monitoring (the dashboard and the PromQL alerts read them);
+# its own service account (iam.tf), IAM-only (no allUsers invoker), ingress
 # var.ingress (internal only by default), Direct VPC egress with ALL traffic through the VPC
 # (Memorystore, internal calls to embedding, Gemini through Cloud NAT), and request-based
 # billing (CPU only during requests) with startup CPU boost.
@@ -228,6 +230,24 @@ resource "google_cloud_run_v2_service" "embedding" {
         }
       }
     }
+
+    # Managed Service for Prometheus: scrapes this instance's /metrics on port 8080 (the
+    # sidecar's default) and writes the series to Cloud Monitoring as the service's identity
+    # (roles/monitoring.metricWriter, iam.tf). With request-based billing it is throttled
+    # between requests like the function itself, so an idle instance reports late.
+    containers {
+      name       = "metrics-collector"
+      image      = var.metrics_sidecar_image
+      depends_on = ["embedding"]
+
+      resources {
+        limits = {
+          cpu    = "1"
+          memory = "256Mi"
+        }
+        cpu_idle = true
+      }
+    }
   }
 
   lifecycle {
@@ -333,6 +353,24 @@ resource "google_cloud_run_v2_service" "function" {
             }
           }
         }
+      }
+    }
+
+    # Managed Service for Prometheus: scrapes this instance's /metrics on port 8080 (the
+    # sidecar's default) and writes the series to Cloud Monitoring as the service's identity
+    # (roles/monitoring.metricWriter, iam.tf). With request-based billing it is throttled
+    # between requests like the function itself, so an idle instance reports late.
+    containers {
+      name       = "metrics-collector"
+      image      = var.metrics_sidecar_image
+      depends_on = [each.key]
+
+      resources {
+        limits = {
+          cpu    = "1"
+          memory = "256Mi"
+        }
+        cpu_idle = true
       }
     }
   }

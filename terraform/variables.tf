@@ -165,7 +165,7 @@ variable "services" {
 }
 
 variable "ingress" {
-  description = "Cloud Run ingress. INGRESS_TRAFFIC_INTERNAL_ONLY (default): only the VPC, Pub/Sub, Eventarc and Scheduler reach the functions; INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER or INGRESS_TRAFFIC_ALL when the app backend runs elsewhere. Every request needs an IAM-authorised ID token either way."
+  description = "Cloud Run ingress. INGRESS_TRAFFIC_INTERNAL_ONLY (default): only the VPC and Pub/Sub push reach the functions; INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER or INGRESS_TRAFFIC_ALL when the app backend runs elsewhere. Every request needs an IAM-authorised ID token either way."
   type        = string
   default     = "INGRESS_TRAFFIC_INTERNAL_ONLY"
 
@@ -255,18 +255,58 @@ variable "gpu_boot_disk_gb" {
   default     = 100
 }
 
-variable "gpu_image_tag" {
-  description = "Tag of the gpu-job image the worker pulls at boot. \"latest\" follows Cloud Build; set a commit tag to pin or roll back."
+variable "gpu_driver_version" {
+  description = "NVIDIA driver the GPU worker's startup script installs (cos-extensions install gpu -- -version=...): a branch label such as R580 or an exact version such as 580.95.05. The worker is built with CUDA 13.0, which needs R580 or newer; \"latest\" and \"default\" are refused because they move under a running deployment."
   type        = string
-  default     = "latest"
+  default     = "R580"
+
+  validation {
+    condition     = can(regex("^(R(58[0-9]|59[0-9]|[6-9][0-9]{2})|(58[0-9]|59[0-9]|[6-9][0-9]{2})\\.[0-9]+(\\.[0-9]+)?)$", var.gpu_driver_version))
+    error_message = "The gpu_driver_version variable must name an R580 or newer driver (R580, R590, 580.95.05, ...): the worker is built with CUDA 13.0."
+  }
+}
+
+# --- Metrics collectors (Managed Service for Prometheus) ------------------------------------
+
+variable "metrics_sidecar_image" {
+  description = "Image of the Managed Service for Prometheus sidecar added to every Cloud Run service (scrapes the function's /metrics on port 8080). A version tag, never latest."
+  type        = string
+  default     = "us-docker.pkg.dev/cloud-ops-agents-artifacts/cloud-run-gmp-sidecar/cloud-run-gmp-sidecar:1.2.0"
+
+  validation {
+    condition     = can(regex(":[0-9][^:/]*$|@sha256:[0-9a-f]{64}$", var.metrics_sidecar_image))
+    error_message = "The metrics_sidecar_image variable must carry a version tag or a digest (no latest, no bare name)."
+  }
+}
+
+variable "metrics_collector_image" {
+  description = "Image of the OpenTelemetry collector the GPU worker's VM runs beside gpu-job (Google-Built OpenTelemetry Collector: scrapes 127.0.0.1:8080/metrics, exports to Managed Service for Prometheus). A version tag, never latest."
+  type        = string
+  default     = "us-docker.pkg.dev/cloud-ops-agents-artifacts/google-cloud-opentelemetry-collector/otelcol-google:0.121.0"
+
+  validation {
+    condition     = can(regex(":[0-9][^:/]*$|@sha256:[0-9a-f]{64}$", var.metrics_collector_image))
+    error_message = "The metrics_collector_image variable must carry a version tag or a digest (no latest, no bare name)."
+  }
 }
 
 # --- Batch reprocessing ---------------------------------------------------------------------
 
 variable "reprocess_enabled" {
-  description = "Whether the Cloud Scheduler job that calls POST /batch/reprocess runs (it is created paused otherwise)."
+  description = "Whether Cloud Scheduler starts the batch reprocessing Cloud Run job on reprocess_schedule (the scheduler job is created paused otherwise; the Cloud Run job can always be run by hand)."
   type        = bool
   default     = false
+}
+
+variable "reprocess_task_timeout_seconds" {
+  description = "How long one run of the batch reprocessing job may take before Cloud Run stops it (it resumes from its cursor on the next run). At most 86400."
+  type        = number
+  default     = 21600
+
+  validation {
+    condition     = var.reprocess_task_timeout_seconds >= 600 && var.reprocess_task_timeout_seconds <= 86400
+    error_message = "The reprocess_task_timeout_seconds variable must be between 600 and 86400."
+  }
 }
 
 variable "reprocess_schedule" {
@@ -300,6 +340,12 @@ variable "error_rate_threshold" {
   description = "Fraction of 5xx responses of a function, over 5 minutes, that opens an incident."
   type        = number
   default     = 0.05
+}
+
+variable "style_queue_threshold" {
+  description = "Style jobs queued or running (ongi_style_queue_depth), for 15 minutes, that open an incident."
+  type        = number
+  default     = 20
 }
 
 variable "queue_depth_threshold" {

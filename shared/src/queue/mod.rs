@@ -5,7 +5,9 @@
 //!   attempt ends, so the stream's length is the number of jobs queued or running: the depth
 //!   that the submission limit and the metric read.
 //! - A hash per job, `{prefix}style:v1:job:<id>` ([`job::JobRecord`]): status, attempts,
-//!   timings, prompt, result object, last error. Finished jobs expire after the job TTL.
+//!   timings, prompt, result object, last error. A queued or running job's hash has no TTL,
+//!   so Memorystore's `volatile-lru` never evicts it with the feature records; finished jobs
+//!   (done or failed) expire after the job TTL.
 //! - `{prefix}style:v1:idem:<sha256 of the key>` → job id, so a repeated submission with the
 //!   same idempotency key returns the same job.
 //! - A dead-letter stream `{prefix}style:v1:dead`: jobs whose attempts are spent, with their

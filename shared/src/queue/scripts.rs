@@ -18,6 +18,12 @@ use redis::Script;
 /// KEYS: stream, job, idempotency key. ARGV: group, job id, max depth, ttl ms, has key (1/0),
 /// created ms, then field/value pairs. Answers `{'queued', id}`, `{'existing', id}` or
 /// `{'full', depth}`.
+///
+/// The job's hash gets no TTL here: Memorystore evicts keys that carry a TTL when memory is
+/// full (`volatile-lru`, terraform/redis.tf), and a queued or running job must never go with
+/// the feature records. It gets the job TTL when it ends (COMPLETE, FAIL, START's dead
+/// letter). The idempotency key does carry the TTL: losing it can only let a repeated
+/// submission queue a second job, never lose one.
 pub static SUBMIT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -31,7 +37,6 @@ redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
 local fields = {}
 for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[2], 'status', 'queued', 'attempts', '0', 'created_ms', ARGV[6], unpack(fields))
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
 if ARGV[5] == '1' then redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[4]) end
 redis.call('XADD', KEYS[1], '*', 'job', ARGV[2])
 return {'queued', ARGV[2]}
@@ -40,8 +45,9 @@ return {'queued', ARGV[2]}
 });
 
 /// Start an attempt on a claimed entry. ARGV[6] max attempts, ARGV[7] ttl ms. Answers `{'started', attempt}`, `{'lost'}`,
-/// `{'gone'}` (the job expired), `{'finished'}` (already done or failed) or `{'dead', why}`
-/// (its attempts were spent by workers that died).
+/// `{'gone'}` (the job's hash is missing), `{'finished'}` (already done or failed) or
+/// `{'dead', why}` (its attempts were spent by workers that died). A running job's hash has
+/// no TTL (`PERSIST`, for a hash queued by an older version that set one at submission).
 pub static START: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -67,6 +73,7 @@ if attempts >= tonumber(ARGV[6]) then
   drop()
   return {'dead', why}
 end
+redis.call('PERSIST', KEYS[2])
 redis.call('HINCRBY', KEYS[2], 'attempts', 1)
 redis.call('HSET', KEYS[2], 'status', 'running', 'started_ms', ARGV[5], 'heartbeat_ms', ARGV[5], 'worker', ARGV[2])
 return {'started', tostring(attempts + 1)}

@@ -478,3 +478,56 @@ async fn callers_concepts_are_bounded_in_memory_and_short_lived_in_redis() {
     assert_eq!(long, fixed, "only the taxonomy's own prompts keep the long TTL");
     assert!(short >= 300 * 8, "every concept prompt is short-lived: {short}");
 }
+
+#[tokio::test]
+async fn without_the_aesthetic_head_score_says_what_is_missing_and_the_rest_still_works() {
+    // The head is optional in the production manifest: a deployment may run without it. Then
+    // the score route names the missing file, and the other analyses are unaffected.
+    let models = tempfile::tempdir().unwrap();
+    for file in ["clip-vit-b32-visual.onnx", "clip-vit-b32-textual.onnx"] {
+        std::os::unix::fs::symlink(models_dir().join(file), models.path().join(file)).unwrap();
+    }
+    let app = spawn_app(
+        Modules::all(),
+        &[
+            ("ONGI_MODEL_DIR", &models.path().display().to_string()),
+            ("ORT_DYLIB_PATH", &required_env("ORT_DYLIB_PATH")),
+            ("REDIS_URL", &redis_url()),
+            ("ONGI_CACHE_PREFIX", &unique_prefix()),
+        ],
+    )
+    .await;
+    let dir = app.data_dir().join("uploads/a");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("sharp.png"), fixture("pixel/photo_1000x750.png")).unwrap();
+
+    let scored = app
+        .post_json(
+            "/api/albums/score?detail=true",
+            &json!({"categories": [{"category": "trip", "images": ["a/sharp.png"]}]}),
+        )
+        .await;
+    assert_eq!(scored.status(), 503);
+    let body: Value = scored.json().await.unwrap();
+    let message = body["message"].as_str().unwrap_or_default().to_owned() + body["error"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("aesthetic-vit-b32-linear.safetensors") && message.contains("without the aesthetic head"),
+        "{body}"
+    );
+
+    let ready: Value = reqwest::get(app.url("/readyz")).await.unwrap().json().await.unwrap();
+    let missing = ready["models"]["missing"].to_string();
+    assert!(missing.contains("aesthetic-vit-b32-linear.safetensors"), "{ready}");
+
+    let quality = app
+        .post_json("/api/albums/quality", &json!({"images": ["a/sharp.png"]}))
+        .await;
+    assert_eq!(quality.status(), 201);
+    let categories = app
+        .post_json(
+            "/api/albums/categories",
+            &json!({"images": ["a/sharp.png"], "concepts": []}),
+        )
+        .await;
+    assert_eq!(categories.status(), 201);
+}

@@ -217,3 +217,80 @@ async fn a_released_job_is_queued_again_without_spending_an_attempt() {
     let again = run(w.claim(Duration::from_secs(60)).await.unwrap()).await;
     assert_eq!(again.attempt, 1);
 }
+
+/// PTTL of a key in milliseconds: -1 without a TTL, -2 when the key does not exist.
+async fn pttl(key: &str) -> i64 {
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("PTTL").arg(key).query_async(&mut con).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_job_carries_no_ttl_until_it_ends_so_volatile_eviction_cannot_take_it() {
+    // Memorystore runs volatile-lru (terraform/redis.tf): it evicts keys WITH a TTL. A queued
+    // or running job must have none; a finished one expires after the job TTL.
+    let prefix = unique_prefix();
+    let q = StyleQueue::new(&redis_url(), &prefix, 2, TTL).expect("queue");
+    let key = |id: &str| format!("{prefix}style:v1:job:{id}");
+    let ttl_ms = i64::try_from(TTL.as_millis()).unwrap();
+
+    let job = id();
+    q.submit(&job, &spec("a.jpg"), Some("ttl-key"), 10).await.unwrap();
+    assert_eq!(pttl(&key(&job)).await, -1, "a queued job has no TTL");
+    assert_eq!(pttl(&q.stream_key()).await, -1, "the stream has no TTL");
+    let idem = pttl(&format!("{prefix}style:v1:idem:{}", sha256_hex("ttl-key"))).await;
+    assert!(idem > 0 && idem <= ttl_ms, "the idempotency key expires: {idem}");
+
+    let w = q.worker("w1", BLOCK).await.unwrap();
+    let first = run(w.claim(Duration::from_secs(60)).await.unwrap()).await;
+    assert_eq!(pttl(&key(&job)).await, -1, "a running job has no TTL");
+    assert_eq!(
+        w.fail(&first, "CUDA out of memory").await.unwrap(),
+        FailOutcome::Retrying
+    );
+    assert_eq!(pttl(&key(&job)).await, -1, "a job queued again has no TTL");
+    let second = run(w.claim(Duration::from_secs(60)).await.unwrap()).await;
+    assert!(w.complete(&second, "style/a.png").await.unwrap());
+    let done = pttl(&key(&job)).await;
+    assert!(
+        done > 0 && done <= ttl_ms,
+        "a finished job expires after the job TTL: {done}"
+    );
+
+    // Failed for good: expires too.
+    let doomed = id();
+    q.submit(&doomed, &spec("b.jpg"), None, 10).await.unwrap();
+    for _ in 0..2 {
+        let c = run(w.claim(Duration::from_secs(60)).await.unwrap()).await;
+        w.fail(&c, "bad photo").await.unwrap();
+    }
+    assert_eq!(q.get(&doomed).await.unwrap().unwrap().status, JobStatus::Failed);
+    let failed = pttl(&key(&doomed)).await;
+    assert!(
+        failed > 0 && failed <= ttl_ms,
+        "a failed job expires after the job TTL: {failed}"
+    );
+
+    // A hash queued with a TTL (as an earlier version did) loses it when an attempt starts.
+    let legacy = id();
+    q.submit(&legacy, &spec("c.jpg"), None, 10).await.unwrap();
+    {
+        let client = redis::Client::open(redis_url()).unwrap();
+        let mut con = client.get_multiplexed_async_connection().await.unwrap();
+        let set: i64 = redis::cmd("PEXPIRE")
+            .arg(key(&legacy))
+            .arg(ttl_ms)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(set, 1);
+    }
+    let c = run(w.claim(Duration::from_secs(60)).await.unwrap()).await;
+    assert_eq!(c.job.id, legacy);
+    assert_eq!(pttl(&key(&legacy)).await, -1, "starting an attempt removes an old TTL");
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}

@@ -249,7 +249,14 @@ pub async fn score(
 ) -> ApiResult {
     let categories = validate_score(&req, &state.settings.bucket)?;
     if state.analyzer.models().aesthetic.is_none() {
-        return Err(model_unavailable("scoring", "the aesthetic head is not loaded"));
+        return Err(model_unavailable(
+            "scoring",
+            format_args!(
+                "this deployment runs without the aesthetic head ({}), which scores and highlights need; \
+                 install it in the model folder (docs/deploy.md, \"Model files\")",
+                crate::analysis::score::AESTHETIC_FILE
+            ),
+        ));
     }
     let all: Vec<ImageRef> = categories.iter().flat_map(|(_, r)| r.iter().cloned()).collect();
     let album = with_embeddings(album(&state, &all).await?);

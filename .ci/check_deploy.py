@@ -1,0 +1,375 @@
+#!/usr/bin/env python3
+"""Offline checks that a first `terraform apply` + Cloud Build run works as docs/deploy.md says.
+
+Each check is one way the deployment used to fail or misbehave on Google Cloud, written so that
+it fails on the files that had the problem (docs/deploy.md, "What the offline checks cover"):
+
+  image-pull        every VM pulls its image as a service account that can read the repository
+  results-rewrite   no objectCreator grant: a retried style job rewrites its result object
+  model-pins        every model file the image builds require is pinned with a source
+  reprocess-walk    the scheduled batch reprocessing runs to the end (a Cloud Run job running
+                    `ongi reprocess`), not one time-budgeted POST /batch/reprocess
+  queue-eviction    Memorystore's eviction policy cannot drop a queued style job
+  metrics           every process's /metrics has a collector (Cloud Run sidecar, VM collector)
+  logs              the VM's container logs keep their JSON structure (no gcplogs driver)
+  mutable-tags      no image is run or deployed by a mutable tag (latest); the worker by digest
+  gpu-driver        the NVIDIA driver is pinned, and new enough for the worker's CUDA
+  dead-letters      every push subscription has a dead-letter topic; no Eventarc trigger
+  build-cache       Cloud Build exports a cache of every build stage (mode=max)
+  build-context     the functions' build context leaves out the Stable Diffusion weights
+  cuda-toolkit      the worker image compiles with the toolkit .ci/cuda-build checks
+
+  python3 .ci/check_deploy.py [--root DIR]     (DIR: another checkout, e.g. an older commit)
+
+Needs python-hcl2 (installed by .ci/iac-check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+try:
+    import hcl2
+except ImportError:  # pragma: no cover
+    sys.exit("check_deploy: python-hcl2 is missing (pip install python-hcl2); .ci/iac-check installs it")
+
+
+def unquote(value):
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def blocks(value) -> list:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def text_of(node) -> str:
+    """Every string in a parsed HCL node, joined (for reference searches)."""
+    if isinstance(node, dict):
+        return " ".join(f"{k} {text_of(v)}" for k, v in node.items())
+    if isinstance(node, list):
+        return " ".join(text_of(v) for v in node)
+    return str(node)
+
+
+class Tree:
+    def __init__(self, root: Path):
+        self.root = root
+        self.tf: dict[str, dict] = {}
+        for path in sorted((root / "terraform").glob("*.tf")):
+            with path.open() as handle:
+                self.tf[path.name] = hcl2.load(handle)
+
+    def read(self, rel: str) -> str:
+        path = self.root / rel
+        return path.read_text() if path.exists() else ""
+
+    def resources(self, rtype: str) -> list[tuple[str, dict]]:
+        found = []
+        for doc in self.tf.values():
+            for block in blocks(doc.get("resource")):
+                for kind, instances in block.items():
+                    if unquote(kind) != rtype:
+                        continue
+                    for name, body in instances.items():
+                        if not name.startswith("__"):
+                            found.append((unquote(name), body))
+        return found
+
+    def variable_default(self, name: str):
+        for doc in self.tf.values():
+            for block in blocks(doc.get("variable")):
+                for key, body in block.items():
+                    if unquote(key) == name:
+                        return unquote(body.get("default"))
+        return None
+
+
+# --- The checks: each returns a list of problems ---------------------------------------------
+
+def image_pull(t: Tree) -> list[str]:
+    problems = []
+    readers = {"roles/artifactregistry.reader", "roles/artifactregistry.writer",
+               "roles/artifactregistry.repoAdmin", "roles/artifactregistry.admin"}
+    granted = " ".join(
+        text_of(body.get("member")) for _, body in t.resources("google_artifact_registry_repository_iam_member")
+        if unquote(body.get("role")) in readers
+    )
+    templates = t.resources("google_compute_instance_template") + t.resources("google_compute_instance")
+    if not templates:
+        problems.append("no VM found (google_compute_instance_template)")
+    for name, body in templates:
+        for sa in blocks(body.get("service_account")):
+            email = text_of(sa.get("email"))
+            match = re.search(r"google_service_account\.([A-Za-z0-9_]+)\.email", email)
+            if not match:
+                problems.append(f"VM {name}: runs as {email!r}, not a service account declared here")
+            elif f"google_service_account.{match.group(1)}.email" not in granted:
+                problems.append(
+                    f"VM {name} pulls its image as google_service_account.{match.group(1)}, which has no "
+                    "roles/artifactregistry.reader on the repository: every docker pull is a 403"
+                )
+    return problems
+
+
+def results_rewrite(t: Tree) -> list[str]:
+    problems = []
+    replacing = {"roles/storage.objectUser", "roles/storage.objectAdmin", "roles/storage.admin"}
+    gpu_writes = False
+    for name, body in t.resources("google_storage_bucket_iam_member"):
+        role = unquote(body.get("role"))
+        if role == "roles/storage.objectCreator":
+            problems.append(
+                f"{name}: roles/storage.objectCreator cannot replace an object (no storage.objects.delete); "
+                "a retried job writing the same name gets 403"
+            )
+        if "google_storage_bucket.results" in text_of(body.get("bucket")) and role in replacing \
+                and "google_service_account.gpu_job" in text_of(body.get("member")):
+            gpu_writes = True
+    if not gpu_writes:
+        problems.append("the GPU worker has no role on the results bucket that can replace objects (objectUser)")
+    return problems
+
+
+def model_pins(t: Tree) -> list[str]:
+    text = t.read("shared/src/model/production.toml")
+    if not text:
+        return ["shared/src/model/production.toml is missing"]
+    problems = []
+    for model in tomllib.loads(text).get("model", []):
+        if model.get("required") and not (model.get("sha256") and model.get("source")):
+            problems.append(
+                f"{model.get('file')}: required but not pinned with a source, so `ongi models verify` "
+                "(run by functions/Dockerfile and gpu-job/Dockerfile) fails every image build; pin it or "
+                "make it optional (required = false) with a degraded mode"
+            )
+    return problems
+
+
+def reprocess_walk(t: Tree) -> list[str]:
+    problems = []
+    jobs = t.resources("google_cloud_run_v2_job")
+    runs_cli = [n for n, body in jobs if re.search(r"\breprocess\b", text_of(body.get("template")))
+                and "ongi" in text_of(body.get("template"))]
+    if not runs_cli:
+        problems.append("no Cloud Run job runs `ongi reprocess` (which chains calls until the walk is complete)")
+    schedulers = t.resources("google_cloud_scheduler_job")
+    if not schedulers:
+        problems.append("nothing schedules the batch reprocessing")
+    for name, body in schedulers:
+        uri = text_of([h.get("uri") for h in blocks(body.get("http_target"))])
+        if "/batch/reprocess" in uri:
+            problems.append(
+                f"scheduler {name} calls /batch/reprocess once: one call stops after its time budget "
+                "(complete:false) and nobody calls again, so a large bucket never finishes"
+            )
+        elif not re.search(r"jobs/.*:run", uri) or "google_cloud_run_v2_job" not in uri:
+            problems.append(f"scheduler {name} does not start the reprocessing Cloud Run job ({uri})")
+    return problems
+
+
+def queue_eviction(t: Tree) -> list[str]:
+    problems = []
+    policies = []
+    for name, body in t.resources("google_redis_instance"):
+        configs = body.get("redis_configs") or {}
+        policy = unquote(configs.get("maxmemory-policy", "volatile-lru")) if isinstance(configs, dict) else "volatile-lru"
+        policies.append((name, policy))
+    if not policies:
+        return ["no google_redis_instance"]
+    scripts = t.read("shared/src/queue/scripts.rs")
+    submit = re.search(r"pub static SUBMIT.*?\"\s*,?\s*\)", scripts, re.S)
+    submit_text = submit.group(0) if submit else ""
+    if not submit_text:
+        problems.append("shared/src/queue/scripts.rs: no SUBMIT script found")
+    for name, policy in policies:
+        if policy.startswith("allkeys"):
+            problems.append(f"redis {name}: {policy} evicts keys without a TTL too: queued style jobs can be dropped")
+        elif policy.startswith("volatile") and re.search(r"EXPIRE'\s*,\s*KEYS\[2\]", submit_text):
+            problems.append(
+                f"redis {name} runs {policy} and the SUBMIT script gives a queued job's hash a TTL: "
+                "under memory pressure a queued job is evicted with the feature records"
+            )
+    return problems
+
+
+def metrics(t: Tree) -> list[str]:
+    problems = []
+    sidecar = t.variable_default("metrics_sidecar_image") or ""
+    for name, body in t.resources("google_cloud_run_v2_service"):
+        containers = [c for tpl in blocks(body.get("template")) for c in blocks(tpl.get("containers"))]
+        collectors = [c for c in containers if "var.metrics_sidecar_image" in text_of(c.get("image"))]
+        if not collectors:
+            problems.append(f"Cloud Run service {name}: no metrics collector container (Managed Prometheus sidecar)")
+    if "cloud-run-gmp-sidecar" not in sidecar:
+        problems.append("var.metrics_sidecar_image is not the Managed Service for Prometheus sidecar")
+    startup = t.read("terraform/templates/gpu-startup.sh.tftpl")
+    if not re.search(r"docker run .*\n(?:.*\\\n)*.*COLLECTOR_IMAGE", startup) or "127.0.0.1:8080" not in startup \
+            or "googlemanagedprometheus" not in startup:
+        problems.append("the GPU worker's VM runs no collector scraping 127.0.0.1:8080/metrics to Managed Prometheus")
+    return problems
+
+
+def logs(t: Tree) -> list[str]:
+    startup = t.read("terraform/templates/gpu-startup.sh.tftpl")
+    problems = []
+    if "gcplogs" in startup:
+        problems.append(
+            "the GPU worker's containers log with --log-driver=gcplogs, which stores each JSON line as a "
+            "string: severity, trace and fields are lost"
+        )
+    metadata = " ".join(text_of(b.get("metadata")) for _, b in t.resources("google_compute_instance_template"))
+    if not re.search(r"google-logging-enabled\s+\"?true", metadata):
+        problems.append("the GPU worker's VM does not enable the COS logging agent (google-logging-enabled)")
+    return problems
+
+
+MUTABLE = re.compile(r"""[\w./-]+:latest\b""")
+
+
+def mutable_tags(t: Tree) -> list[str]:
+    problems = []
+    files = sorted((t.root / "terraform").glob("*.tf")) + sorted((t.root / "terraform").glob("*.tfvars.example")) \
+        + sorted((t.root / "terraform" / "templates").glob("*")) + sorted((t.root / "cloudbuild").glob("*.yaml")) \
+        + sorted((t.root / "cloudbuild").glob("*.sh"))
+    for path in files:
+        for lineno, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            for match in MUTABLE.findall(code):
+                problems.append(f"{path.relative_to(t.root)}:{lineno}: mutable tag {match}")
+    if re.search(r'variable "gpu_image_tag"', t.read("terraform/variables.tf")):
+        default = t.variable_default("gpu_image_tag")
+        problems.append(f"var.gpu_image_tag (default {default!r}): the worker runs a tag, not a digest")
+    startup = t.read("terraform/templates/gpu-startup.sh.tftpl")
+    if "@sha256:" not in startup:
+        problems.append("the GPU worker's startup script does not insist on an image digest (@sha256:)")
+    if re.search(r"until docker pull", startup):
+        problems.append("the GPU worker pulls its image at every boot instead of only when missing")
+    for var in ("metrics_sidecar_image", "metrics_collector_image"):
+        value = t.variable_default(var)
+        if value is not None and not re.search(r":[0-9][^:/]*$|@sha256:[0-9a-f]{64}$", value):
+            problems.append(f"var.{var} = {value!r} has no version tag or digest")
+    return problems
+
+
+def gpu_driver(t: Tree) -> list[str]:
+    startup = t.read("terraform/templates/gpu-startup.sh.tftpl")
+    problems = []
+    match = re.search(r"cos-extensions install gpu -- -version=(\S+)", startup)
+    if not match:
+        return ["the startup script does not install the NVIDIA driver with an explicit -version"]
+    version = match.group(1).strip("'\"")
+    if version in ("latest", "default"):
+        problems.append(f"the NVIDIA driver is '{version}': it moves under a running deployment; pin it (R580+ for CUDA 13.0)")
+    elif "$" in version:
+        default = t.variable_default("gpu_driver_version") or ""
+        if default in ("latest", "default", ""):
+            problems.append(f"var.gpu_driver_version defaults to {default!r}: pin a driver branch (R580+)")
+        elif not re.match(r"^R?(58\d|59\d|[6-9]\d\d)", default):
+            problems.append(f"var.gpu_driver_version = {default!r} is older than R580, which CUDA 13.0 needs")
+    return problems
+
+
+def dead_letters(t: Tree) -> list[str]:
+    problems = []
+    for name, _ in t.resources("google_eventarc_trigger"):
+        problems.append(
+            f"Eventarc trigger {name}: the subscription Eventarc creates cannot be given a dead-letter topic "
+            "in Terraform; deliver through a push subscription of our own"
+        )
+    for name, body in t.resources("google_pubsub_subscription"):
+        if blocks(body.get("push_config")) and not blocks(body.get("dead_letter_policy")):
+            problems.append(f"push subscription {name} has no dead_letter_policy")
+    return problems
+
+
+def build_cache(t: Tree) -> list[str]:
+    script = t.read("cloudbuild/build-image.sh")
+    problems = []
+    if "--cache-to" not in script or "mode=max" not in script:
+        problems.append(
+            "cloudbuild/build-image.sh exports no registry cache with mode=max: inline cache keeps only the "
+            "pushed stage, so the ongi CLI and other intermediate stages recompile on every build"
+        )
+    return problems
+
+
+def build_context(t: Tree) -> list[str]:
+    ignore = t.read("functions/Dockerfile.dockerignore")
+    problems = []
+    if not re.search(r"^\.models/sd15/?$", ignore, re.M):
+        problems.append(
+            "the functions' build context includes .models/sd15 (several GB of Stable Diffusion weights), "
+            "copied into every function image's build: list it in functions/Dockerfile.dockerignore"
+        )
+    return problems
+
+
+def cuda_toolkit(t: Tree) -> list[str]:
+    dockerfile = t.read("gpu-job/Dockerfile")
+    requirements = t.read("gpu-job/cuda/requirements.txt")
+    problems = []
+    if "gpu-job/cuda/toolkit.sh" not in dockerfile and "/cuda/toolkit.sh" not in dockerfile:
+        problems.append("gpu-job/Dockerfile does not build with the toolkit of gpu-job/cuda/toolkit.sh (.ci/cuda-build's)")
+    if not re.search(r"CUDA_COMPUTE_CAP=75", dockerfile):
+        problems.append("gpu-job/Dockerfile does not set CUDA_COMPUTE_CAP=75 (the T4)")
+    pins = [line for line in requirements.splitlines() if line.strip() and not line.startswith("#")]
+    if not pins:
+        problems.append("gpu-job/cuda/requirements.txt pins no wheel")
+    for line in pins:
+        if not re.search(r"==\S+ --hash=sha256:[0-9a-f]{64}$", line):
+            problems.append(f"gpu-job/cuda/requirements.txt: not pinned by version and hash: {line}")
+    return problems
+
+
+CHECKS = [
+    ("image-pull", image_pull),
+    ("results-rewrite", results_rewrite),
+    ("model-pins", model_pins),
+    ("reprocess-walk", reprocess_walk),
+    ("queue-eviction", queue_eviction),
+    ("metrics", metrics),
+    ("logs", logs),
+    ("mutable-tags", mutable_tags),
+    ("gpu-driver", gpu_driver),
+    ("dead-letters", dead_letters),
+    ("build-cache", build_cache),
+    ("build-context", build_context),
+    ("cuda-toolkit", cuda_toolkit),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent)
+    parser.add_argument("--only", help="comma-separated check names")
+    args = parser.parse_args()
+    tree = Tree(args.root.resolve())
+    only = set(args.only.split(",")) if args.only else None
+    failed = []
+    for name, check in CHECKS:
+        if only and name not in only:
+            continue
+        problems = check(tree)
+        if problems:
+            failed.append(name)
+            print(f"FAILED {name}:")
+            for problem in problems:
+                print(f"  - {problem}")
+        else:
+            print(f"ok     {name}")
+    if failed:
+        print(f"\n{len(failed)} deployment check(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
