@@ -23,19 +23,32 @@
 # GEMINI_API_KEY come from Secret Manager.
 
 locals {
+  # Photos being decoded at once may take a quarter of a function's memory
+  # (ONGI_DECODE_MEMORY_MB, at least 16 MiB): the rest is the models, the process and its
+  # requests. 512Mi gives 128, 2Gi 512, 4Gi 1024.
+  service_memory_mib = {
+    for name, s in var.services : name => (
+      tonumber(regex("^[0-9]+", s.memory)) * (length(regexall("Gi$", s.memory)) > 0 ? 1024 : 1)
+    )
+  }
+  decode_memory_mb = { for name, mib in local.service_memory_mib : name => tostring(max(16, floor(mib / 4))) }
+}
+
+locals {
   # Per function: its description, its plain env vars (env) and its env vars from Secret
   # Manager (secrets: name => secret id, version "latest"). Everything else is the same.
   function_services = {
     category = {
       description = "Ongi category: Album categories from CLIP; per-photo step fed by ongi-features."
       env = {
-        ONGI_LOG_FORMAT      = "json"
-        ONGI_STORAGE         = "gcs"
-        ONGI_BUCKET          = google_storage_bucket.uploads.name
-        GOOGLE_CLOUD_PROJECT = var.project_id
-        ONGI_CACHE_TTL_SECS  = local.cache_ttl_secs
-        ONGI_MODEL_DIR       = local.model_dir
-        EMBEDDING_URL        = google_cloud_run_v2_service.embedding.uri
+        ONGI_DECODE_MEMORY_MB = local.decode_memory_mb["category"]
+        ONGI_LOG_FORMAT       = "json"
+        ONGI_STORAGE          = "gcs"
+        ONGI_BUCKET           = google_storage_bucket.uploads.name
+        GOOGLE_CLOUD_PROJECT  = var.project_id
+        ONGI_CACHE_TTL_SECS   = local.cache_ttl_secs
+        ONGI_MODEL_DIR        = local.model_dir
+        EMBEDDING_URL         = google_cloud_run_v2_service.embedding.uri
       }
       secrets = {
         REDIS_URL = google_secret_manager_secret.redis_url.secret_id
@@ -44,13 +57,14 @@ locals {
     duplicate = {
       description = "Ongi duplicate: Duplicate groups (pHash + CLIP) and the keeper of each group."
       env = {
-        ONGI_LOG_FORMAT      = "json"
-        ONGI_STORAGE         = "gcs"
-        ONGI_BUCKET          = google_storage_bucket.uploads.name
-        GOOGLE_CLOUD_PROJECT = var.project_id
-        ONGI_CACHE_TTL_SECS  = local.cache_ttl_secs
-        ONGI_MODEL_DIR       = local.model_dir
-        EMBEDDING_URL        = google_cloud_run_v2_service.embedding.uri
+        ONGI_DECODE_MEMORY_MB = local.decode_memory_mb["duplicate"]
+        ONGI_LOG_FORMAT       = "json"
+        ONGI_STORAGE          = "gcs"
+        ONGI_BUCKET           = google_storage_bucket.uploads.name
+        GOOGLE_CLOUD_PROJECT  = var.project_id
+        ONGI_CACHE_TTL_SECS   = local.cache_ttl_secs
+        ONGI_MODEL_DIR        = local.model_dir
+        EMBEDDING_URL         = google_cloud_run_v2_service.embedding.uri
       }
       secrets = {
         REDIS_URL = google_secret_manager_secret.redis_url.secret_id
@@ -59,13 +73,14 @@ locals {
     quality = {
       description = "Ongi quality: Blurry and badly exposed photos; per-photo step fed by ongi-features."
       env = {
-        ONGI_LOG_FORMAT      = "json"
-        ONGI_STORAGE         = "gcs"
-        ONGI_BUCKET          = google_storage_bucket.uploads.name
-        GOOGLE_CLOUD_PROJECT = var.project_id
-        ONGI_CACHE_TTL_SECS  = local.cache_ttl_secs
-        ONGI_MODEL_DIR       = local.model_dir
-        EMBEDDING_URL        = google_cloud_run_v2_service.embedding.uri
+        ONGI_DECODE_MEMORY_MB = local.decode_memory_mb["quality"]
+        ONGI_LOG_FORMAT       = "json"
+        ONGI_STORAGE          = "gcs"
+        ONGI_BUCKET           = google_storage_bucket.uploads.name
+        GOOGLE_CLOUD_PROJECT  = var.project_id
+        ONGI_CACHE_TTL_SECS   = local.cache_ttl_secs
+        ONGI_MODEL_DIR        = local.model_dir
+        EMBEDDING_URL         = google_cloud_run_v2_service.embedding.uri
       }
       secrets = {
         REDIS_URL = google_secret_manager_secret.redis_url.secret_id
@@ -74,13 +89,14 @@ locals {
     score = {
       description = "Ongi score: Best shots per category (aesthetic head); per-photo step fed by ongi-features."
       env = {
-        ONGI_LOG_FORMAT      = "json"
-        ONGI_STORAGE         = "gcs"
-        ONGI_BUCKET          = google_storage_bucket.uploads.name
-        GOOGLE_CLOUD_PROJECT = var.project_id
-        ONGI_CACHE_TTL_SECS  = local.cache_ttl_secs
-        ONGI_MODEL_DIR       = local.model_dir
-        EMBEDDING_URL        = google_cloud_run_v2_service.embedding.uri
+        ONGI_DECODE_MEMORY_MB = local.decode_memory_mb["score"]
+        ONGI_LOG_FORMAT       = "json"
+        ONGI_STORAGE          = "gcs"
+        ONGI_BUCKET           = google_storage_bucket.uploads.name
+        GOOGLE_CLOUD_PROJECT  = var.project_id
+        ONGI_CACHE_TTL_SECS   = local.cache_ttl_secs
+        ONGI_MODEL_DIR        = local.model_dir
+        EMBEDDING_URL         = google_cloud_run_v2_service.embedding.uri
       }
       secrets = {
         REDIS_URL = google_secret_manager_secret.redis_url.secret_id
@@ -89,14 +105,15 @@ locals {
     people = {
       description = "Ongi people: Faces and the people in an album; per-photo step fed by ongi-features."
       env = {
-        ONGI_LOG_FORMAT      = "json"
-        ONGI_STORAGE         = "gcs"
-        ONGI_BUCKET          = google_storage_bucket.uploads.name
-        GOOGLE_CLOUD_PROJECT = var.project_id
-        ONGI_CACHE_TTL_SECS  = local.cache_ttl_secs
-        ONGI_MODEL_DIR       = local.model_dir
-        EMBEDDING_URL        = google_cloud_run_v2_service.embedding.uri
-        ONGI_FACE_DETECTOR   = var.face_detector
+        ONGI_DECODE_MEMORY_MB = local.decode_memory_mb["people"]
+        ONGI_LOG_FORMAT       = "json"
+        ONGI_STORAGE          = "gcs"
+        ONGI_BUCKET           = google_storage_bucket.uploads.name
+        GOOGLE_CLOUD_PROJECT  = var.project_id
+        ONGI_CACHE_TTL_SECS   = local.cache_ttl_secs
+        ONGI_MODEL_DIR        = local.model_dir
+        EMBEDDING_URL         = google_cloud_run_v2_service.embedding.uri
+        ONGI_FACE_DETECTOR    = var.face_detector
       }
       secrets = {
         REDIS_URL = google_secret_manager_secret.redis_url.secret_id
@@ -105,13 +122,14 @@ locals {
     style = {
       description = "Ongi style: Style jobs: Gemini writes the prompt, the GPU worker runs img2img."
       env = {
-        ONGI_LOG_FORMAT      = "json"
-        ONGI_STORAGE         = "gcs"
-        ONGI_BUCKET          = google_storage_bucket.uploads.name
-        GOOGLE_CLOUD_PROJECT = var.project_id
-        ONGI_CACHE_TTL_SECS  = local.cache_ttl_secs
-        ONGI_RESULTS_BUCKET  = google_storage_bucket.results.name
-        GEMINI_MODEL         = var.gemini_model
+        ONGI_DECODE_MEMORY_MB = local.decode_memory_mb["style"]
+        ONGI_LOG_FORMAT       = "json"
+        ONGI_STORAGE          = "gcs"
+        ONGI_BUCKET           = google_storage_bucket.uploads.name
+        GOOGLE_CLOUD_PROJECT  = var.project_id
+        ONGI_CACHE_TTL_SECS   = local.cache_ttl_secs
+        ONGI_RESULTS_BUCKET   = google_storage_bucket.results.name
+        GEMINI_MODEL          = var.gemini_model
       }
       secrets = {
         REDIS_URL      = google_secret_manager_secret.redis_url.secret_id
@@ -188,6 +206,11 @@ resource "google_cloud_run_v2_service" "embedding" {
       env {
         name  = "ONGI_LOG_FORMAT"
         value = "json"
+      }
+
+      env {
+        name  = "ONGI_DECODE_MEMORY_MB"
+        value = local.decode_memory_mb["embedding"]
       }
 
       env {

@@ -95,14 +95,15 @@ locals {
   # The job's settings: the embedding service's, plus what a job (no K_SERVICE) must be told.
   # Checked by .ci/check_settings.py like the services' env.
   reprocess_job_env = {
-    ONGI_LOG_FORMAT      = "json"
-    ONGI_STORAGE         = "gcs"
-    ONGI_BUCKET          = google_storage_bucket.uploads.name
-    GOOGLE_CLOUD_PROJECT = var.project_id
-    ONGI_CACHE_TTL_SECS  = local.cache_ttl_secs
-    ONGI_MODEL_DIR       = local.model_dir
-    ONGI_FEATURES_TOPIC  = google_pubsub_topic.features.name
-    ONGI_PUBLISH         = "true"
+    ONGI_DECODE_MEMORY_MB = local.decode_memory_mb["embedding"]
+    ONGI_LOG_FORMAT       = "json"
+    ONGI_STORAGE          = "gcs"
+    ONGI_BUCKET           = google_storage_bucket.uploads.name
+    GOOGLE_CLOUD_PROJECT  = var.project_id
+    ONGI_CACHE_TTL_SECS   = local.cache_ttl_secs
+    ONGI_MODEL_DIR        = local.model_dir
+    ONGI_FEATURES_TOPIC   = google_pubsub_topic.features.name
+    ONGI_PUBLISH          = "true"
   }
   reprocess_job_secrets = {
     REDIS_URL = google_secret_manager_secret.redis_url.secret_id
