@@ -5,16 +5,21 @@
 
 use libfuzzer_sys::fuzz_target;
 use ongi_shared::config::IngestLimits;
-use ongi_shared::pipeline::photo::analyse;
+use ongi_shared::image::estimate;
+use ongi_shared::pipeline::photo::{DECODE_FOR_FEATURES, analyse};
 
 fuzz_target!(|data: &[u8]| {
-    // Tighter than production (50 MB, 100 MP) so one input stays within libFuzzer's
+    // Tighter than production (50 MB, 100 MP, 512 MiB) so one input stays within libFuzzer's
     // memory limit; the checks are the same code either way.
     let limits = IngestLimits {
         max_bytes: 4 * 1024 * 1024,
         max_pixels: 16_000_000,
+        max_decode_bytes: 256 * 1024 * 1024,
     };
     if let Ok(analysed) = analyse(data, &limits, true) {
+        // What decoded was estimated from its header first, within the memory limit.
+        let cost = estimate(data, &limits, DECODE_FOR_FEATURES).expect("a decoded photo has an estimate");
+        assert!(cost.peak_bytes <= limits.max_decode_bytes);
         let record = analysed.record;
         assert!(record.width > 0 && record.height > 0);
         assert!(u64::from(record.width) * u64::from(record.height) <= limits.max_pixels);
