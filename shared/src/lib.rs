@@ -25,6 +25,7 @@
 // No `unsafe` in Ongi's own code: untrusted bytes meet only safe Rust here.
 #![forbid(unsafe_code)]
 
+pub mod album;
 pub mod analysis;
 pub mod cache;
 pub mod config;
@@ -36,6 +37,7 @@ pub mod model;
 pub mod modules;
 pub mod pipeline;
 pub mod queue;
+pub mod services;
 pub mod storage;
 pub mod style;
 pub mod telemetry;

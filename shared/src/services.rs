@@ -1,17 +1,19 @@
-//! What every handler can reach: settings, the photo store, the feature cache.
-//! Built once by [`Application::build`](super::Application::build); cheap to clone.
+//! [`Services`]: the process's clients and services, built once from the settings: the photo
+//! store, the feature cache, the models, the feature, face and text-embedding services, the
+//! publishers, the style queue and prompt writer. `ongi serve` and every function hand them
+//! to their HTTP handlers; the command-line tools use them directly. Cheap to clone.
 
 use std::sync::Arc;
 
 use std::time::Duration;
 
-use crate::analysis::Analyzer;
 use crate::cache::{Cache, Keyspace, memory::MemoryCache, redis::RedisCache};
 use crate::config::Settings;
 use crate::events::publish::Publisher;
 use crate::model::Models;
 use crate::modules::{Module, Modules};
 use crate::pipeline::FeatureService;
+use crate::pipeline::analyzer::Analyzer;
 use crate::pipeline::batcher::Batcher;
 use crate::pipeline::faces::FaceService;
 use crate::queue::StyleQueue;
@@ -20,7 +22,7 @@ use crate::style::PromptWriter;
 use crate::style::gemini::GeminiClient;
 
 #[derive(Clone)]
-pub struct AppState {
+pub struct Services {
     pub settings: Arc<Settings>,
     pub modules: Modules,
     pub store: Arc<dyn ObjectStore>,
@@ -44,13 +46,13 @@ const MAX_BATCH: usize = 16;
 /// …gathered for at most this long after the first one arrives.
 const MAX_BATCH_WAIT: Duration = Duration::from_millis(5);
 
-impl AppState {
+impl Services {
     /// Builds the clients the settings ask for. Nothing here waits for a dependency to
     /// answer: Redis connects lazily, and `/readyz` reports what is unreachable.
-    pub async fn from_settings(settings: Settings, modules: Modules) -> Result<Self, StateError> {
+    pub async fn from_settings(settings: Settings, modules: Modules) -> Result<Self, ServicesError> {
         let store = crate::storage::from_settings(&settings).await?;
         let backend: Arc<dyn crate::cache::FeatureCache> = match &settings.redis_url {
-            Some(url) => Arc::new(RedisCache::new(url.expose()).map_err(|e| StateError::Cache(e.to_string()))?),
+            Some(url) => Arc::new(RedisCache::new(url.expose()).map_err(|e| ServicesError::Cache(e.to_string()))?),
             None => Arc::new(MemoryCache::default()),
         };
         let cache = Cache::new(
@@ -129,7 +131,7 @@ impl AppState {
                     settings.style.max_attempts,
                     settings.style.job_ttl,
                 )
-                .map_err(|e| StateError::Cache(e.to_string()))?,
+                .map_err(|e| ServicesError::Cache(e.to_string()))?,
             ),
             _ => None,
         };
@@ -177,7 +179,7 @@ fn warm_text_embeddings(analyzer: &Arc<Analyzer>, models: &Models, modules: &Mod
     });
 }
 
-impl AppState {
+impl Services {
     /// The batch reprocessing walk over this process's store, cache, models and results topic.
     pub fn reprocessor(&self) -> crate::pipeline::reprocess::Reprocessor {
         crate::pipeline::reprocess::Reprocessor::new(
@@ -194,14 +196,14 @@ impl AppState {
     }
 }
 
-async fn publisher(settings: &Settings, topic: &str, used_here: bool) -> Result<Arc<dyn Publisher>, StateError> {
+async fn publisher(settings: &Settings, topic: &str, used_here: bool) -> Result<Arc<dyn Publisher>, ServicesError> {
     crate::events::publish::for_topic(settings, topic, used_here)
         .await
-        .map_err(|e| StateError::Publisher(e.to_string()))
+        .map_err(|e| ServicesError::Publisher(e.to_string()))
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum StateError {
+pub enum ServicesError {
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
     #[error("cache: {0}")]

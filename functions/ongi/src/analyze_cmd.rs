@@ -2,31 +2,26 @@
 //! written as `report.json` and a self-contained `report.html` (see [`crate::report`]).
 //!
 //! Nothing is re-implemented here: the process is built the way `ongi serve` builds itself
-//! ([`AppState::from_settings`]), the photos are read through its store, their features and
+//! ([`Services::from_settings`]), the photos are read through its store, their features and
 //! faces through its feature and face services, and the analyses are the library calls the
 //! album routes make. The folder becomes the uploads bucket of a local store through a
 //! private data folder whose bucket is a symlink to it, so the photos are read where they
 //! are (no copy) and the store's containment checks still apply to every file.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use ongi_shared::analysis::score::{highlight_eligible, highlights as best_highlights};
+use ongi_shared::album::{Album, CategoryGroup, DuplicateGroup, InvalidImage, QualityDetail, ScoredCategory, persons};
 use ongi_shared::config::Settings;
 use ongi_shared::domain::ImageRef;
-use ongi_shared::http::AppState;
-use ongi_shared::http::envelope::InvalidImage;
-use ongi_shared::http::routes::analyses::{
-    CategoryGroup, DuplicateGroup, QualityDetail, ScoredCategory, ScoredImage, duplicate_details,
-};
-use ongi_shared::http::routes::people::persons;
 use ongi_shared::modules::Modules;
 use ongi_shared::pipeline::face_record::StoredFace;
 use ongi_shared::pipeline::{Features, PhotoError};
+use ongi_shared::services::Services;
 
 use crate::report::html::FACES_SHOWN;
 use crate::report::pictures::{self, Pictures};
@@ -87,7 +82,7 @@ pub async fn run(options: AnalyzeOptions) -> anyhow::Result<()> {
     std::os::unix::fs::symlink(&dir, root.path().join(settings.bucket.as_str()))
         .context("cannot link the photo folder into the temporary data folder")?;
     settings.data_dir = root.path().to_path_buf();
-    let state = AppState::from_settings(settings, Modules::all())
+    let state = Services::from_settings(settings, Modules::all())
         .await
         .context("cannot start the analyses")?;
     if let Some(line) = missing_models_line(&state) {
@@ -192,7 +187,7 @@ fn settings(models: &Path) -> anyhow::Result<Settings> {
 }
 
 /// The one line `ongi serve` prints at start when models are missing, in this command's words.
-fn missing_models_line(state: &AppState) -> Option<String> {
+fn missing_models_line(state: &Services) -> Option<String> {
     let missing = &state.models.missing;
     (!missing.is_empty()).then(|| {
         format!(
@@ -204,7 +199,7 @@ fn missing_models_line(state: &AppState) -> Option<String> {
 }
 
 /// One line: `what`, then the load failures that mention one of `keys` (all of them if none does).
-fn why(state: &AppState, keys: &[&str], what: &str) -> String {
+fn why(state: &Services, keys: &[&str], what: &str) -> String {
     let missing = &state.models.missing;
     let relevant: Vec<&str> = missing
         .iter()
@@ -343,7 +338,7 @@ fn invalid(image: &ImageRef, e: PhotoError) -> InvalidImage {
 
 /// Every photo's features, one photo per call so the bar moves photo by photo; calls
 /// overlap (downloads, decodes and CLIP batches run together, as in an album call).
-async fn read_features(state: &AppState, refs: &[ImageRef]) -> (Vec<(ImageRef, Features)>, Vec<InvalidImage>) {
+async fn read_features(state: &Services, refs: &[ImageRef]) -> (Vec<(ImageRef, Features)>, Vec<InvalidImage>) {
     let bar = progress(refs.len(), "reading photos");
     let concurrency = std::thread::available_parallelism().map_or(2, usize::from) * 4;
     let results: Vec<(ImageRef, Option<Result<Features, PhotoError>>)> = futures::stream::iter(refs)
@@ -382,37 +377,23 @@ struct Analysis {
     missing: Vec<MissingSection>,
 }
 
-fn quality_detail(image: &ImageRef, v: &ongi_shared::analysis::quality::QualityVerdict) -> QualityDetail {
-    QualityDetail {
-        image: image.to_string(),
-        low_quality: v.low_quality,
-        reasons: v.reasons.clone(),
-        metrics: v.metrics.clone(),
-    }
-}
-
-/// Quality, duplicates, categories and highlights, as the album routes compute them.
-async fn analyse(state: &AppState, photos: &[(ImageRef, Features)]) -> Analysis {
+/// Quality, duplicates, categories and highlights, by the album functions the routes call;
+/// a section that needs a model this process lacks is named in `missing` with why.
+async fn analyse(state: &Services, photos: &[(ImageRef, Features)]) -> Analysis {
     let analyzer = &state.analyzer;
     let models = analyzer.models();
-    let name = |i: usize| photos[i].0.to_string();
-    let verdicts = analyzer.verdicts(photos.iter().map(|(_, f)| &f.record)).await;
-    let groups = analyzer.duplicate_groups(photos.iter().map(|(_, f)| (&f.hash, &f.record)), &verdicts);
-    let details: Vec<QualityDetail> = photos
-        .iter()
-        .zip(&verdicts)
-        .map(|((r, _), v)| quality_detail(r, v))
+    let album = Album::new(analyzer, photos);
+    let verdicts = album.verdicts().await;
+    let groups = album.duplicate_groups(&verdicts);
+    let details = album.quality_details(&verdicts);
+    let low_quality = album
+        .quality_details(&verdicts)
+        .into_iter()
+        .filter(|d| d.low_quality)
         .collect();
-    let low_quality = photos
-        .iter()
-        .zip(&verdicts)
-        .filter(|(_, v)| v.low_quality)
-        .map(|((r, _), v)| quality_detail(r, v))
-        .collect();
-    let duplicates = duplicate_details(&groups, name);
+    let duplicates = album.duplicate_details(&groups);
 
     let mut missing = Vec::new();
-    // Categories: (name, photo indices).
     let categories: Option<Vec<(String, Vec<usize>)>> = if models.clip_visual.is_none() {
         missing.push(MissingSection {
             section: "categories",
@@ -421,21 +402,7 @@ async fn analyse(state: &AppState, photos: &[(ImageRef, Features)]) -> Analysis 
         None
     } else {
         match analyzer.category_tags(&[]).await {
-            Ok(tags) => {
-                let with: Vec<usize> = (0..photos.len())
-                    .filter(|&i| photos[i].1.record.embedding.is_some())
-                    .collect();
-                let embeddings: Vec<&[f32]> = with
-                    .iter()
-                    .filter_map(|&i| photos[i].1.record.embedding.as_deref())
-                    .collect();
-                Some(
-                    tags.assign(&embeddings)
-                        .into_iter()
-                        .map(|(category, members)| (category, members.into_iter().map(|k| with[k]).collect()))
-                        .collect(),
-                )
-            }
+            Ok(tags) => Some(album.categories(&tags)),
             Err(e) => {
                 missing.push(MissingSection {
                     section: "categories",
@@ -447,38 +414,12 @@ async fn analyse(state: &AppState, photos: &[(ImageRef, Features)]) -> Analysis 
     };
     let highlights = match (&categories, &models.aesthetic) {
         (Some(categories), Some(_)) => {
-            let eligible = highlight_eligible(&verdicts, &groups);
-            Some(
-                categories
-                    .iter()
-                    .map(|(category, members)| {
-                        let images: Vec<ScoredImage> = members
-                            .iter()
-                            .filter_map(|&i| {
-                                Some(ScoredImage {
-                                    image: name(i),
-                                    score: analyzer.aesthetic(&photos[i].1.record)?,
-                                })
-                            })
-                            .collect();
-                        let allowed: HashSet<String> =
-                            members.iter().filter(|&&i| eligible[i]).map(|&i| name(i)).collect();
-                        let best = best_highlights(
-                            images.iter().map(|i| (i.image.as_str(), i.score)),
-                            |image| allowed.contains(image),
-                            analyzer.settings().highlights,
-                        )
-                        .into_iter()
-                        .map(str::to_owned)
-                        .collect();
-                        ScoredCategory {
-                            category: category.clone(),
-                            images,
-                            highlights: Some(best),
-                        }
-                    })
-                    .collect(),
-            )
+            let eligible = album.highlight_eligible(&verdicts, &groups);
+            let members: Vec<_> = categories
+                .iter()
+                .map(|(category, members)| (category.clone(), members.iter().map(|&i| (album.name(i), i)).collect()))
+                .collect();
+            Some(album.scores(&members, Some(&eligible)))
         }
         (None, _) => {
             missing.push(MissingSection {
@@ -495,15 +436,7 @@ async fn analyse(state: &AppState, photos: &[(ImageRef, Features)]) -> Analysis 
             None
         }
     };
-    let categories = categories.map(|groups| {
-        groups
-            .into_iter()
-            .map(|(category, members)| CategoryGroup {
-                category,
-                images: members.into_iter().map(name).collect(),
-            })
-            .collect()
-    });
+    let categories = categories.map(|c| album.category_groups(&c));
     Analysis {
         details,
         low_quality,
@@ -518,7 +451,7 @@ async fn analyse(state: &AppState, photos: &[(ImageRef, Features)]) -> Analysis 
 
 /// Faces photo by photo (detection takes both cores per photo, so two at a time), then the
 /// people, as the people route clusters them.
-async fn find_people(state: &AppState, photos: &[(ImageRef, Features)]) -> People {
+async fn find_people(state: &Services, photos: &[(ImageRef, Features)]) -> People {
     let bar = progress(photos.len(), "finding faces");
     let results: Vec<Option<Result<Vec<StoredFace>, PhotoError>>> = futures::stream::iter(photos)
         .map(|(r, _)| {
@@ -555,7 +488,7 @@ async fn find_people(state: &AppState, photos: &[(ImageRef, Features)]) -> Peopl
 /// Thumbnails of the photos the page shows and crops of the faces it shows, each photo
 /// read and decoded once more (the features keep no pixels).
 async fn draw_pictures(
-    state: &AppState,
+    state: &Services,
     photos: &[(ImageRef, Features)],
     analysis: &Analysis,
     people: Option<&People>,

@@ -15,11 +15,11 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use ongi_shared::config::{Settings, StorageBackend};
 use ongi_shared::domain::BucketName;
-use ongi_shared::http::AppState;
 use ongi_shared::modules::Modules;
 use ongi_shared::pipeline::reprocess::{
     MAX_BUDGET, Outcome, ProgressEvent, RawRequest, ReprocessError, ReprocessReport, ReprocessRequest,
 };
+use ongi_shared::services::Services;
 
 /// Process the photos of a bucket (or a local folder) whose results are not current for the
 /// models here, resuming from the cursor of an interrupted run.
@@ -67,7 +67,7 @@ pub async fn run(args: ReprocessArgs) -> anyhow::Result<()> {
         StorageBackend::Gcs => format!("gs://{}", settings.bucket),
     };
     let default_budget = settings.reprocess.budget;
-    let state = AppState::from_settings(settings, Modules::all())
+    let state = Services::from_settings(settings, Modules::all())
         .await
         .context("cannot start ongi reprocess")?;
     if !state.models.missing.is_empty() {
@@ -139,7 +139,7 @@ type Failed = (Option<ReprocessReport>, u32, anyhow::Error);
 
 /// Calls after calls until the walk is complete (each resumes from the last one's cursor).
 async fn walk(
-    state: &AppState,
+    state: &Services,
     request: &ReprocessRequest,
     progress: ongi_shared::pipeline::reprocess::Progress,
 ) -> Result<(ReprocessReport, u32), Failed> {

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ongi_shared::pipeline::FeatureRecord;
+use ongi_shared::analysis::FeatureRecord;
 use ongi_shared::pipeline::face_record;
 
 fuzz_target!(|data: &[u8]| {

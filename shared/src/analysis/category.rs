@@ -13,6 +13,8 @@
 //! Tags are indexed by id, never by name, so two tags with one name cannot add up into
 //! the first (the anchor's `list.index` bug).
 
+use super::taxonomy::Tag;
+
 /// The anchor's constants.
 pub const TOP_K: usize = 10;
 pub const BOOST_THRESHOLD: f32 = 0.28;
@@ -121,6 +123,39 @@ pub fn categorize(embeddings: &[&[f32]], tags: &[TagVector], floor: f32) -> Assi
     }
     result.retain(|(_, p)| !p.is_empty());
     result
+}
+
+/// An album's candidate tags with their text vectors: what photos are assigned to.
+pub struct CategoryTags {
+    tags: Vec<Tag>,
+    vectors: Vec<TagVector>,
+    other_name: String,
+    floor: f32,
+}
+
+impl CategoryTags {
+    /// `vectors[i]` is `tags[i]`'s; `other_name` names photos that fit no tag; `floor` is the
+    /// similarity below which no tag is assigned.
+    pub fn new(tags: Vec<Tag>, vectors: Vec<TagVector>, other_name: String, floor: f32) -> Self {
+        Self {
+            tags,
+            vectors,
+            other_name,
+            floor,
+        }
+    }
+
+    /// `(display name, photo indices)` per category, in [`category::categorize`]'s order; photos
+    /// that fit no tag go under the taxonomy's name for "other" (`기타`).
+    pub fn assign(&self, embeddings: &[&[f32]]) -> Vec<(String, Vec<usize>)> {
+        categorize(embeddings, &self.vectors, self.floor)
+            .into_iter()
+            .map(|(tag, members)| {
+                let name = tag.map_or_else(|| self.other_name.clone(), |t| self.tags[t].name.clone());
+                (name, members)
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -1,36 +1,27 @@
-//! The album analyses: pure functions over cached features, plus [`Analyzer`], which holds
-//! what they need from the models (tag and prompt text embeddings, the aesthetic head).
+//! The album analyses: pure functions over per-photo features ([`FeatureRecord`]) and text
+//! vectors, with no I/O (the text embeddings and the cache are
+//! [`crate::pipeline::analyzer::Analyzer`]'s).
 //!
 //! - [`category`]: zero-shot tags (the anchor's algorithm, defects fixed) over [`taxonomy`].
 //! - [`duplicate`]: exact / near / similar tiers, each group around its best photo.
 //! - [`quality`]: blur, exposure and CLIP prompt pairs, each a stated reason.
-//! - [`score`]: the LAION aesthetic linear head, and highlights.
-//!
-//! The album routes and `ongi analyze` call the same [`Analyzer`] methods, so an album
-//! analysed over HTTP and a folder analysed on the command line get the same answers.
+//! - [`score`]: highlights, from the aesthetic head's scores.
+//! - [`people`]: faces grouped by identity.
+//! - [`record`]: the per-photo feature record and its binary form.
 
 pub mod category;
 pub mod duplicate;
-mod memo;
 pub mod people;
 pub mod quality;
+pub mod record;
 pub mod score;
 pub mod taxonomy;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::cache::Cache;
-use crate::cache::codec::{decode_f32_le, encode_f32_le};
-use crate::domain::ContentHash;
-use crate::model::clip::l2_normalize;
-use crate::model::{ModelError, Models};
-use crate::pipeline::FeatureRecord;
-use category::TagVector;
-use duplicate::{DupPhoto, Group};
-use quality::{PROMPT_PAIRS, QualityThresholds, QualityVerdict};
-use taxonomy::{Tag, Taxonomy};
+use quality::QualityThresholds;
+
+pub use record::FeatureRecord;
 
 /// Tunable thresholds of the analyses (settings `ONGI_*`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,269 +47,5 @@ impl Default for AnalysisSettings {
             highlights: 3,
             concept_text_ttl: Duration::from_secs(24 * 3600),
         }
-    }
-}
-
-/// An album's candidate tags with their text vectors: what photos are assigned to.
-pub struct CategoryTags {
-    tags: Vec<Tag>,
-    vectors: Vec<TagVector>,
-    other_name: String,
-    floor: f32,
-}
-
-impl CategoryTags {
-    /// `(display name, photo indices)` per category, in [`category::categorize`]'s order; photos
-    /// that fit no tag go under the taxonomy's name for "other" (`기타`).
-    pub fn assign(&self, embeddings: &[&[f32]]) -> Vec<(String, Vec<usize>)> {
-        category::categorize(embeddings, &self.vectors, self.floor)
-            .into_iter()
-            .map(|(tag, members)| {
-                let name = tag.map_or_else(|| self.other_name.clone(), |t| self.tags[t].name.clone());
-                (name, members)
-            })
-            .collect()
-    }
-}
-
-/// At most this many text embeddings of prompts made from callers' concepts are kept in
-/// memory (about 256 concepts of 8 prompts; 2 KiB each, some 5 MB): callers can send any
-/// string, so the memo of their prompts must not grow with what they send.
-pub const CONCEPT_MEMO_CAP: usize = 2048;
-
-/// Where a prompt comes from, which decides how long its embedding is kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TextOrigin {
-    /// Written in Ongi's code (the taxonomy, the quality pairs): a fixed few hundred, kept in
-    /// memory for the process's life and in the cache as long as features.
-    Ongi,
-    /// Made from a caller's concept: bounded in memory, short-lived in the cache.
-    Caller,
-}
-
-/// Normalised text embeddings by prompt.
-struct TextMemo {
-    ongi: HashMap<String, Arc<Vec<f32>>>,
-    callers: memo::Lru<Arc<Vec<f32>>>,
-}
-
-pub struct Analyzer {
-    models: Arc<Models>,
-    cache: Cache,
-    settings: AnalysisSettings,
-    text_memo: Mutex<TextMemo>,
-}
-
-impl Analyzer {
-    pub fn new(models: Arc<Models>, cache: Cache, settings: AnalysisSettings) -> Self {
-        Self {
-            models,
-            cache,
-            settings,
-            text_memo: Mutex::new(TextMemo {
-                ongi: HashMap::new(),
-                callers: memo::Lru::new(CONCEPT_MEMO_CAP),
-            }),
-        }
-    }
-
-    pub fn settings(&self) -> &AnalysisSettings {
-        &self.settings
-    }
-
-    /// How many text embeddings this process holds in memory (Ongi's prompts and at most
-    /// [`CONCEPT_MEMO_CAP`] of callers' concepts).
-    pub fn text_memo_len(&self) -> usize {
-        let memo = self.text_memo.lock().unwrap_or_else(|p| p.into_inner());
-        memo.ongi.len() + memo.callers.len()
-    }
-
-    pub fn models(&self) -> &Models {
-        &self.models
-    }
-
-    /// Normalised text embeddings of Ongi's own prompts: from memory, else from the shared
-    /// cache, else computed (on the blocking pool) and stored in both.
-    pub async fn text_embeddings(&self, prompts: &[String]) -> Result<Vec<Arc<Vec<f32>>>, ModelError> {
-        self.embed_texts(prompts, TextOrigin::Ongi).await
-    }
-
-    async fn embed_texts(&self, prompts: &[String], origin: TextOrigin) -> Result<Vec<Arc<Vec<f32>>>, ModelError> {
-        if prompts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let textual = self
-            .models
-            .clip_textual
-            .clone()
-            .ok_or(ModelError::RuntimeNotConfigured(
-                "the CLIP text encoder (categories, quality prompts)",
-            ))?;
-        let model_id = self.models.clip_model_id.clone();
-        let key = |prompt: &str| match origin {
-            TextOrigin::Ongi => self.cache.keyspace().text(&model_id, prompt),
-            TextOrigin::Caller => self.cache.keyspace().concept_text(&model_id, prompt),
-        };
-        let mut found: Vec<Option<Arc<Vec<f32>>>> = {
-            let mut memo = self.text_memo.lock().unwrap_or_else(|p| p.into_inner());
-            prompts
-                .iter()
-                .map(|p| match origin {
-                    TextOrigin::Ongi => memo.ongi.get(p).cloned(),
-                    TextOrigin::Caller => memo.callers.get(p),
-                })
-                .collect()
-        };
-        let missing: Vec<usize> = (0..prompts.len()).filter(|&i| found[i].is_none()).collect();
-        if !missing.is_empty() {
-            let keys: Vec<_> = missing.iter().map(|&i| key(&prompts[i])).collect();
-            let cached = self.cache.get_many(&keys).await;
-            let mut to_compute = Vec::new();
-            for (&i, value) in missing.iter().zip(cached) {
-                match value.as_deref().map(decode_f32_le) {
-                    Some(Ok(v)) if !v.is_empty() => found[i] = Some(Arc::new(v)),
-                    _ => to_compute.push(i),
-                }
-            }
-            if !to_compute.is_empty() {
-                let texts: Vec<String> = to_compute.iter().map(|&i| prompts[i].clone()).collect();
-                let computed = tokio::task::spawn_blocking(move || {
-                    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                    // Chunks keep one inference call's memory small.
-                    let mut out = Vec::with_capacity(refs.len());
-                    for chunk in refs.chunks(64) {
-                        out.extend(textual.embed(chunk)?);
-                    }
-                    Ok::<_, ModelError>(out)
-                })
-                .await
-                .map_err(|e| ModelError::Inference {
-                    model: "clip-textual".into(),
-                    reason: e.to_string(),
-                })??;
-                let mut entries = Vec::with_capacity(computed.len());
-                for (&i, mut v) in to_compute.iter().zip(computed) {
-                    l2_normalize(&mut v);
-                    entries.push((key(&prompts[i]), encode_f32_le(&v)));
-                    found[i] = Some(Arc::new(v));
-                }
-                match origin {
-                    TextOrigin::Ongi => self.cache.set_many(&entries).await,
-                    TextOrigin::Caller => self.cache.set_many_for(&entries, self.settings.concept_text_ttl).await,
-                };
-            }
-            let mut memo = self.text_memo.lock().unwrap_or_else(|p| p.into_inner());
-            for &i in &missing {
-                if let Some(v) = &found[i] {
-                    match origin {
-                        TextOrigin::Ongi => {
-                            memo.ongi.insert(prompts[i].clone(), v.clone());
-                        }
-                        TextOrigin::Caller => memo.callers.insert(prompts[i].clone(), v.clone()),
-                    }
-                }
-            }
-        }
-        Ok(found.into_iter().map(|v| v.unwrap_or_default()).collect())
-    }
-
-    /// Each tag's mean prompt embedding (not renormalised: its dot with a photo is the mean
-    /// of the prompt cosines, as the anchor computed it). Tags made from callers' concepts
-    /// are embedded apart from the taxonomy's (bounded in memory, short-lived in the cache).
-    pub async fn tag_vectors(&self, tags: &[Tag]) -> Result<Vec<TagVector>, ModelError> {
-        let prompts = |from_caller: bool| -> Vec<String> {
-            tags.iter()
-                .filter(|t| t.from_caller() == from_caller)
-                .flat_map(|t| t.prompts.iter().cloned())
-                .collect()
-        };
-        let mut ongi = self.embed_texts(&prompts(false), TextOrigin::Ongi).await?.into_iter();
-        let mut callers = self.embed_texts(&prompts(true), TextOrigin::Caller).await?.into_iter();
-        Ok(tags
-            .iter()
-            .map(|t| {
-                let source = if t.from_caller() { &mut callers } else { &mut ongi };
-                let embeddings: Vec<Arc<Vec<f32>>> = source.by_ref().take(t.prompts.len()).collect();
-                let n = t.prompts.len().max(1);
-                let mut mean = vec![0.0f32; embeddings.first().map_or(0, |e| e.len())];
-                for e in &embeddings {
-                    mean.iter_mut().zip(e.iter()).for_each(|(m, x)| *m += x / n as f32);
-                }
-                TagVector {
-                    name: t.name.clone(),
-                    vector: mean,
-                }
-            })
-            .collect())
-    }
-
-    /// The built-in taxonomy's candidate tags for an album with these concepts, with their
-    /// vectors (needs the CLIP text encoder; callers check this before reading any photo).
-    pub async fn category_tags(&self, concepts: &[String]) -> Result<CategoryTags, ModelError> {
-        let taxonomy = Taxonomy::builtin();
-        let tags = taxonomy.candidates(concepts);
-        let vectors = self.tag_vectors(&tags).await?;
-        Ok(CategoryTags {
-            tags,
-            vectors,
-            other_name: taxonomy.other_name.clone(),
-            floor: self.settings.category_floor,
-        })
-    }
-
-    /// The quality prompt pairs' embeddings, or `None` without the text encoder.
-    pub async fn quality_pairs(&self) -> Option<Vec<(Vec<f32>, Vec<f32>)>> {
-        let prompts: Vec<String> = PROMPT_PAIRS
-            .iter()
-            .flat_map(|(_, p, n)| [p.to_string(), n.to_string()])
-            .collect();
-        let e = self.text_embeddings(&prompts).await.ok()?;
-        Some(e.chunks_exact(2).map(|c| (c[0].to_vec(), c[1].to_vec())).collect())
-    }
-
-    pub fn assess(&self, record: &FeatureRecord, pairs: Option<&[(Vec<f32>, Vec<f32>)]>) -> QualityVerdict {
-        quality::assess(record, pairs, &self.settings.quality)
-    }
-
-    /// Every photo's quality verdict, in order (the CLIP prompt tests only with the text encoder).
-    pub async fn verdicts<'a>(&self, records: impl IntoIterator<Item = &'a FeatureRecord>) -> Vec<QualityVerdict> {
-        let pairs = self.quality_pairs().await;
-        records.into_iter().map(|r| self.assess(r, pairs.as_deref())).collect()
-    }
-
-    /// The album's duplicate groups around their keepers; `photos[i]` (content hash and
-    /// features) pairs with `verdicts[i]`, and groups name photos by that index.
-    pub fn duplicate_groups<'a>(
-        &self,
-        photos: impl IntoIterator<Item = (&'a ContentHash, &'a FeatureRecord)>,
-        verdicts: &[QualityVerdict],
-    ) -> Vec<Group> {
-        let input: Vec<DupPhoto> = photos
-            .into_iter()
-            .zip(verdicts)
-            .map(|((hash, record), v)| DupPhoto {
-                hash: *hash,
-                phash: record.phash,
-                embedding: record.embedding.clone(),
-                rank: self.keeper_rank(record, v),
-                captured_at: record.captured_at,
-            })
-            .collect();
-        duplicate::group(&input, self.settings.similar_cosine)
-    }
-
-    /// The aesthetic score, when the head and an embedding are available.
-    pub fn aesthetic(&self, record: &FeatureRecord) -> Option<f32> {
-        Some(self.models.aesthetic.as_ref()?.score(record.embedding.as_deref()?))
-    }
-
-    /// Keeper rank: a photo that passes the quality tests beats one that fails; then the
-    /// aesthetic score; then sharpness and resolution (log scales, so neither dominates).
-    pub fn keeper_rank(&self, record: &FeatureRecord, verdict: &QualityVerdict) -> f64 {
-        let quality = if verdict.low_quality { 0.0 } else { 1000.0 };
-        let aesthetic = self.aesthetic(record).map_or(0.0, |s| f64::from(s) * 10.0);
-        let sharpness = (record.blur_variance.max(0.0) + 1.0).log10();
-        let pixels = (f64::from(record.width) * f64::from(record.height) + 1.0).log10() * 0.5;
-        quality + aesthetic + sharpness + pixels
     }
 }

@@ -12,7 +12,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::pipeline::FeatureRecord;
+use crate::analysis::FeatureRecord;
 
 /// CLIP's learned temperature for ViT-B/32 (exp(4.6052)).
 pub const CLIP_LOGIT_SCALE: f32 = 100.0;

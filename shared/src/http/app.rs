@@ -13,15 +13,16 @@ use tower_http::trace::TraceLayer;
 
 use super::observe::{make_span, record_metrics};
 use super::shutdown::DRAIN_TIMEOUT;
-use super::state::{AppState, StateError};
+use super::state::AppState;
 use super::{MAX_BODY_BYTES, routes};
 use crate::config::Settings;
 use crate::modules::Modules;
+use crate::services::ServicesError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("{0}")]
-    State(#[from] StateError),
+    State(#[from] ServicesError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,

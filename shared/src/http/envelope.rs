@@ -8,15 +8,7 @@ use http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// A photo that could not be used, with a stable machine-readable reason
-/// (`empty`, `corrupt`, `unsupported_format`, `too_large`, `not_found`, …) and a sentence.
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
-pub struct InvalidImage {
-    pub image: String,
-    pub reason: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
+pub use crate::album::InvalidImage;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Envelope<T: Serialize> {

@@ -2,10 +2,11 @@
 
 use utoipa::OpenApi;
 
-use super::envelope::InvalidImage;
 use super::error::ErrorBody;
 use super::request::{CategoriesRequest, ImagesRequest, ScoreCategory, ScoreRequest, StyleRequest};
 use super::routes::{albums, analyses, batch, events, health, people, per_photo, style};
+use crate::album;
+use crate::album::InvalidImage;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -48,15 +49,15 @@ use super::routes::{albums, analyses, batch, events, health, people, per_photo, 
         batch::ReprocessAnswer,
         crate::pipeline::reprocess::ReprocessReport,
         crate::pipeline::reprocess::ReprocessFailure,
-        people::Person,
-        people::RepresentativeFace,
-        people::FaceDetail,
-        analyses::CategoryGroup,
-        analyses::QualityDetail,
-        analyses::DuplicateGroup,
-        analyses::DuplicateMember,
-        analyses::ScoredImage,
-        analyses::ScoredCategory,
+        album::Person,
+        album::RepresentativeFace,
+        album::FaceDetail,
+        album::CategoryGroup,
+        album::QualityDetail,
+        album::DuplicateGroup,
+        album::DuplicateMember,
+        album::ScoredImage,
+        album::ScoredCategory,
         crate::analysis::quality::QualityMetrics,
         crate::analysis::duplicate::Tier,
     ))

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use super::aesthetic::{AESTHETIC_FILE, AestheticHead};
 use super::clip::{ClipTextual, ClipVisual, TEXTUAL_FILE, VISUAL_FILE};
 use super::error::ModelError;
 use super::face::mtcnn::Mtcnn;
@@ -15,7 +16,6 @@ use super::face::{DetectOptions, FaceDetector};
 use super::face_embed::{FACE_EMBED_FILE, FaceEmbedder};
 use super::runtime;
 use super::runtime::SessionConfig;
-use crate::analysis::score::{AESTHETIC_FILE, AestheticHead};
 use crate::config::FaceDetector as DetectorChoice;
 
 /// Model id of feature records computed without a CLIP model (pixel features only).

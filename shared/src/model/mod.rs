@@ -3,10 +3,12 @@
 //!
 //! - [`runtime`]: loads ONNX Runtime from `ORT_DYLIB_PATH` once per process; builds sessions.
 //! - [`clip`]: the image and text encoders and the standard CLIP preprocessing.
+//! - [`aesthetic`]: the LAION aesthetic linear head on CLIP image embeddings.
 //! - [`error`]: [`ModelError`], one line per failure.
 //! - [`manifest`]: the model folder's `manifest.toml` (files, pinned SHA-256, licences, I/O
 //!   contracts), `verify` and `fetch_with` behind `ongi models verify | fetch`.
 
+pub mod aesthetic;
 pub mod clip;
 pub mod error;
 pub mod face;

@@ -6,7 +6,7 @@ use crate::image::features::{exposure, laplacian_variance, phash, to_gray};
 use crate::image::{DecodeOptions, DecodedImage, ImageError, decode};
 use crate::model::clip::preprocess::{CLIP_SIZE, preprocess_into};
 
-use super::record::FeatureRecord;
+use crate::analysis::FeatureRecord;
 
 /// The smallest decode every feature can use: CLIP's 224 px short side and the blur
 /// metric's 300 px long side. A 12 MP JPEG is then decoded at 1/8 scale (504×378).

@@ -37,13 +37,13 @@ use utoipa::ToSchema;
 
 use super::service::FeatureService;
 use super::steps::{ResultSubject, StepError, per_photo_result, result_entry, results_message};
-use crate::analysis::Analyzer;
 use crate::cache::{Cache, CacheError, CacheKey};
 use crate::domain::{BucketName, ContentHash, ImageRef, MAX_REF_BYTES};
 use crate::events::publish::{FeaturesMessage, Publisher, publish_json};
 use crate::model::Models;
 use crate::model::loaded::PIXELS_ONLY;
 use crate::modules::{Module, Modules};
+use crate::pipeline::analyzer::Analyzer;
 use crate::storage::{ListQuery, MAX_PAGE_SIZE, ObjectInfo, ObjectStore, StorageError};
 
 /// How long a lease outlives its call's budget: photos in flight at the deadline finish

@@ -14,13 +14,13 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::analysis::Analyzer;
+use crate::analysis::FeatureRecord;
 use crate::analysis::category::TagVector;
 use crate::analysis::taxonomy::Taxonomy;
 use crate::cache::{CacheKey, Keyspace};
 use crate::domain::ContentHash;
 use crate::modules::Module;
-use crate::pipeline::FeatureRecord;
+use crate::pipeline::analyzer::Analyzer;
 
 pub const RESULTS_SCHEMA: &str = "ongi.results.v1";
 /// Tags reported per photo.

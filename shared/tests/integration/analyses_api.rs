@@ -413,10 +413,11 @@ async fn callers_concepts_are_bounded_in_memory_and_short_lived_in_redis() {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use ongi_shared::analysis::{AnalysisSettings, Analyzer, CONCEPT_MEMO_CAP};
+    use ongi_shared::analysis::AnalysisSettings;
     use ongi_shared::cache::redis::RedisCache;
     use ongi_shared::cache::{Cache, Keyspace};
     use ongi_shared::model::Models;
+    use ongi_shared::pipeline::analyzer::{Analyzer, CONCEPT_MEMO_CAP};
 
     let ort = required_env("ORT_DYLIB_PATH");
     let models = Arc::new(Models::load(&models_dir(), Some(Path::new(&ort)), false));

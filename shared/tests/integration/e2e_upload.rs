@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use bytes::Bytes;
+use ongi_shared::analysis::FeatureRecord;
 use ongi_shared::cache::Keyspace;
 use ongi_shared::domain::{BucketName, ContentHash};
 use ongi_shared::events::publish::FeaturesMessage;
 use ongi_shared::modules::{Module, Modules};
-use ongi_shared::pipeline::FeatureRecord;
 use ongi_shared::storage::ObjectStore;
 use ongi_shared::storage::gcs::GcsStore;
 use serde_json::{Value, json};

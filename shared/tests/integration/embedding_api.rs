@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
+use ongi_shared::analysis::FeatureRecord;
 use ongi_shared::cache::Keyspace;
 use ongi_shared::cache::codec::decode_f32_le;
 use ongi_shared::domain::{BucketName, ContentHash};
 use ongi_shared::modules::{Module, Modules};
-use ongi_shared::pipeline::FeatureRecord;
 use serde_json::{Value, json};
 
 use crate::clip_parity::models_dir;

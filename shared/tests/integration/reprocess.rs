@@ -6,9 +6,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use ongi_shared::analysis::FeatureRecord;
 use ongi_shared::domain::BucketName;
 use ongi_shared::modules::{Module, Modules};
-use ongi_shared::pipeline::FeatureRecord;
 use ongi_shared::storage::gcs::GcsStore;
 use ongi_shared::storage::local::LocalStore;
 use ongi_shared::storage::{ListQuery, ObjectInfo, ObjectStore, StorageError};

@@ -11,9 +11,7 @@ pub mod pictures;
 use std::path::Path;
 
 use anyhow::Context;
-use ongi_shared::http::envelope::InvalidImage;
-use ongi_shared::http::routes::analyses::{CategoryGroup, DuplicateGroup, QualityDetail, ScoredCategory};
-use ongi_shared::http::routes::people::Person;
+use ongi_shared::album::{CategoryGroup, DuplicateGroup, InvalidImage, Person, QualityDetail, ScoredCategory};
 use serde::Serialize;
 
 /// Bumped when a field changes meaning or goes away.

@@ -3,17 +3,15 @@
 //! photos in `invalid_images`, and answers the anchor's response shape; `?detail=true`
 //! (duplicates, quality, score) returns the richer objects.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::Response;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
-use crate::analysis::duplicate::{Member, Tier};
-use crate::analysis::quality::{QualityMetrics, QualityVerdict};
-use crate::analysis::score::{highlight_eligible, highlights as best_highlights};
+use crate::album::{Album, CategoryGroup, DuplicateGroup, QualityDetail, ScoreMembers, ScoredCategory};
 use crate::domain::ImageRef;
 use crate::http::album::{AlbumFeatures, split};
 use crate::http::envelope::success;
@@ -23,7 +21,6 @@ use crate::http::request::{
     CategoriesRequest, ImagesRequest, ScoreRequest, validate_concepts, validate_refs, validate_score,
 };
 use crate::http::state::AppState;
-use crate::pipeline::Features;
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -65,19 +62,7 @@ fn with_embeddings(album: AlbumFeatures) -> AlbumFeatures {
     AlbumFeatures { photos: kept, invalid }
 }
 
-/// The album's photos by reference (`split` has already listed each photo once).
-fn distinct(photos: &[(ImageRef, Features)]) -> Vec<&(ImageRef, Features)> {
-    photos.iter().collect()
-}
-
 // ------------------------------------------------------------------------------ categories
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CategoryGroup {
-    /// The tag's display name (≤ 20 characters), or `기타` for photos that fit no tag.
-    pub category: String,
-    pub images: Vec<String>,
-}
 
 /// Zero-shot categories of the album's photos.
 #[utoipa::path(post, path = "/api/albums/categories", tag = "albums", request_body = CategoriesRequest,
@@ -90,37 +75,13 @@ pub async fn categories(State(state): State<AppState>, ApiJson(req): ApiJson<Cat
         .category_tags(&req.concepts)
         .await
         .map_err(|e| model_unavailable("categorisation", e))?;
-    let album = with_embeddings(album(&state, &refs).await?);
-    let photos = distinct(&album.photos);
-    let embeddings: Vec<&[f32]> = photos
-        .iter()
-        .filter_map(|(_, f)| f.record.embedding.as_deref())
-        .collect();
-    let data: Vec<CategoryGroup> = tags
-        .assign(&embeddings)
-        .into_iter()
-        .map(|(category, members)| CategoryGroup {
-            category,
-            images: members.into_iter().map(|i| photos[i].0.to_string()).collect(),
-        })
-        .collect();
-    Ok(success(data, album.invalid))
+    let features = with_embeddings(album(&state, &refs).await?);
+    let album = Album::new(&state.analyzer, &features.photos);
+    let data: Vec<CategoryGroup> = album.category_groups(&album.categories(&tags));
+    Ok(success(data, features.invalid))
 }
 
 // ------------------------------------------------------------------------------ quality
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct QualityDetail {
-    pub image: String,
-    pub low_quality: bool,
-    /// `blurry`, `underexposed`, `overexposed`, `looks_blurry`, `looks_bad`.
-    pub reasons: Vec<&'static str>,
-    pub metrics: QualityMetrics,
-}
-
-async fn verdicts(state: &AppState, photos: &[&(ImageRef, Features)]) -> Vec<QualityVerdict> {
-    state.analyzer.verdicts(photos.iter().map(|(_, f)| &f.record)).await
-}
 
 /// The low-quality photos (`[ref]`), or with `?detail=true` every photo's verdict, reasons and metrics.
 #[utoipa::path(post, path = "/api/albums/quality", tag = "albums", request_body = ImagesRequest, params(DetailQuery),
@@ -132,62 +93,17 @@ pub async fn quality(
     ApiJson(req): ApiJson<ImagesRequest>,
 ) -> ApiResult {
     let refs = validate_refs("images", &req.images, &state.settings.bucket)?;
-    let album = album(&state, &refs).await?;
-    let photos = distinct(&album.photos);
-    let verdicts = verdicts(&state, &photos).await;
+    let features = album(&state, &refs).await?;
+    let album = Album::new(&state.analyzer, &features.photos);
+    let details: Vec<QualityDetail> = album.quality_details(&album.verdicts().await);
     if q.detail {
-        let data: Vec<QualityDetail> = photos
-            .iter()
-            .zip(verdicts)
-            .map(|((r, _), v)| QualityDetail {
-                image: r.to_string(),
-                low_quality: v.low_quality,
-                reasons: v.reasons,
-                metrics: v.metrics,
-            })
-            .collect();
-        return Ok(success(data, album.invalid));
+        return Ok(success(details, features.invalid));
     }
-    let low: Vec<String> = photos
-        .iter()
-        .zip(verdicts)
-        .filter(|(_, v)| v.low_quality)
-        .map(|((r, _), _)| r.to_string())
-        .collect();
-    Ok(success(low, album.invalid))
+    let low: Vec<String> = details.into_iter().filter(|d| d.low_quality).map(|d| d.image).collect();
+    Ok(success(low, features.invalid))
 }
 
 // ------------------------------------------------------------------------------ duplicates
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DuplicateMember {
-    pub image: String,
-    /// `exact` (same bytes), `near` (pHash within 10 bits), `similar` (CLIP cosine).
-    pub tier: Tier,
-    /// pHash Hamming distance to the keeper.
-    pub hamming: u32,
-    /// CLIP cosine with the keeper, when both have embeddings.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cosine: Option<f32>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DuplicateGroup {
-    /// The photo to keep: the best of the group by quality, aesthetic score, sharpness, resolution.
-    pub keeper: String,
-    pub duplicates: Vec<DuplicateMember>,
-}
-
-/// Groups every photo of `photos` into duplicate groups around their keepers.
-fn duplicate_groups(
-    state: &AppState,
-    photos: &[&(ImageRef, Features)],
-    verdicts: &[QualityVerdict],
-) -> Vec<crate::analysis::duplicate::Group> {
-    state
-        .analyzer
-        .duplicate_groups(photos.iter().map(|(_, f)| (&f.hash, &f.record)), verdicts)
-}
 
 /// Duplicate groups `[[ref, …]]` (the keeper first), or with `?detail=true` each group's
 /// keeper, members, tier and evidence.
@@ -200,44 +116,17 @@ pub async fn duplicates(
     ApiJson(req): ApiJson<ImagesRequest>,
 ) -> ApiResult {
     let refs = validate_refs("images", &req.images, &state.settings.bucket)?;
-    let album = album(&state, &refs).await?;
-    let photos = distinct(&album.photos);
-    let verdicts = verdicts(&state, &photos).await;
-    let groups = duplicate_groups(&state, &photos, &verdicts);
-    let name = |i: usize| photos[i].0.to_string();
+    let features = album(&state, &refs).await?;
+    let album = Album::new(&state.analyzer, &features.photos);
+    let groups = album.duplicate_groups(&album.verdicts().await);
     if q.detail {
-        let data = duplicate_details(&groups, name);
-        return Ok(success(data, album.invalid));
+        let data: Vec<DuplicateGroup> = album.duplicate_details(&groups);
+        return Ok(success(data, features.invalid));
     }
-    let data: Vec<Vec<String>> = groups
-        .iter()
-        .map(|g| {
-            std::iter::once(g.keeper)
-                .chain(g.members.iter().map(|m| m.index))
-                .map(name)
-                .collect()
-        })
-        .collect();
-    Ok(success(data, album.invalid))
+    Ok(success(album.duplicate_lists(&groups), features.invalid))
 }
 
 // ------------------------------------------------------------------------------ score
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ScoredImage {
-    pub image: String,
-    pub score: f32,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ScoredCategory {
-    pub category: String,
-    pub images: Vec<ScoredImage>,
-    /// With `?detail=true`: the best photos of the category, leaving out low-quality photos
-    /// and duplicates that are not their group's keeper.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub highlights: Option<Vec<String>>,
-}
 
 /// Aesthetic scores per category, in input order; `?detail=true` adds highlights.
 #[utoipa::path(post, path = "/api/albums/score", tag = "albums", request_body = ScoreRequest, params(DetailQuery),
@@ -254,87 +143,32 @@ pub async fn score(
             format_args!(
                 "this deployment runs without the aesthetic head ({}), which scores and highlights need; \
                  install it in the model folder (docs/deploy.md, \"Model files\")",
-                crate::analysis::score::AESTHETIC_FILE
+                crate::model::aesthetic::AESTHETIC_FILE
             ),
         ));
     }
     let all: Vec<ImageRef> = categories.iter().flat_map(|(_, r)| r.iter().cloned()).collect();
-    let album = with_embeddings(album(&state, &all).await?);
-    let by_ref: HashMap<&ImageRef, &Features> = album.photos.iter().map(|(r, f)| (r, f)).collect();
-    // Highlights leave out low-quality photos and non-keeper duplicates of the whole album.
-    let excluded: HashSet<&ImageRef> = if q.detail {
-        let photos = distinct(&album.photos);
-        let verdicts = verdicts(&state, &photos).await;
-        let groups = duplicate_groups(&state, &photos, &verdicts);
-        photos
-            .iter()
-            .zip(highlight_eligible(&verdicts, &groups))
-            .filter(|(_, eligible)| !eligible)
-            .map(|((r, _), _)| r)
-            .collect()
-    } else {
-        HashSet::new()
-    };
-    let data: Vec<ScoredCategory> = categories
+    let features = with_embeddings(album(&state, &all).await?);
+    let album = Album::new(&state.analyzer, &features.photos);
+    let index: HashMap<&ImageRef, usize> = features.photos.iter().enumerate().map(|(i, (r, _))| (r, i)).collect();
+    let members: Vec<(String, ScoreMembers)> = categories
         .iter()
         .map(|(category, refs)| {
-            // A photo listed twice in a category (under any spelling) is scored once.
-            let mut seen = HashSet::new();
-            let mut left_out = HashSet::new();
-            let images: Vec<ScoredImage> = refs
+            let members = refs
                 .iter()
-                .filter(|r| seen.insert(*r))
-                .filter_map(|r| {
-                    let f = by_ref.get(r)?;
-                    if excluded.contains(r) {
-                        left_out.insert(r.as_str());
-                    }
-                    Some(ScoredImage {
-                        image: r.to_string(),
-                        score: state.analyzer.aesthetic(&f.record)?,
-                    })
-                })
+                .filter_map(|r| Some((r.to_string(), *index.get(r)?)))
                 .collect();
-            let highlights = q.detail.then(|| {
-                best_highlights(
-                    images.iter().map(|i| (i.image.as_str(), i.score)),
-                    |image| !left_out.contains(image),
-                    state.analyzer.settings().highlights,
-                )
-                .into_iter()
-                .map(str::to_owned)
-                .collect()
-            });
-            ScoredCategory {
-                category: category.clone(),
-                images,
-                highlights,
-            }
+            (category.clone(), members)
         })
         .collect();
-    Ok(success(data, album.invalid))
-}
-
-/// The detail view of duplicate groups (`?detail=true`): each keeper and why each member
-/// joined it. `name(i)` names photo `i`. (The route and `ongi analyze` share it.)
-pub fn duplicate_details(
-    groups: &[crate::analysis::duplicate::Group],
-    name: impl Fn(usize) -> String,
-) -> Vec<DuplicateGroup> {
-    groups
-        .iter()
-        .map(|g| DuplicateGroup {
-            keeper: name(g.keeper),
-            duplicates: g
-                .members
-                .iter()
-                .map(|m: &Member| DuplicateMember {
-                    image: name(m.index),
-                    tier: m.tier,
-                    hamming: m.hamming,
-                    cosine: m.cosine,
-                })
-                .collect(),
-        })
-        .collect()
+    // Highlights leave out low-quality photos and non-keeper duplicates of the whole album.
+    let eligible = if q.detail {
+        let verdicts = album.verdicts().await;
+        let groups = album.duplicate_groups(&verdicts);
+        Some(album.highlight_eligible(&verdicts, &groups))
+    } else {
+        None
+    };
+    let data: Vec<ScoredCategory> = album.scores(&members, eligible.as_deref());
+    Ok(success(data, features.invalid))
 }

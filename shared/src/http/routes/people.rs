@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::Response;
-use serde::Serialize;
-use utoipa::ToSchema;
 
+use crate::album::{Person, persons};
 use crate::domain::ImageRef;
 use crate::http::envelope::{InvalidImage, success};
 use crate::http::error::{ApiError, ErrorBody};
@@ -21,36 +20,6 @@ use crate::http::request::{ImagesRequest, validate_refs};
 use crate::http::routes::analyses::DetailQuery;
 use crate::http::state::AppState;
 use crate::pipeline::face_record::StoredFace;
-use crate::pipeline::faces::cluster_people;
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RepresentativeFace {
-    pub image: String,
-    /// `[x1, y1, x2, y2]` in the photo's pixels, the right way up.
-    pub bbox: [i32; 4],
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FaceDetail {
-    pub image: String,
-    pub bbox: [i32; 4],
-    /// Detector confidence.
-    pub score: f32,
-    /// How good a representative it is (0–1): size, confidence, sharpness, pose.
-    pub quality: f32,
-    pub sharpness: f32,
-    pub frontalness: f32,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Person {
-    /// The photos this person is in, each once.
-    pub images: Vec<String>,
-    pub representative_face: RepresentativeFace,
-    /// With `?detail=true`: every face of the cluster.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub faces: Option<Vec<FaceDetail>>,
-}
 
 #[utoipa::path(post, path = "/api/albums/people", tag = "albums", request_body = ImagesRequest, params(DetailQuery),
     responses((status = 201, body = Vec<Person>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -90,37 +59,4 @@ pub async fn people(
     }
     let data = persons(&faces, |p| photos[p].to_string(), q.detail);
     Ok(success(data, invalid))
-}
-
-/// The anchor's answer for an album's faces, each `(photo index, face)`: the clusters of
-/// [`cluster_people`], each with its photos and representative face, and every face's
-/// detail when asked. `photo(p)` names photo `p`. (The people route and `ongi analyze` share it.)
-pub fn persons(faces: &[(usize, StoredFace)], photo: impl Fn(usize) -> String, detail: bool) -> Vec<Person> {
-    let name = |i: usize| photo(faces[i].0);
-    cluster_people(faces)
-        .iter()
-        .map(|c| Person {
-            images: c.faces.iter().map(|&i| name(i)).collect(),
-            representative_face: RepresentativeFace {
-                image: name(c.representative),
-                bbox: faces[c.representative].1.pixel_box(),
-            },
-            faces: detail.then(|| {
-                c.faces
-                    .iter()
-                    .map(|&i| {
-                        let f = &faces[i].1;
-                        FaceDetail {
-                            image: name(i),
-                            bbox: f.pixel_box(),
-                            score: f.score,
-                            quality: f.quality,
-                            sharpness: f.sharpness,
-                            frontalness: f.frontalness,
-                        }
-                    })
-                    .collect()
-            }),
-        })
-        .collect()
 }

@@ -21,12 +21,12 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+use crate::analysis::FeatureRecord;
 use crate::events::features::{AnnouncedFeatures, MalformedMessage, parse_push};
 use crate::events::publish::publish_json;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
 use crate::modules::Module;
-use crate::pipeline::FeatureRecord;
 use crate::pipeline::steps::{
     ResultSubject, StepError, people_result, per_photo_result, result_entry, results_message,
 };
