@@ -3,7 +3,7 @@
 # `POST /batch/reprocess` stops after its time budget (ONGI_REPROCESS_BUDGET_SECS, 50 s) and
 # answers `complete: false` with its cursor saved; a scheduler calling it once a day would
 # leave a large bucket unfinished forever. The job runs the same walk (shared/src/pipeline/
-# reprocess.rs) from the `ongi` CLI, which chains calls of one budget each until the walk is
+# reprocess/) from the `ongi` CLI, which chains calls of one budget each until the walk is
 # complete, for up to var.reprocess_task_timeout_seconds; a run cut off there, or retried,
 # resumes from the cursor in Redis. Like the embedding service's walk, it computes features
 # (`--steps embedding`) and announces each photo on ongi-features, where the per-photo

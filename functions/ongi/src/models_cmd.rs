@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use ongi_shared::model::manifest::{self, FetchObserver, FetchOptions, Manifest, Mismatched, ModelEntry, ModelStatus};
+use ongi_shared::model::manifest::{self, FetchEvent, FetchOptions, Manifest, Mismatched, ModelStatus};
 
 /// `ongi models fetch`: installs every file of the production manifest (or of
 /// `manifest_file`) into `dir`, and writes the manifest there. The user asked for it, so a
@@ -42,7 +42,7 @@ async fn run_fetch(manifest: &Manifest, dir: &Path, mismatched: Mismatched) -> a
         mismatched,
         ..FetchOptions::default()
     };
-    let result = manifest::fetch_with(manifest, dir, &options, &mut progress).await;
+    let result = manifest::fetch_with(manifest, dir, &options, |event| progress.show(event)).await;
     progress.clear();
     let report = result.map_err(|e| anyhow!("{e}"))?;
     let kept = match report.kept.len() {
@@ -113,14 +113,6 @@ struct Progress {
     bar: Option<ProgressBar>,
 }
 
-impl Progress {
-    fn clear(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-    }
-}
-
 fn bar_for(total: Option<u64>) -> ProgressBar {
     match total {
         Some(total) => {
@@ -143,49 +135,45 @@ fn bar_for(total: Option<u64>) -> ProgressBar {
     }
 }
 
-impl FetchObserver for Progress {
-    fn download_started(&mut self, model: &ModelEntry, total: Option<u64>) {
-        self.clear();
-        let bar = bar_for(total);
-        let host = model.source_host().unwrap_or_default();
-        bar.set_message(format!("{} ({host})", model.file));
-        self.bar = Some(bar);
-    }
-
-    fn download_progress(&mut self, _model: &ModelEntry, received: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_position(received);
+impl Progress {
+    fn clear(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
         }
     }
 
-    fn download_finished(&mut self, _model: &ModelEntry) {
-        self.clear();
-    }
-
-    fn skipped(&mut self, model: &ModelEntry, why: &str) {
-        println!("skipped    {}: {why}", model.file);
-    }
-
-    fn kept(&mut self, model: &ModelEntry, why: &str) {
-        println!("kept       {}: {why}", model.file);
-    }
-
-    fn moved_aside(&mut self, model: &ModelEntry, why: &str, aside: &Path) {
-        let name = aside
-            .file_name()
-            .map_or_else(|| aside.display().to_string(), |n| n.to_string_lossy().into_owned());
-        println!(
-            "replaced   {}: it was {why}; the verified download took its place and the old file is kept as {name}",
-            model.file
-        );
-    }
-
-    fn installed(&mut self, model: &ModelEntry) {
-        let size = model.bytes.map(|b| format!(", {b} bytes")).unwrap_or_default();
-        println!("installed  {} ({}{size}, sha256 verified)", model.file, model.licence);
-    }
-
-    fn failed(&mut self, model: &ModelEntry, why: &str) {
-        println!("failed     {}: {why}", model.file);
+    /// Draws or clears the bar, or prints the line, that `event` calls for.
+    fn show(&mut self, event: FetchEvent<'_>) {
+        match event {
+            FetchEvent::DownloadStarted { model, total } => {
+                self.clear();
+                let bar = bar_for(total);
+                let host = model.source_host().unwrap_or_default();
+                bar.set_message(format!("{} ({host})", model.file));
+                self.bar = Some(bar);
+            }
+            FetchEvent::DownloadProgress { received, .. } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_position(received);
+                }
+            }
+            FetchEvent::DownloadFinished { .. } => self.clear(),
+            FetchEvent::Skipped { model, why } => println!("skipped    {}: {why}", model.file),
+            FetchEvent::Kept { model, why } => println!("kept       {}: {why}", model.file),
+            FetchEvent::MovedAside { model, why, aside } => {
+                let name = aside
+                    .file_name()
+                    .map_or_else(|| aside.display().to_string(), |n| n.to_string_lossy().into_owned());
+                println!(
+                    "replaced   {}: it was {why}; the verified download took its place and the old file is kept as {name}",
+                    model.file
+                );
+            }
+            FetchEvent::Installed { model } => {
+                let size = model.bytes.map(|b| format!(", {b} bytes")).unwrap_or_default();
+                println!("installed  {} ({}{size}, sha256 verified)", model.file, model.licence);
+            }
+            FetchEvent::Failed { model, why } => println!("failed     {}: {why}", model.file),
+        }
     }
 }

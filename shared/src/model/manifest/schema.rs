@@ -1,0 +1,430 @@
+//! The manifest itself: the `[[model]]` tables ([`ModelEntry`], with their I/O contracts),
+//! parsing and validating a manifest's TOML, and the production manifest embedded in the
+//! binary.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The manifest's file name inside a model folder.
+pub const MANIFEST_FILE: &str = "manifest.toml";
+
+/// Where [`Manifest::production`] comes from, as error messages name it.
+pub const PRODUCTION_ORIGIN: &str = "the embedded production manifest";
+
+const PRODUCTION_TOML: &str = include_str!("../production.toml");
+
+/// Element type of a tensor in an I/O contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    F32,
+    F16,
+    I64,
+    I32,
+    U8,
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::I64 => "i64",
+            Self::I32 => "i32",
+            Self::U8 => "u8",
+        })
+    }
+}
+
+/// One dimension of a tensor shape: a fixed size, or a symbolic one such as the batch `"N"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Dim {
+    Fixed(u64),
+    Symbolic(String),
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Fixed(n) => write!(f, "{n}"),
+            Self::Symbolic(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A named tensor of an I/O contract: `pixel_values f32 [N,3,224,224]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TensorSpec {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<Dim>,
+}
+
+impl fmt::Display for TensorSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} [", self.name, self.dtype)?;
+        for (i, dim) in self.shape.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{dim}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+/// One `[[model]]` table: one file of the model folder.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    /// What the file is for (`clip-visual`, `face-detect-yunet`, …); unique in a manifest.
+    pub role: String,
+    /// File name inside the model folder (no directories).
+    pub file: String,
+    /// SHA-256, 64 lowercase hex digits; empty when not pinned yet.
+    pub sha256: String,
+    /// Size in bytes, when known.
+    #[serde(default)]
+    pub bytes: Option<u64>,
+    pub licence: String,
+    /// The `http(s)` URL `fetch` downloads from; empty when the file is installed by hand.
+    pub source: String,
+    /// Whether `verify` fails when the file is missing.
+    pub required: bool,
+    /// How to obtain the file when `fetch` cannot.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Inputs of an ONNX graph.
+    #[serde(default)]
+    pub inputs: Vec<TensorSpec>,
+    /// Outputs of an ONNX graph that Ongi reads (the graph may have more).
+    #[serde(default)]
+    pub outputs: Vec<TensorSpec>,
+    /// Named tensors of a safetensors file.
+    #[serde(default)]
+    pub tensors: Vec<TensorSpec>,
+}
+
+impl ModelEntry {
+    /// Whether the manifest pins this file's SHA-256.
+    pub fn is_pinned(&self) -> bool {
+        !self.sha256.is_empty()
+    }
+
+    /// The host `fetch` downloads this file from (`huggingface.co`), when it has a source.
+    pub fn source_host(&self) -> Option<String> {
+        reqwest::Url::parse(&self.source)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_owned))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestToml {
+    #[serde(default)]
+    model: Vec<ModelEntry>,
+}
+
+/// A validated manifest, with the TOML text it was read from (written into the model folder
+/// as is, comments included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    models: Vec<ModelEntry>,
+    text: String,
+    origin: String,
+}
+
+/// A manifest that cannot be read or is not valid. `Display` is one line naming it.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read the model manifest {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("the model manifest {origin} is malformed{}: {reason}", line.map(|l| format!(" at line {l}")).unwrap_or_default())]
+    Malformed {
+        origin: String,
+        line: Option<usize>,
+        reason: String,
+    },
+    #[error("the model manifest {origin} is invalid: {problem}")]
+    Invalid { origin: String, problem: String },
+}
+
+impl Manifest {
+    /// The production manifest embedded in the binary (`production.toml`).
+    pub fn production() -> Self {
+        // The embedded text is a constant of the build, checked by the tests below.
+        Self::parse(PRODUCTION_TOML, PRODUCTION_ORIGIN.to_owned())
+            .unwrap_or_else(|e| panic!("the embedded production manifest must be valid: {e}"))
+    }
+
+    /// Parses and validates a manifest given as TOML text.
+    pub fn from_toml_str(text: &str) -> Result<Self, ManifestError> {
+        Self::parse(text, "(TOML text)".to_owned())
+    }
+
+    /// Reads and validates the manifest file at `path`.
+    pub fn from_file(path: &Path) -> Result<Self, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ManifestError::Read {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(&text, path.display().to_string())
+    }
+
+    /// The manifest of the model folder `dir`: its `manifest.toml` when it has one, else the
+    /// production manifest.
+    pub fn load(dir: &Path) -> Result<Self, ManifestError> {
+        let path = dir.join(MANIFEST_FILE);
+        match std::fs::metadata(&path) {
+            Ok(_) => Self::from_file(&path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Self::production()),
+            Err(e) => Err(ManifestError::Read {
+                path,
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// The files, in manifest order.
+    pub fn models(&self) -> &[ModelEntry] {
+        &self.models
+    }
+
+    /// The file with this role (`clip-visual`, …).
+    pub fn by_role(&self, role: &str) -> Option<&ModelEntry> {
+        self.models.iter().find(|m| m.role == role)
+    }
+
+    /// The TOML text this manifest was read from.
+    pub fn as_toml(&self) -> &str {
+        &self.text
+    }
+
+    /// Where this manifest was read from (a path, or [`PRODUCTION_ORIGIN`]).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    fn parse(text: &str, origin: String) -> Result<Self, ManifestError> {
+        let parsed: ManifestToml = toml::from_str(text).map_err(|e| ManifestError::Malformed {
+            line: e.span().map(|span| line_of(text, span.start)),
+            reason: e.message().trim().replace('\n', " "),
+            origin: origin.clone(),
+        })?;
+        validate(&parsed.model).map_err(|problem| ManifestError::Invalid {
+            origin: origin.clone(),
+            problem,
+        })?;
+        Ok(Self {
+            models: parsed.model,
+            text: text.to_owned(),
+            origin,
+        })
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset).map_or(0, |before| before.matches('\n').count()) + 1
+}
+
+fn validate(models: &[ModelEntry]) -> Result<(), String> {
+    if models.is_empty() {
+        return Err("it lists no [[model]]".to_owned());
+    }
+    for (i, m) in models.iter().enumerate() {
+        let which = if m.file.is_empty() {
+            format!("model #{}", i + 1)
+        } else {
+            m.file.clone()
+        };
+        if !is_plain_file_name(&m.file) {
+            return Err(format!(
+                "{which}: file must be a plain file name inside the model folder, got {:?}",
+                m.file
+            ));
+        }
+        if m.role.trim().is_empty() {
+            return Err(format!("{which}: role is empty"));
+        }
+        if m.licence.trim().is_empty() {
+            return Err(format!("{which}: licence is empty"));
+        }
+        if !m.sha256.is_empty() && !is_sha256_hex(&m.sha256) {
+            return Err(format!(
+                "{which}: sha256 must be 64 lowercase hex digits, or \"\" while unpinned, got {:?}",
+                m.sha256
+            ));
+        }
+        if m.bytes == Some(0) {
+            return Err(format!("{which}: bytes must be positive (leave it out while unknown)"));
+        }
+        if !m.source.is_empty() {
+            let ok = reqwest::Url::parse(&m.source)
+                .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host_str().is_some());
+            if !ok {
+                return Err(format!(
+                    "{which}: source must be an http(s) URL, or \"\" when installed by hand, got {:?}",
+                    m.source
+                ));
+            }
+        }
+        if models[..i].iter().any(|other| other.file == m.file) {
+            return Err(format!("{which} is listed twice"));
+        }
+        if models[..i].iter().any(|other| other.role == m.role) {
+            return Err(format!("{which}: role {:?} is listed twice", m.role));
+        }
+    }
+    Ok(())
+}
+
+fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && name != MANIFEST_FILE
+        && !name.chars().any(|c| c == '/' || c == '\\' || c.is_control())
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{assert_one_line, fixtures, listing, sha256_hex};
+    use super::*;
+
+    #[test]
+    fn production_manifest_lists_every_production_file_with_its_contract() {
+        let m = Manifest::production();
+        assert_eq!(m.origin(), PRODUCTION_ORIGIN);
+        let files: Vec<&str> = m.models().iter().map(|e| e.file.as_str()).collect();
+        assert_eq!(
+            files,
+            [
+                "clip-vit-b32-visual.onnx",
+                "clip-vit-b32-textual.onnx",
+                "aesthetic-vit-b32-linear.safetensors",
+                "face-detect-yunet.onnx",
+                "face-detect-mtcnn-pnet.onnx",
+                "face-detect-mtcnn-rnet.onnx",
+                "face-detect-mtcnn-onet.onnx",
+                "face-embed-sface.onnx",
+            ]
+        );
+        let visual = m.by_role("clip-visual").unwrap();
+        assert_eq!(visual.inputs[0].to_string(), "pixel_values f32 [N,3,224,224]");
+        assert_eq!(visual.outputs[0].to_string(), "image_embeds f32 [N,512]");
+        let textual = m.by_role("clip-textual").unwrap();
+        assert_eq!(textual.inputs[0].to_string(), "input_ids i64 [N,77]");
+        assert_eq!(textual.outputs[0].to_string(), "text_embeds f32 [N,512]");
+        let head = m.by_role("aesthetic-head").unwrap();
+        let tensors: Vec<String> = head.tensors.iter().map(ToString::to_string).collect();
+        assert_eq!(tensors, ["weight f32 [1,512]", "bias f32 [1]"]);
+        assert_eq!(
+            m.by_role("face-embed-sface").unwrap().outputs[0].to_string(),
+            "fc1 f32 [1,128]"
+        );
+
+        for e in m.models() {
+            assert!(!e.licence.is_empty(), "{}", e.file);
+            // A pinned file has its size pinned too; an unpinned one says how to obtain it.
+            assert_eq!(e.is_pinned(), e.bytes.is_some(), "{}", e.file);
+            if !e.is_pinned() || e.source.is_empty() {
+                assert!(e.note.is_some(), "{} needs a note", e.file);
+            }
+            if !e.source.is_empty() {
+                assert!(e.source.starts_with("https://"), "{}", e.source);
+            }
+        }
+        // The aesthetic head is Ongi's own conversion, not published yet: unpinned, and so
+        // optional, since `verify` (run by every image build) fails on a required file it
+        // cannot check.
+        assert!(!head.is_pinned());
+        assert!(!head.required, "an unpinned file cannot be required");
+        for e in m.models().iter().filter(|e| e.required) {
+            assert!(
+                e.is_pinned() && !e.source.is_empty(),
+                "{} is required: pin it and give its source",
+                e.file
+            );
+        }
+        assert_eq!(visual.source_host().as_deref(), Some("huggingface.co"));
+    }
+
+    #[test]
+    fn fixture_manifest_lists_exactly_the_model_files_of_the_fixture_folder() {
+        let m = Manifest::load(&fixtures()).unwrap();
+        assert!(m.origin().ends_with("manifest.toml"), "{}", m.origin());
+        let mut listed: Vec<String> = m.models().iter().map(|e| e.file.clone()).collect();
+        listed.sort();
+        let on_disk: Vec<String> = listing(&fixtures())
+            .into_iter()
+            .filter(|n| n.ends_with(".onnx") || n.ends_with(".safetensors"))
+            .collect();
+        assert_eq!(
+            listed, on_disk,
+            "add every model file of the fixture folder to its manifest.toml"
+        );
+        for e in m.models() {
+            assert!(e.source.is_empty() && e.is_pinned() && e.bytes.is_some(), "{}", e.file);
+        }
+    }
+
+    #[test]
+    fn malformed_or_invalid_manifests_are_one_line_errors_naming_the_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(MANIFEST_FILE);
+        std::fs::write(&path, "[[model]]\nrole = \"a\"\nfile = \"a.onnx\"\nsha256 = \"\"\n").unwrap();
+        let e = Manifest::load(dir.path()).unwrap_err();
+        let message = e.to_string();
+        assert_one_line(&message);
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(message.contains("licence"), "{message}");
+
+        std::fs::write(&path, "[[model]]\nrole = \"a\"\nfile = \"a.onnx\"\nsha256 = \"\"\nlicence = \"MIT\"\nsource = \"\"\nrequired = true\nweights = 1\n").unwrap();
+        let message = Manifest::load(dir.path()).unwrap_err().to_string();
+        assert_one_line(&message);
+        assert!(message.contains("line 8") && message.contains("weights"), "{message}");
+
+        std::fs::write(&path, "this is not toml").unwrap();
+        let message = Manifest::load(dir.path()).unwrap_err().to_string();
+        assert_one_line(&message);
+        assert!(message.contains("line 1"), "{message}");
+
+        let entry = |file: &str, sha256: &str, source: &str| {
+            format!(
+                "[[model]]\nrole = \"{file}\"\nfile = \"{file}\"\nsha256 = \"{sha256}\"\nlicence = \"MIT\"\nsource = \"{source}\"\nrequired = true\n"
+            )
+        };
+        let pinned = sha256_hex(b"x");
+        let cases = [
+            ("".to_owned(), "lists no [[model]]"),
+            (entry("../evil.onnx", "", ""), "plain file name"),
+            (entry("sub/a.onnx", "", ""), "plain file name"),
+            (entry(".hidden", "", ""), "plain file name"),
+            (entry("manifest.toml", "", ""), "plain file name"),
+            (entry("a.onnx", "ABC", ""), "64 lowercase hex"),
+            (entry("a.onnx", &pinned.to_uppercase(), ""), "64 lowercase hex"),
+            (entry("a.onnx", "", "ftp://example.org/a"), "http(s) URL"),
+            (entry("a.onnx", "", "not a url"), "http(s) URL"),
+            (
+                format!("{}{}", entry("a.onnx", "", ""), entry("a.onnx", "", "")),
+                "listed twice",
+            ),
+        ];
+        for (text, expected) in cases {
+            let message = Manifest::from_toml_str(&text).unwrap_err().to_string();
+            assert_one_line(&message);
+            assert!(message.contains(expected), "{message} (expected {expected:?})");
+        }
+        assert!(Manifest::from_toml_str(&entry("a.onnx", &pinned, "https://example.org/a.onnx")).is_ok());
+    }
+}

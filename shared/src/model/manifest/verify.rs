@@ -1,0 +1,310 @@
+//! Checking a model folder against its manifest: presence, size and SHA-256 of every file
+//! ([`verify`], [`Manifest::verify`]), hashing each file while it is streamed.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::schema::{Manifest, ManifestError, ModelEntry};
+
+const HASH_BUFFER: usize = 1 << 20;
+
+/// What `verify` found for one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelStatus {
+    /// Present, with the pinned size and hash.
+    Ok,
+    Missing,
+    WrongSize {
+        expected: u64,
+        actual: u64,
+    },
+    WrongHash {
+        expected: String,
+        actual: String,
+    },
+    /// Present (with the pinned size, if any), but the manifest pins no hash to check it against.
+    Unpinned {
+        sha256: String,
+    },
+    /// Present but cannot be read (permissions, a folder, …).
+    Unreadable {
+        reason: String,
+    },
+}
+
+impl ModelStatus {
+    /// A short label: `ok`, `missing`, `wrong-size`, `wrong-hash`, `unpinned`, `unreadable`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Missing => "missing",
+            Self::WrongSize { .. } => "wrong-size",
+            Self::WrongHash { .. } => "wrong-hash",
+            Self::Unpinned { .. } => "unpinned",
+            Self::Unreadable { .. } => "unreadable",
+        }
+    }
+}
+
+impl fmt::Display for ModelStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ok => f.write_str("ok"),
+            Self::Missing => f.write_str("missing"),
+            Self::WrongSize { expected, actual } => {
+                write!(f, "wrong size: {actual} bytes, the manifest pins {expected}")
+            }
+            Self::WrongHash { expected, actual } => {
+                write!(f, "wrong hash: sha256 {actual}, the manifest pins {expected}")
+            }
+            Self::Unpinned { sha256 } => write!(f, "unpinned: sha256 {sha256} (the manifest pins no hash)"),
+            Self::Unreadable { reason } => write!(f, "unreadable: {reason}"),
+        }
+    }
+}
+
+/// One file of a [`VerifyReport`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelCheck {
+    pub role: String,
+    pub file: String,
+    pub path: PathBuf,
+    pub required: bool,
+    pub licence: String,
+    /// The size found on disk, when the file is there.
+    pub size: Option<u64>,
+    pub status: ModelStatus,
+}
+
+impl ModelCheck {
+    /// Whether this file makes the folder unusable: a required file missing, or any file
+    /// present but wrong or unreadable. An unpinned file is a warning, not a failure.
+    pub fn is_failure(&self) -> bool {
+        match self.status {
+            ModelStatus::Ok | ModelStatus::Unpinned { .. } => false,
+            ModelStatus::Missing => self.required,
+            ModelStatus::WrongSize { .. } | ModelStatus::WrongHash { .. } | ModelStatus::Unreadable { .. } => true,
+        }
+    }
+}
+
+/// The result of checking a model folder against its manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Where the manifest came from.
+    pub manifest: String,
+    /// One entry per file, in manifest order.
+    pub checks: Vec<ModelCheck>,
+}
+
+impl VerifyReport {
+    /// No file fails (see [`ModelCheck::is_failure`]).
+    pub fn is_ok(&self) -> bool {
+        !self.checks.iter().any(ModelCheck::is_failure)
+    }
+
+    /// The files that fail.
+    pub fn failures(&self) -> impl Iterator<Item = &ModelCheck> {
+        self.checks.iter().filter(|c| c.is_failure())
+    }
+
+    /// The check of one file, by file name.
+    pub fn check(&self, file: &str) -> Option<&ModelCheck> {
+        self.checks.iter().find(|c| c.file == file)
+    }
+}
+
+impl Manifest {
+    /// Checks every file of the manifest in the folder `dir`: presence, size, SHA-256.
+    pub fn verify(&self, dir: &Path) -> VerifyReport {
+        let checks = self
+            .models()
+            .iter()
+            .map(|entry| {
+                let path = dir.join(&entry.file);
+                let (size, status) = check_file(entry, &path);
+                ModelCheck {
+                    role: entry.role.clone(),
+                    file: entry.file.clone(),
+                    path,
+                    required: entry.required,
+                    licence: entry.licence.clone(),
+                    size,
+                    status,
+                }
+            })
+            .collect();
+        VerifyReport {
+            manifest: self.origin().to_owned(),
+            checks,
+        }
+    }
+}
+
+/// Checks the model folder `dir` against its manifest ([`Manifest::load`]).
+pub fn verify(dir: &Path) -> Result<VerifyReport, ManifestError> {
+    Ok(Manifest::load(dir)?.verify(dir))
+}
+
+/// Size on disk (when present) and status of one file.
+pub(super) fn check_file(entry: &ModelEntry, path: &Path) -> (Option<u64>, ModelStatus) {
+    let metadata = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return (None, ModelStatus::Missing),
+        Err(e) => return (None, ModelStatus::Unreadable { reason: e.to_string() }),
+    };
+    if !metadata.is_file() {
+        let reason = "not a regular file".to_owned();
+        return (None, ModelStatus::Unreadable { reason });
+    }
+    let size = metadata.len();
+    if let Some(expected) = entry.bytes
+        && expected != size
+    {
+        return (Some(size), ModelStatus::WrongSize { expected, actual: size });
+    }
+    let actual = match sha256_file(path) {
+        Ok(hash) => hash,
+        Err(e) => return (Some(size), ModelStatus::Unreadable { reason: e.to_string() }),
+    };
+    let status = if !entry.is_pinned() {
+        ModelStatus::Unpinned { sha256: actual }
+    } else if actual == entry.sha256 {
+        ModelStatus::Ok
+    } else {
+        ModelStatus::WrongHash {
+            expected: entry.sha256.clone(),
+            actual,
+        }
+    };
+    (Some(size), status)
+}
+
+/// SHA-256 of a file, lowercase hex, read in 1 MiB blocks.
+pub fn sha256_file(path: &Path) -> io::Result<String> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; HASH_BUFFER];
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buffer[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::schema::MANIFEST_FILE;
+    use super::super::test_support::{fixture_copy, fixtures, sha256_hex};
+    use super::*;
+
+    #[test]
+    fn verify_passes_on_the_fixture_folder() {
+        let report = verify(&fixtures()).unwrap();
+        assert!(report.is_ok(), "{report:?}");
+        assert_eq!(report.checks.len(), Manifest::load(&fixtures()).unwrap().models().len());
+        for check in &report.checks {
+            assert_eq!(check.status, ModelStatus::Ok, "{}", check.file);
+            assert_eq!(check.size, std::fs::metadata(&check.path).ok().map(|m| m.len()));
+        }
+    }
+
+    #[test]
+    fn verify_reports_a_missing_file() {
+        let dir = fixture_copy();
+        std::fs::remove_file(dir.path().join("clip-vit-b32-textual.onnx")).unwrap();
+        let report = verify(dir.path()).unwrap();
+        assert!(!report.is_ok());
+        assert_eq!(
+            report.check("clip-vit-b32-textual.onnx").unwrap().status,
+            ModelStatus::Missing
+        );
+        assert_eq!(
+            report.check("clip-vit-b32-visual.onnx").unwrap().status,
+            ModelStatus::Ok
+        );
+        let failing: Vec<&str> = report.failures().map(|c| c.file.as_str()).collect();
+        assert_eq!(failing, ["clip-vit-b32-textual.onnx"]);
+    }
+
+    #[test]
+    fn verify_reports_a_corrupted_byte_as_a_wrong_hash() {
+        let dir = fixture_copy();
+        let path = dir.path().join("clip-vit-b32-visual.onnx");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        let report = verify(dir.path()).unwrap();
+        assert!(!report.is_ok());
+        let check = report.check("clip-vit-b32-visual.onnx").unwrap();
+        assert_eq!(
+            check.status,
+            ModelStatus::WrongHash {
+                expected: "90c92e5453bf5c1193bd67b8f8754385880eb487883ed352157e1d21a5800228".to_owned(),
+                actual: sha256_hex(&bytes),
+            }
+        );
+        assert_eq!(check.status.label(), "wrong-hash");
+    }
+
+    #[test]
+    fn verify_reports_a_wrong_size() {
+        let dir = fixture_copy();
+        let path = dir.path().join("clip-vit-b32-textual.onnx");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.push(0);
+        std::fs::write(&path, &bytes).unwrap();
+        let report = verify(dir.path()).unwrap();
+        assert!(!report.is_ok());
+        assert_eq!(
+            report.check("clip-vit-b32-textual.onnx").unwrap().status,
+            ModelStatus::WrongSize {
+                expected: 325432,
+                actual: 325433
+            }
+        );
+    }
+
+    #[test]
+    fn verify_warns_about_an_unpinned_file_and_ignores_a_missing_optional_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.onnx"), b"abc").unwrap();
+        std::fs::write(
+            dir.path().join(MANIFEST_FILE),
+            "[[model]]\nrole = \"a\"\nfile = \"a.onnx\"\nsha256 = \"\"\nlicence = \"MIT\"\nsource = \"\"\nrequired = true\n\n\
+             [[model]]\nrole = \"b\"\nfile = \"b.onnx\"\nsha256 = \"\"\nlicence = \"MIT\"\nsource = \"\"\nrequired = false\n",
+        )
+        .unwrap();
+        let report = verify(dir.path()).unwrap();
+        assert!(report.is_ok(), "{report:?}");
+        assert_eq!(
+            report.check("a.onnx").unwrap().status,
+            ModelStatus::Unpinned {
+                sha256: sha256_hex(b"abc")
+            }
+        );
+        assert_eq!(report.check("b.onnx").unwrap().status, ModelStatus::Missing);
+    }
+
+    #[test]
+    fn a_folder_without_manifest_is_checked_against_the_production_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Manifest::load(dir.path()).unwrap();
+        assert_eq!(m, Manifest::production());
+        let report = m.verify(dir.path());
+        assert!(!report.is_ok());
+        assert!(report.checks.iter().all(|c| c.status == ModelStatus::Missing));
+        // Optional files (MTCNN, the aesthetic head) missing are not failures: CLIP visual and
+        // textual, YuNet and SFace are.
+        assert_eq!(report.failures().count(), 4);
+    }
+}
