@@ -19,45 +19,19 @@ pub mod taxonomy;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use crate::cache::Cache;
 use crate::cache::codec::{decode_f32_le, encode_f32_le};
 use crate::domain::ContentHash;
+// The thresholds are settings; `Analyzer::new` takes them, so they are named here too.
+pub use crate::config::AnalysisSettings;
 use crate::model::clip::l2_normalize;
 use crate::model::{ModelError, Models};
 use crate::pipeline::FeatureRecord;
 use category::TagVector;
 use duplicate::{DupPhoto, Group};
-use quality::{PROMPT_PAIRS, QualityThresholds, QualityVerdict};
+use quality::{PROMPT_PAIRS, QualityVerdict};
 use taxonomy::{Tag, Taxonomy};
-
-/// Tunable thresholds of the analyses (settings `ONGI_*`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct AnalysisSettings {
-    /// Tag similarity below this never assigns a tag (`ONGI_CATEGORY_FLOOR`).
-    pub category_floor: f32,
-    /// CLIP cosine at or above this makes two photos `similar` duplicates (`ONGI_DUPLICATE_COSINE`).
-    pub similar_cosine: f32,
-    pub quality: QualityThresholds,
-    /// Highlights per category in `score?detail=true` (`ONGI_HIGHLIGHTS`).
-    pub highlights: usize,
-    /// How long the shared cache keeps the text embeddings of callers' concepts
-    /// (`ONGI_TEXT_CACHE_TTL_SECS`, 1 day); the taxonomy's own prompts keep the features' TTL.
-    pub concept_text_ttl: Duration,
-}
-
-impl Default for AnalysisSettings {
-    fn default() -> Self {
-        Self {
-            category_floor: 0.2,
-            similar_cosine: 0.95,
-            quality: QualityThresholds::default(),
-            highlights: 3,
-            concept_text_ttl: Duration::from_secs(24 * 3600),
-        }
-    }
-}
 
 /// An album's candidate tags with their text vectors: what photos are assigned to.
 pub struct CategoryTags {

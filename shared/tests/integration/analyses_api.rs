@@ -413,9 +413,10 @@ async fn callers_concepts_are_bounded_in_memory_and_short_lived_in_redis() {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use ongi_shared::analysis::{AnalysisSettings, Analyzer, CONCEPT_MEMO_CAP};
+    use ongi_shared::analysis::{Analyzer, CONCEPT_MEMO_CAP};
     use ongi_shared::cache::redis::RedisCache;
     use ongi_shared::cache::{Cache, Keyspace};
+    use ongi_shared::config::AnalysisSettings;
     use ongi_shared::model::Models;
 
     let ort = required_env("ORT_DYLIB_PATH");
