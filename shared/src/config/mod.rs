@@ -13,7 +13,9 @@
 //! - `read`: one setting from a lookup, its default or a [`SettingsError`] (`error`);
 //! - `secret`: [`Secret`] and [`SecretUrl`], which never print credentials;
 //! - one file per section: `analysis` ([`AnalysisSettings`]), `limits` ([`IngestLimits`]),
-//!   `style` ([`StyleSettings`]), `reprocess` ([`ReprocessSettings`]).
+//!   `style` ([`StyleSettings`]), `reprocess` ([`ReprocessSettings`]);
+//! - `table`: [`SETTINGS`], every environment variable Ongi reads with its default and
+//!   meaning, which `ongi serve --help` prints.
 
 mod analysis;
 mod error;
@@ -23,6 +25,7 @@ mod read;
 mod reprocess;
 mod secret;
 mod style;
+mod table;
 #[cfg(test)]
 mod tests;
 
@@ -40,6 +43,7 @@ pub use read::MAX_TTL_SECS;
 pub use reprocess::ReprocessSettings;
 pub use secret::{Secret, SecretUrl, redact_url};
 pub use style::{StyleDevice, StyleSettings};
+pub use table::{SETTINGS, SettingDoc, settings_help};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
