@@ -3,9 +3,10 @@
 
 Three sources are compared:
 
-1. What the binaries read: every environment variable name read in shared/src/config.rs
+1. What the binaries read: every environment variable name read in shared/src/config/
    (the `get("NAME")` / `lookup("NAME")` calls and the helpers that take the getter, such as
-   `parse_or(&get, "NAME", ...)`), plus direct reads elsewhere in the binaries' sources
+   `setting(&get, "NAME", ...)`; its table of documented settings, table.rs, and its tests
+   are left out: they name settings without reading them), plus direct reads elsewhere in the binaries' sources
    (`std::env::var("NAME")`, `var_os`, clap's `env = "NAME"`, tracing's RUST_LOG).
 2. What the deployment sets: for a `google_cloud_run_v2_service` with
    `for_each = local.<map>` (terraform/run.tf: local.function_services), the keys of each
@@ -42,12 +43,14 @@ except ImportError:  # pragma: no cover - the message is the point
     sys.exit("check_settings: python-hcl2 is missing (pip install python-hcl2); .ci/iac-check installs it")
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG_RS = ROOT / "shared" / "src" / "config.rs"
+CONFIG_DIR = ROOT / "shared" / "src" / "config"
+# Name settings without reading them: the table `ongi serve --help` prints, and the tests.
+CONFIG_NOT_READS = {"table.rs", "tests.rs"}
 TERRAFORM = ROOT / "terraform"
 FUNCTIONS_DOCKERFILE = ROOT / "functions" / "Dockerfile"
 GPU_DOCKERFILE = ROOT / "gpu-job" / "Dockerfile"
 
-# Fewer names than this means the extraction broke (config.rs read 24 when this was written).
+# Fewer names than this means the extraction broke (config read 24 when this was written).
 MIN_CONFIG_NAMES = 15
 
 FUNCTIONS = ["embedding", "category", "duplicate", "quality", "score", "people", "style"]
@@ -77,7 +80,7 @@ _COMMON = {
     "ONGI_STORAGE": "the default is the local folder: without gcs the photos are never found",
     "ONGI_BUCKET": "bucket names are global, the default 'uploads' is not the deployed bucket",
     "REDIS_URL": "without it each instance keeps a private in-process cache and queue",
-    "GOOGLE_CLOUD_PROJECT": "config.rs refuses to start on Cloud Run (publishing) or with gcs without it",
+    "GOOGLE_CLOUD_PROJECT": "config refuses to start on Cloud Run (publishing) or with gcs without it",
 }
 _MODELS = {
     "ONGI_MODEL_DIR": "loads models (CLIP, aesthetic head, face models); on Cloud Run a missing model is a deployment error",
@@ -134,31 +137,39 @@ ENV_NAME = r"[A-Z][A-Z0-9_]*[A-Z0-9]"
 
 
 def _strip_rust(src: str) -> str:
-    """Drops the test module and comments, keeping string literals."""
-    cut = src.find("#[cfg(test)]")
-    if cut != -1:
-        src = src[:cut]
+    """Drops the inline test module and comments, keeping string literals."""
+    # `#[cfg(test)] mod tests { ... }` ends a file; `#[cfg(test)] mod tests;` only declares one.
+    inline = re.search(r"#\[cfg\(test\)\]\s*mod\s+\w+\s*\{", src)
+    if inline:
+        src = src[: inline.start()]
     src = re.sub(r"/\*.*?\*/", "", src, flags=re.S)
     return re.sub(r"(?m)//.*$", "", src)
 
 
+def config_sources() -> str:
+    paths = sorted(p for p in CONFIG_DIR.rglob("*.rs") if p.name not in CONFIG_NOT_READS)
+    if not paths:
+        sys.exit(f"check_settings: no sources in {CONFIG_DIR.relative_to(ROOT)}")
+    return "\n".join(_strip_rust(p.read_text()) for p in paths)
+
+
 def names_read_by_config() -> set[str]:
-    src = _strip_rust(CONFIG_RS.read_text())
+    src = config_sources()
     reads = set(re.findall(rf'\b(?:get|lookup)\(\s*"({ENV_NAME})"\s*\)', src))
-    reads |= set(re.findall(rf'\(\s*&\s*(?:get|lookup)\s*,\s*"({ENV_NAME})"', src))
+    reads |= set(re.findall(rf'\(\s*&?\s*(?:get|lookup)\s*,\s*"({ENV_NAME})"', src))
     if len(reads) < MIN_CONFIG_NAMES:
         sys.exit(
-            f"check_settings: only {len(reads)} setting names found in {CONFIG_RS.relative_to(ROOT)} "
+            f"check_settings: only {len(reads)} setting names found in {CONFIG_DIR.relative_to(ROOT)} "
             f"(expected at least {MIN_CONFIG_NAMES}); the get(\"NAME\") extraction is broken: fix this script"
         )
-    # Every env-like literal in config.rs must be accounted for as a read, so that a new way
+    # Every env-like literal in config must be accounted for as a read, so that a new way
     # of reading a setting fails here instead of being missed silently.
     literals = set(re.findall(rf'"({ENV_NAME})"', src))
     unexplained = sorted(literals - reads)
     if unexplained:
         sys.exit(
-            "check_settings: config.rs names " + ", ".join(unexplained) + " but the extraction did not see them "
-            "read through get()/lookup()/a helper taking &get: teach this script the new form"
+            "check_settings: shared/src/config/ names " + ", ".join(unexplained) + " but the extraction did not see them "
+            "read through get()/lookup()/a helper taking the getter: teach this script the new form"
         )
     return reads
 
@@ -482,7 +493,7 @@ def main() -> int:
     width = max(len(n) for n in names) + 2
     col = max(10, *(len(c) + 2 for c in cells.values()))
     print(
-        f"Settings read by the binaries: {len(read)} ({len(config_reads)} in shared/src/config.rs"
+        f"Settings read by the binaries: {len(read)} ({len(config_reads)} in shared/src/config/"
         + (f"; elsewhere: {', '.join(f'{n} ({p})' for n, p in sorted(other_reads.items()))}" if other_reads else "")
         + ")"
     )

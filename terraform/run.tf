@@ -1,7 +1,7 @@
 # The seven Cloud Run functions (DESIGN.md "Runtime on Google Cloud"): embedding, and the six
 # that read its features (category, duplicate, quality, score, people, style) as one resource
 # with for_each over local.function_services, where each one's settings are spelled out;
-# .ci/check_settings.py checks them against what the binaries read (shared/src/config.rs).
+# .ci/check_settings.py checks them against what the binaries read (shared/src/config/).
 #
 # embedding is a resource of its own because the others' EMBEDDING_URL is its uri, and a
 # resource cannot refer to itself (Terraform: "Self-referential block").

@@ -7,7 +7,7 @@
 //!
 //! | module | owns | must not |
 //! |---|---|---|
-//! | [`config`] | the typed [`Settings`](config::Settings) read from the environment; one-line errors | read the environment anywhere else |
+//! | [`config`] | the typed [`Settings`](config::Settings) read from the environment; one-line errors; the table of every setting ([`SETTINGS`](config::SETTINGS)) | read the environment anywhere else; depend on any module but [`domain`] |
 //! | [`telemetry`] | the tracing subscriber (JSON for Cloud Logging, text locally) and the Prometheus recorder | — |
 //! | [`domain`] | validated values: [`ImageRef`](domain::ImageRef), [`BucketName`](domain::BucketName), [`ContentHash`](domain::ContentHash) | do I/O |
 //! | [`image`] | decoding untrusted bytes: format sniffing, header limits, reduced-scale JPEG, EXIF orientation and capture time; OpenCV-compatible pixel features (pHash, blur, exposure) | panic on any input |

@@ -13,8 +13,8 @@ use std::path::Path;
 
 use anyhow::Context;
 use ongi_shared::analysis::duplicate::{DupPhoto, anchor_groups, group};
-use ongi_shared::analysis::quality::{QualityThresholds, assess};
-use ongi_shared::config::IngestLimits;
+use ongi_shared::analysis::quality::assess;
+use ongi_shared::config::{IngestLimits, QualityThresholds};
 use ongi_shared::domain::ContentHash;
 use ongi_shared::image::features::{laplacian_variance, phash, to_gray};
 use ongi_shared::image::{DecodeOptions, decode};

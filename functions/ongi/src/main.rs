@@ -34,6 +34,10 @@ struct Cli {
 enum Command {
     /// Serve every function in one process, on embedded defaults (no setting needed):
     /// photos from ./data/uploads, an in-process cache; Redis and GCS when configured.
+    #[command(
+        after_help = "Settings: `ongi serve --help` lists every environment variable with its default.",
+        after_long_help = ongi_shared::config::settings_help()
+    )]
     Serve {
         /// Port to listen on (overrides PORT).
         #[arg(long)]

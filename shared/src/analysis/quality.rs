@@ -13,6 +13,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::analysis::FeatureRecord;
+use crate::config::QualityThresholds;
 
 /// CLIP's learned temperature for ViT-B/32 (exp(4.6052)).
 pub const CLIP_LOGIT_SCALE: f32 = 100.0;
@@ -22,30 +23,6 @@ pub const PROMPT_PAIRS: [(&str, &str, &str); 2] = [
     ("sharp", "a sharp photo.", "a blurry photo."),
     ("good", "a good photo.", "a bad photo."),
 ];
-
-/// Thresholds (settings `ONGI_QUALITY_*`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct QualityThresholds {
-    /// Laplacian variance below this is `blurry` (anchor: 80).
-    pub blur_variance: f64,
-    /// Fraction of pixels at ≤ 5 (of 255) above this is `underexposed`…
-    pub dark_fraction: f32,
-    /// …and at ≥ 250 above this is `overexposed`.
-    pub bright_fraction: f32,
-    /// P(positive prompt) below this is `looks_blurry` / `looks_bad`. 0 disables the CLIP tests.
-    pub clip_probability: f32,
-}
-
-impl Default for QualityThresholds {
-    fn default() -> Self {
-        Self {
-            blur_variance: 80.0,
-            dark_fraction: 0.5,
-            bright_fraction: 0.4,
-            clip_probability: 0.1,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct QualityMetrics {

@@ -7,13 +7,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::memo;
+use crate::analysis::FeatureRecord;
 use crate::analysis::category::{CategoryTags, TagVector};
 use crate::analysis::duplicate::{self, DupPhoto, Group};
 use crate::analysis::quality::{self, PROMPT_PAIRS, QualityVerdict};
 use crate::analysis::taxonomy::{Tag, Taxonomy};
-use crate::analysis::{AnalysisSettings, FeatureRecord};
 use crate::cache::Cache;
 use crate::cache::codec::{decode_f32_le, encode_f32_le};
+use crate::config::AnalysisSettings;
 use crate::domain::ContentHash;
 use crate::model::clip::l2_normalize;
 use crate::model::{ModelError, Models};

@@ -413,9 +413,9 @@ async fn callers_concepts_are_bounded_in_memory_and_short_lived_in_redis() {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use ongi_shared::analysis::AnalysisSettings;
     use ongi_shared::cache::redis::RedisCache;
     use ongi_shared::cache::{Cache, Keyspace};
+    use ongi_shared::config::AnalysisSettings;
     use ongi_shared::model::Models;
     use ongi_shared::pipeline::analyzer::{Analyzer, CONCEPT_MEMO_CAP};
 

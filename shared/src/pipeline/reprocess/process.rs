@@ -192,13 +192,14 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::analysis::{AnalysisSettings, Analyzer};
     use crate::cache::memory::MemoryCache;
     use crate::cache::{Cache, Keyspace};
+    use crate::config::AnalysisSettings;
     use crate::config::IngestLimits;
     use crate::events::publish::{FEATURES_SCHEMA, PublishError, Publisher};
     use crate::model::Models;
     use crate::model::loaded::PIXELS_ONLY;
+    use crate::pipeline::analyzer::Analyzer;
     use crate::pipeline::reprocess::{Publishers, ReprocessError};
     use crate::pipeline::service::FeatureService;
     use crate::storage::ObjectStore;

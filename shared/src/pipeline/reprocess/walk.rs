@@ -12,9 +12,9 @@ use super::process::ItemResult;
 use super::report::{Outcome, Progress, ProgressEvent, ReprocessError, ReprocessReport};
 use super::request::ReprocessRequest;
 use super::verdict::{Verdict, verdicts};
-use crate::pipeline::analyzer::Analyzer;
 use crate::cache::{Cache, CacheError, CacheKey};
 use crate::events::publish::Publisher;
+use crate::pipeline::analyzer::Analyzer;
 use crate::pipeline::service::FeatureService;
 use crate::storage::{ListQuery, MAX_PAGE_SIZE, ObjectInfo, ObjectStore, StorageError};
 
