@@ -2,17 +2,7 @@
 //! It only parses arguments and calls `ongi-shared`.
 #![forbid(unsafe_code)]
 
-mod analyze_cmd;
-mod bench_album;
-mod bench_cmd;
-mod bench_hostile;
-mod bench_load;
-mod bench_serve;
-mod eval_cmd;
-mod eval_people;
-mod models_cmd;
-mod report;
-mod reprocess_cmd;
+mod cmd;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -81,7 +71,7 @@ enum Command {
     /// Batch reprocessing, as POST /batch/reprocess, with a progress bar: prints the counts as JSON.
     Reprocess {
         #[command(flatten)]
-        args: reprocess_cmd::ReprocessArgs,
+        args: cmd::reprocess::ReprocessArgs,
     },
 }
 
@@ -253,7 +243,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { port, host, no_fetch } => serve(port, host, no_fetch).await,
         Command::Analyze { dir, out, models } => {
-            analyze_cmd::run(analyze_cmd::AnalyzeOptions { dir, out, models }).await
+            cmd::analyze::run(cmd::analyze::AnalyzeOptions { dir, out, models }).await
         }
         Command::Bench {
             command:
@@ -266,7 +256,7 @@ async fn main() -> anyhow::Result<()> {
                     limit,
                 },
         } => {
-            bench_cmd::embed(bench_cmd::BenchOptions {
+            cmd::bench::embed(cmd::bench::BenchOptions {
                 photos,
                 models,
                 rounds: rounds.max(1),
@@ -278,10 +268,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Bench {
             command: BenchCommand::Duplicates { n, rounds },
-        } => bench_cmd::duplicates(n, rounds),
+        } => cmd::bench::duplicates(n, rounds),
         Command::Bench {
             command: BenchCommand::Album { photos, models, rounds },
-        } => bench_album::album(&photos, &models, rounds.max(1)).await,
+        } => cmd::bench::album::album(&photos, &models, rounds.max(1)).await,
         Command::Bench {
             command:
                 BenchCommand::Load {
@@ -299,7 +289,7 @@ async fn main() -> anyhow::Result<()> {
             if !(duration.is_finite() && duration > 0.0) {
                 anyhow::bail!("--duration {duration}: expected a positive number of seconds");
             }
-            bench_load::run(bench_load::LoadOptions {
+            cmd::bench::load::run(cmd::bench::load::LoadOptions {
                 photos,
                 models,
                 concurrency,
@@ -322,7 +312,7 @@ async fn main() -> anyhow::Result<()> {
                     server_bin,
                 },
         } => {
-            bench_hostile::run(bench_hostile::HostileOptions {
+            cmd::bench::hostile::run(cmd::bench::hostile::HostileOptions {
                 models,
                 concurrency,
                 variants,
@@ -333,7 +323,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Bench {
             command: BenchCommand::Ready { models, rounds },
-        } => bench_album::ready(&models, rounds.max(1)),
+        } => cmd::bench::album::ready(&models, rounds.max(1)),
         Command::Bench {
             command:
                 BenchCommand::Faces {
@@ -348,17 +338,17 @@ async fn main() -> anyhow::Result<()> {
                 "mtcnn" => ongi_shared::config::FaceDetector::Mtcnn,
                 other => anyhow::bail!("--detector {other}: expected yunet or mtcnn"),
             };
-            bench_cmd::faces(&photos, &models, detector, limit)
+            cmd::bench::faces(&photos, &models, detector, limit)
         }
         Command::Eval { command } => match command {
-            EvalCommand::Blur { data } => eval_cmd::blur(&data),
-            EvalCommand::Duplicates { data } => eval_cmd::duplicates(&data),
-            EvalCommand::People { identities, seed } => eval_people::run(identities, seed),
+            EvalCommand::Blur { data } => cmd::eval::blur(&data),
+            EvalCommand::Duplicates { data } => cmd::eval::duplicates(&data),
+            EvalCommand::People { identities, seed } => cmd::eval::people::run(identities, seed),
         },
-        Command::Reprocess { args } => reprocess_cmd::run(args).await,
+        Command::Reprocess { args } => cmd::reprocess::run(args).await,
         Command::Models { command } => match command {
-            ModelsCommand::Fetch { models, manifest } => models_cmd::fetch(&models, manifest.as_deref()).await,
-            ModelsCommand::Verify { models } => models_cmd::verify(&models),
+            ModelsCommand::Fetch { models, manifest } => cmd::models::fetch(&models, manifest.as_deref()).await,
+            ModelsCommand::Verify { models } => cmd::models::verify(&models),
         },
     }
 }
@@ -386,7 +376,7 @@ async fn serve(port: Option<u16>, host: IpAddr, no_fetch: bool) -> anyhow::Resul
     // folder are never touched here, even ones that do not match their pin.
     if !no_fetch
         && models_missing(&settings.model_dir)
-        && let Err(e) = models_cmd::fetch_missing(&settings.model_dir).await
+        && let Err(e) = cmd::models::fetch_missing(&settings.model_dir).await
     {
         eprintln!("ongi serve: models not fetched: {e}");
     }

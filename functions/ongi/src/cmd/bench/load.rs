@@ -21,9 +21,9 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use crate::bench_album::percentile;
-use crate::bench_cmd::list_photos;
-use crate::bench_serve::{self, ServeChild, rss_mib};
+use super::album::percentile;
+use super::list_photos;
+use super::serve::{self, ServeChild, rss_mib};
 
 pub struct LoadOptions {
     pub photos: PathBuf,
@@ -98,7 +98,7 @@ fn start_server(options: &LoadOptions, files: &[PathBuf], names: &[String]) -> a
         .map(|limit| ("ONGI_MAX_IN_FLIGHT", limit.to_string()))
         .into_iter()
         .collect();
-    bench_serve::start(None, &options.models, data, &env, &log_path)
+    serve::start(None, &options.models, data, &env, &log_path)
 }
 
 /// The body of one album call to `route`.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::bench_album::readyz;
+use super::album::readyz;
 
 /// The server process; stopped (SIGTERM, then SIGKILL) when dropped, and its data folder
 /// removed.

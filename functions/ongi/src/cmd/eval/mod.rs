@@ -8,6 +8,8 @@
 //! a keeper. (The CLIP-based parts need real weights, which these machines cannot download,
 //! so they are off here: `similar` tier and CLIP quality prompts.)
 
+pub mod people;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 

@@ -3,6 +3,11 @@
 //! preprocessing, batched inference), one JSON line per configuration. A benchmark, not a
 //! test: run it beside `peer_baseline.py` on the same machine and compare ratios.
 
+pub mod album;
+pub mod hostile;
+pub mod load;
+pub mod serve;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

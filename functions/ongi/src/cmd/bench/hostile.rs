@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use crate::bench_serve::{self, rss_mib};
+use super::serve::{self, rss_mib};
 
 pub struct HostileOptions {
     pub models: PathBuf,
@@ -86,8 +86,8 @@ fn declaring(jpeg: &[u8], width: u16, height: u16) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Small JPEGs (64x48) from the decoder's test corpus, to forge frame headers on.
-const PROGRESSIVE_JPEG: &[u8] = include_bytes!("../../../shared/tests/fixtures/images/progressive.jpg");
-const BASELINE_JPEG: &[u8] = include_bytes!("../../../shared/tests/fixtures/images/baseline.jpg");
+const PROGRESSIVE_JPEG: &[u8] = include_bytes!("../../../../../shared/tests/fixtures/images/progressive.jpg");
+const BASELINE_JPEG: &[u8] = include_bytes!("../../../../../shared/tests/fixtures/images/baseline.jpg");
 
 fn bombs() -> anyhow::Result<Vec<Bomb>> {
     use png::{BitDepth, ColorType};
@@ -235,7 +235,7 @@ pub async fn run(options: HostileOptions) -> anyhow::Result<()> {
     let make_s = made.elapsed().as_secs_f64();
     let log_path = std::env::temp_dir().join(format!("ongi-bench-hostile-{}.log", std::process::id()));
     let with_style = std::env::var_os("REDIS_URL").is_some();
-    let mut server = bench_serve::start(options.server_bin.as_deref(), &options.models, data, &[], &log_path)?;
+    let mut server = serve::start(options.server_bin.as_deref(), &options.models, data, &[], &log_path)?;
     let pid = server.pid();
     let base = server.base_url();
     let rss_start = rss_mib(pid).unwrap_or(0.0);

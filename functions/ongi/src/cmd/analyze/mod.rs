@@ -1,5 +1,5 @@
 //! `ongi analyze DIR [--out DIR] [--models DIR]`: every analysis on a folder of photos,
-//! written as `report.json` and a self-contained `report.html` (see [`crate::report`]).
+//! written as `report.json` and a self-contained `report.html` (see [`report`]).
 //!
 //! Nothing is re-implemented here: the process is built the way `ongi serve` builds itself
 //! ([`Services::from_settings`]), the photos are read through its store, their features and
@@ -7,6 +7,8 @@
 //! album routes make. The folder becomes the uploads bucket of a local store through a
 //! private data folder whose bucket is a symlink to it, so the photos are read where they
 //! are (no copy) and the store's containment checks still apply to every file.
+
+mod report;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -23,9 +25,9 @@ use ongi_shared::pipeline::face_record::StoredFace;
 use ongi_shared::pipeline::{Features, PhotoError};
 use ongi_shared::services::Services;
 
-use crate::report::html::FACES_SHOWN;
-use crate::report::pictures::{self, Pictures};
-use crate::report::{self, MissingSection, ModelsUsed, People, REPORT_VERSION, Report, Summary};
+use report::html::FACES_SHOWN;
+use report::pictures::{self, Pictures};
+use report::{MissingSection, ModelsUsed, People, REPORT_VERSION, Report, Summary};
 
 /// `--out` when not given: inside the analysed folder (and skipped when it is scanned).
 pub const DEFAULT_OUT: &str = "ongi-report";
