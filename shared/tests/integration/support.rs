@@ -1,10 +1,15 @@
-//! Test helpers: the servers `.ci/run` starts, and spawning the real application.
+//! Test helpers: the servers `.ci/run` starts, ONNX Runtime and the face detector it
+//! provides, and spawning the real application.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use ongi_shared::config::Settings;
 use ongi_shared::http::Application;
+use ongi_shared::model::face::DetectOptions;
+use ongi_shared::model::face::mtcnn::Mtcnn;
+use ongi_shared::model::runtime::{self, SessionConfig};
 use ongi_shared::modules::Modules;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -36,6 +41,28 @@ pub fn unique_prefix() -> String {
 
 pub fn unique_name(ext: &str) -> String {
     format!("tests/{}.{ext}", uuid::Uuid::new_v4())
+}
+
+/// ONNX Runtime from `ORT_DYLIB_PATH` (which `.ci/run` sets), for the face detection tests.
+pub fn ort_env() -> &'static ort::environment::Environment {
+    let lib = required_env("ORT_DYLIB_PATH");
+    runtime::environment(Some(Path::new(&lib)), "the face detection tests").expect("ONNX Runtime loads")
+}
+
+/// The session settings the face detectors run with in the tests.
+pub fn session_config() -> SessionConfig {
+    SessionConfig::threads(runtime::intra_op_threads())
+}
+
+/// `tests/fixtures/faces`: the tiny generated models and the Python reference.
+pub fn face_fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/faces")
+}
+
+/// MTCNN with its real weights from `ONGI_MTCNN_DIR` (unpacked by `.ci/run`).
+pub fn mtcnn(options: DetectOptions) -> Mtcnn {
+    let dir = required_env("ONGI_MTCNN_DIR");
+    Mtcnn::load(ort_env(), Path::new(&dir), session_config(), options).expect("the MTCNN networks load")
 }
 
 /// Waits until something accepts connections on `port`, failing the test after `limit`.

@@ -2,7 +2,7 @@
 //! ([`people::cluster_faces`]) and the anchor's ([`people::anchor_clusters`]), on synthetic
 //! albums with known identities, side by side, one JSON line per (system, setting).
 //!
-//! Data: [`people::synthetic::SyntheticAlbum`] (documented there): 128-d unit embeddings
+//! Data: [`synthetic::SyntheticAlbum`] (documented there): 128-d unit embeddings
 //! with SFace-like cosines — two faces of one person around 0.5–0.8, of two people around
 //! 0–0.3 — 1–12 faces per person (a quarter of them strangers with one face), hard faces
 //! (profile, blur), very hard outliers (some pulled towards another person), look-alike
@@ -15,11 +15,19 @@
 //! - `purity`: share of clustered faces that belong to their cluster's majority identity;
 //! - `clusters` (and `true_clusters`: identities with two faces or more), `noise_fraction`
 //!   (faces in no cluster; `true_singleton_fraction` is the floor a perfect system would show).
+//!
+//! - [`synthetic`]: the album generator.
+//! - [`metrics`]: ARI, purity and labels from clusters.
 
-use ongi_shared::analysis::people::metrics::{adjusted_rand_index, labels_from_clusters, purity};
-use ongi_shared::analysis::people::synthetic::SyntheticAlbum;
+mod metrics;
+mod synthetic;
+#[cfg(test)]
+mod tests;
+
+use metrics::{adjusted_rand_index, labels_from_clusters, purity};
 use ongi_shared::analysis::people::{self, PeopleParams};
 use serde_json::json;
+use synthetic::SyntheticAlbum;
 
 /// One system's scores on one album.
 struct Scores {
