@@ -83,7 +83,7 @@ pub async fn run(options: AnalyzeOptions) -> anyhow::Result<()> {
     let state = Services::from_settings(settings, Modules::all())
         .await
         .context("cannot start the analyses")?;
-    if let Some(line) = missing_models_line(&state) {
+    if let Some(line) = state.models.missing_line() {
         eprintln!("ongi analyze: {line}");
     }
 
@@ -182,18 +182,6 @@ fn settings(models: &Path) -> anyhow::Result<Settings> {
     })?;
     settings.model_dir = models.to_path_buf();
     Ok(settings)
-}
-
-/// The one line `ongi serve` prints at start when models are missing, in this command's words.
-fn missing_models_line(state: &Services) -> Option<String> {
-    let missing = &state.models.missing;
-    (!missing.is_empty()).then(|| {
-        format!(
-            "running without some models ({}): the pixel analyses (duplicates by pHash, blur, exposure) still run; \
-             to add them, run `ongi models fetch` and set ORT_DYLIB_PATH to libonnxruntime.so (PyPI onnxruntime wheel)",
-            missing.join("; ")
-        )
-    })
 }
 
 /// One line: `what`, then the load failures that mention one of `keys` (all of them if none does).
