@@ -3,7 +3,7 @@
 //! embedding function; the features land in Redis and a message on `ongi-features`.
 //! Skipped, saying so, only where the machine has no `gcloud` (so no Pub/Sub emulator).
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -18,18 +18,9 @@ use ongi_shared::storage::gcs::GcsStore;
 use serde_json::{Value, json};
 
 use crate::clip_parity::models_dir;
-use crate::support::{free_port, redis_url, required_env, spawn_app, unique_prefix, wait_for_port};
+use crate::support::{Killed, free_port, redis_url, required_env, spawn_app, unique_prefix, wait_for_port};
 
 pub const PROJECT: &str = "ongi-e2e";
-
-pub struct Killed(pub Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 pub async fn emulator_put(client: &reqwest::Client, base: &str, path: &str, body: Value) {
     let resp = client

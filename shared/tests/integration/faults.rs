@@ -15,7 +15,7 @@ use ongi_shared::storage::gcs::GcsStore;
 use serde_json::{Value, json};
 
 use crate::analyses_api::png;
-use crate::e2e_upload::Killed;
+use crate::support::Killed;
 use crate::support::{free_port, required_env, spawn_app, wait_for_port};
 
 /// A fake-gcs-server on `port` keeping its objects in `root` (bucket `uploads`).

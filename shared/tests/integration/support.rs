@@ -9,51 +9,12 @@ use ongi_shared::modules::Modules;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// A setting the integration tests need from `.ci/run`; fails with one clear line if absent.
-pub fn required_env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests through .ci/run, which starts Redis and fake-gcs-server")
-    })
-}
-
-pub fn redis_url() -> String {
-    required_env("REDIS_URL")
-}
-
-pub fn storage_emulator() -> String {
-    let host = required_env("STORAGE_EMULATOR_HOST");
-    if host.starts_with("http") {
-        host
-    } else {
-        format!("http://{host}")
-    }
-}
-
-/// A key prefix no other test uses, so tests can share one Redis.
-pub fn unique_prefix() -> String {
-    format!("test:{}:", uuid::Uuid::new_v4())
-}
+pub use ongi_test_support::{
+    Killed, free_port, redis_url, required_env, storage_emulator, unique_prefix, wait_for_port,
+};
 
 pub fn unique_name(ext: &str) -> String {
     format!("tests/{}.{ext}", uuid::Uuid::new_v4())
-}
-
-/// Waits until something accepts connections on `port`, failing the test after `limit`.
-pub fn wait_for_port(port: u16, limit: std::time::Duration, what: &str) {
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < limit,
-            "{what} did not start listening on port {port}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
-/// A port nothing listens on (bound, read, released).
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
 }
 
 pub struct TestApp {
