@@ -1,11 +1,16 @@
-//! Test helpers: the servers `.ci/run` starts, and spawning the real application.
+//! Test helpers: the servers `.ci/run` starts, the Pub/Sub emulator where there is one, and
+//! spawning the real application.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use base64::Engine;
 use ongi_shared::config::Settings;
+use ongi_shared::config::parse::with_http_scheme;
 use ongi_shared::http::Application;
 use ongi_shared::modules::Modules;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -15,6 +20,96 @@ pub use ongi_test_support::{
 
 pub fn unique_name(ext: &str) -> String {
     format!("tests/{}.{ext}", uuid::Uuid::new_v4())
+}
+
+/// The Pub/Sub emulator at `PUBSUB_EMULATOR_HOST`, through its REST API, in one project.
+pub struct PubSubEmulator {
+    /// `host:port`, as the emulator's clients (and `PUBSUB_EMULATOR_HOST`) take it.
+    pub host: String,
+    project: String,
+    url: String,
+    http: reqwest::Client,
+}
+
+/// The Pub/Sub emulator, for `project`; `None`, after one line saying the test is skipped,
+/// where `PUBSUB_EMULATOR_HOST` is not set (only machines with `gcloud` have the emulator).
+pub fn pubsub_emulator(project: &str) -> Option<PubSubEmulator> {
+    let Ok(host) = std::env::var("PUBSUB_EMULATOR_HOST") else {
+        eprintln!("SKIPPED: PUBSUB_EMULATOR_HOST is not set (no gcloud on this machine, so no Pub/Sub emulator)");
+        return None;
+    };
+    Some(PubSubEmulator {
+        url: with_http_scheme(&host),
+        host,
+        project: project.to_owned(),
+        http: reqwest::Client::new(),
+    })
+}
+
+impl PubSubEmulator {
+    /// `projects/P/topics/TOPIC`.
+    pub fn topic(&self, topic: &str) -> String {
+        format!("projects/{}/topics/{topic}", self.project)
+    }
+
+    /// Creates `path` (`topics/T` or `subscriptions/S`) with `body`, failing the test if the
+    /// emulator refuses.
+    pub async fn put(&self, path: &str, body: Value) {
+        let resp = self
+            .http
+            .put(format!("{}/v1/projects/{}/{path}", self.url, self.project))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_success(),
+            "PUT {path}: {} {}",
+            resp.status(),
+            resp.text().await.unwrap()
+        );
+    }
+
+    /// One pull on subscription `sub` with `request` (`maxMessages`, …): the messages
+    /// received, not acknowledged.
+    pub async fn pull(&self, sub: &str, request: Value) -> Vec<Value> {
+        let pulled: Value = self
+            .http
+            .post(format!(
+                "{}/v1/projects/{}/subscriptions/{sub}:pull",
+                self.url, self.project
+            ))
+            .json(&request)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        pulled["receivedMessages"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Acknowledges `received` (from [`Self::pull`]) on subscription `sub`.
+    pub async fn acknowledge(&self, sub: &str, received: &[Value]) {
+        let ack_ids: Vec<Value> = received.iter().map(|m| m["ackId"].clone()).collect();
+        self.http
+            .post(format!(
+                "{}/v1/projects/{}/subscriptions/{sub}:acknowledge",
+                self.url, self.project
+            ))
+            .json(&json!({"ackIds": ack_ids}))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// A received message's data (base64 JSON), parsed.
+pub fn message_data<T: DeserializeOwned>(received: &Value) -> T {
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(received["message"]["data"].as_str().unwrap_or_default())
+        .unwrap();
+    serde_json::from_slice(&data).expect("a JSON message")
 }
 
 pub struct TestApp {
