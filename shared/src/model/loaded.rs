@@ -144,7 +144,7 @@ impl Models {
             }),
         };
         let embed_path = dir.join(FACE_EMBED_FILE);
-        let embedder = FaceEmbedder::load_with(env, &embed_path, config)
+        let embedder = FaceEmbedder::load(env, &embed_path, config)
             .and_then(|e| Ok((Arc::new(e), model_id("sface", &embed_path)?)));
         match (detector, embedder) {
             (Ok((d, did)), Ok((e, eid))) => {

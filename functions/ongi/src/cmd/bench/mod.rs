@@ -125,7 +125,7 @@ pub async fn embed(opts: BenchOptions) -> anyhow::Result<()> {
     let env = runtime::environment(library.as_deref(), "the benchmark")?;
     let photos = list_photos(&opts.photos, opts.limit)?;
     let load_started = Instant::now();
-    let model = Arc::new(ClipVisual::load_with(
+    let model = Arc::new(ClipVisual::load(
         env,
         &opts.models.join(VISUAL_FILE),
         SessionConfig::threads(opts.threads),
