@@ -20,7 +20,7 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use ongi_shared::album::{Album, CategoryGroup, DuplicateGroup, InvalidImage, QualityDetail, ScoredCategory, persons};
 use ongi_shared::config::Settings;
-use ongi_shared::domain::ImageRef;
+use ongi_shared::domain::{ImageRef, Reason};
 use ongi_shared::modules::Modules;
 use ongi_shared::pipeline::face_record::StoredFace;
 use ongi_shared::pipeline::{Features, PhotoError};
@@ -94,7 +94,7 @@ pub async fn run(options: AnalyzeOptions) -> anyhow::Result<()> {
             Ok(r) => refs.push(r),
             Err(e) => unreadable.push(InvalidImage {
                 image: name,
-                reason: "invalid_name".into(),
+                reason: Reason::InvalidName,
                 detail: Some(e.to_string()),
             }),
         }
@@ -252,7 +252,7 @@ async fn read_features(state: &Services, refs: &[ImageRef]) -> (Vec<(ImageRef, F
         match result {
             Some(Ok(f)) => photos.push((r, f)),
             Some(Err(e)) => failed.push(invalid(&r, e)),
-            None => failed.push(unreadable(r.to_string(), "internal", "no result")),
+            None => failed.push(unreadable(r.to_string(), Reason::Internal, "no result")),
         }
     }
     (photos, failed)
@@ -364,7 +364,7 @@ async fn find_people(state: &Services, photos: &[(ImageRef, Features)]) -> Peopl
         match result {
             Some(Ok(found)) => faces.extend(found.into_iter().map(|f| (p, f))),
             Some(Err(e)) => failed.push(invalid(&photos[p].0, e)),
-            None => failed.push(unreadable(photos[p].0.to_string(), "internal", "no result")),
+            None => failed.push(unreadable(photos[p].0.to_string(), Reason::Internal, "no result")),
         }
     }
     let clusters = persons(&faces, |p| photos[p].0.to_string(), true);

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use ongi_shared::album::InvalidImage;
+use ongi_shared::domain::Reason;
 use ongi_shared::image::is_photo_name;
 
 #[derive(Debug, Default)]
@@ -14,10 +15,10 @@ pub(super) struct Found {
     pub(super) unreadable: Vec<InvalidImage>,
 }
 
-pub(super) fn unreadable(image: String, reason: &str, detail: impl Into<String>) -> InvalidImage {
+pub(super) fn unreadable(image: String, reason: Reason, detail: impl Into<String>) -> InvalidImage {
     InvalidImage {
         image,
-        reason: reason.to_owned(),
+        reason,
         detail: Some(detail.into()),
     }
 }
@@ -35,7 +36,7 @@ pub(super) fn scan(dir: &Path, out: &Path) -> std::io::Result<Found> {
             Err(e) => {
                 found.unreadable.push(unreadable(
                     prefix.trim_end_matches('/').to_owned(),
-                    "unreadable_folder",
+                    Reason::UnreadableFolder,
                     e.to_string(),
                 ));
                 continue;
@@ -47,7 +48,7 @@ pub(super) fn scan(dir: &Path, out: &Path) -> std::io::Result<Found> {
                 Err(e) => {
                     found
                         .unreadable
-                        .push(unreadable(prefix.clone(), "unreadable_folder", e.to_string()));
+                        .push(unreadable(prefix.clone(), Reason::UnreadableFolder, e.to_string()));
                     continue;
                 }
             };
@@ -55,7 +56,7 @@ pub(super) fn scan(dir: &Path, out: &Path) -> std::io::Result<Found> {
             let Some(name) = file_name.to_str() else {
                 found.unreadable.push(unreadable(
                     format!("{prefix}{}", file_name.to_string_lossy()),
-                    "invalid_name",
+                    Reason::InvalidName,
                     "the file name is not UTF-8",
                 ));
                 continue;
@@ -69,7 +70,7 @@ pub(super) fn scan(dir: &Path, out: &Path) -> std::io::Result<Found> {
             let meta = match std::fs::metadata(&path) {
                 Ok(meta) => meta,
                 Err(e) => {
-                    found.unreadable.push(unreadable(rel, "not_found", e.to_string()));
+                    found.unreadable.push(unreadable(rel, Reason::NotFound, e.to_string()));
                     continue;
                 }
             };
