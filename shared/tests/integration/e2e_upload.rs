@@ -3,7 +3,6 @@
 //! embedding function; the features land in Redis and a message on `ongi-features`.
 //! Skipped, saying so, only where the machine has no `gcloud` (so no Pub/Sub emulator).
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::clip_parity::models_dir;
 use crate::support::{
-    Killed, free_port, message_data, pubsub_emulator, redis_url, required_env, spawn_app, unique_prefix, wait_for_port,
+    Killed, free_port, message_data, pubsub_emulator, redis_url, required_env, spawn_app, start_fake_gcs, unique_prefix,
 };
 
 pub const PROJECT: &str = "ongi-e2e";
@@ -35,19 +34,22 @@ impl NotifyingGcs {
         let data = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(data.path().join("uploads")).unwrap();
         std::fs::write(data.path().join("uploads/.seed"), b"seed").unwrap();
-        let process = Killed(
-            Command::new(required_env("FAKE_GCS_SERVER_BIN"))
-                .args(["-scheme", "http", "-host", "127.0.0.1", "-port", &port.to_string()])
-                .args(["-backend", "memory", "-data", &data.path().display().to_string()])
-                .args(["-public-host", &format!("127.0.0.1:{port}")])
-                .args(["-event.pubsub-project-id", PROJECT, "-event.pubsub-topic", topic])
-                .env("PUBSUB_EMULATOR_HOST", pubsub)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("fake-gcs-server starts"),
+        let data_dir = data.path().display().to_string();
+        let process = start_fake_gcs(
+            port,
+            &[
+                "-backend",
+                "memory",
+                "-data",
+                &data_dir,
+                "-event.pubsub-project-id",
+                PROJECT,
+                "-event.pubsub-topic",
+                topic,
+            ],
+            &[("PUBSUB_EMULATOR_HOST", pubsub)],
+            Duration::from_secs(20),
         );
-        wait_for_port(port, Duration::from_secs(20), "fake-gcs-server");
         Self {
             _process: process,
             _data: data,

@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use ongi_test_support::{
-    Killed, free_port, redis_url, required_env, storage_emulator, unique_prefix, wait_for_port,
+    Killed, free_port, redis_url, required_env, start_fake_gcs, storage_emulator, unique_prefix,
 };
 
 pub fn unique_name(ext: &str) -> String {
