@@ -139,10 +139,7 @@ fn crate_modules(code: &str) -> BTreeSet<String> {
                 }
             }
         } else {
-            let name: String = after
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
+            let name: String = after.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
             if !name.is_empty() {
                 found.insert(name);
             }
@@ -159,7 +156,11 @@ fn dependencies() -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
     rust_files(&root, &mut files);
     let mut deps: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
     for file in files {
-        let rel = file.strip_prefix(&root).expect("under src").to_string_lossy().into_owned();
+        let rel = file
+            .strip_prefix(&root)
+            .expect("under src")
+            .to_string_lossy()
+            .into_owned();
         let module = rel.split('/').next().unwrap_or("").trim_end_matches(".rs").to_owned();
         if module == "lib" {
             continue;
@@ -188,7 +189,9 @@ fn every_module_uses_only_the_modules_below_it() {
     let mut wrong = Vec::new();
     for (module, uses) in dependencies() {
         let Some(may) = allowed.get(module.as_str()) else {
-            wrong.push(format!("`{module}` is not in the layering table (tests/layering.rs, lib.rs)"));
+            wrong.push(format!(
+                "`{module}` is not in the layering table (tests/layering.rs, lib.rs)"
+            ));
             continue;
         };
         for (used, files) in uses {
@@ -224,7 +227,10 @@ fn the_reader_finds_grouped_and_inline_paths_and_skips_prose() {
          $crate::telemetry::x; ongi_crate::events::y;",
     );
     let found = crate_modules(&code);
-    let expected: BTreeSet<String> = ["cache", "image", "model", "storage"].iter().map(|s| s.to_string()).collect();
+    let expected: BTreeSet<String> = ["cache", "image", "model", "storage"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     assert_eq!(found, expected);
 }
 
@@ -232,6 +238,10 @@ fn the_reader_finds_grouped_and_inline_paths_and_skips_prose() {
 fn a_wrong_import_is_caught() {
     // The check itself can fail: `analysis` using `cache` is against the table.
     let found = crate_modules(&code_only("use crate::cache::Cache;"));
-    let analysis = ALLOWED.iter().find(|(m, _)| *m == "analysis").map(|(_, u)| *u).unwrap_or(&[]);
+    let analysis = ALLOWED
+        .iter()
+        .find(|(m, _)| *m == "analysis")
+        .map(|(_, u)| *u)
+        .unwrap_or(&[]);
     assert!(found.iter().any(|m| !analysis.contains(&m.as_str())));
 }

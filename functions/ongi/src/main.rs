@@ -402,13 +402,7 @@ fn models_missing(dir: &std::path::Path) -> bool {
 
 /// One line saying what this first run lacks and how to add it.
 fn report_missing_parts(app: &Application) {
-    let models = &app.state().models;
-    if !models.missing.is_empty() {
-        let line = format!(
-            "running without CLIP ({}): pixel features (duplicates, blur, exposure) still work; \
-             to add it, run `ongi models fetch` and set ORT_DYLIB_PATH to libonnxruntime.so (PyPI onnxruntime wheel)",
-            models.missing.join("; ")
-        );
+    if let Some(line) = app.state().models.missing_line() {
         tracing::warn!("{line}");
         eprintln!("ongi serve: {line}");
     }

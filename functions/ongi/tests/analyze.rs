@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{full_model_folder, required_env, run_with_timeout, save, scene};
+use common::{full_model_folder, run_with_timeout, save, scene};
 use image::ImageFormat;
 use image::imageops::FilterType;
+use ongi_test_support::required_env;
 use serde_json::Value;
 
 fn chromium() -> PathBuf {

@@ -10,7 +10,8 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{full_model_folder, required_env, run_with_timeout};
+use common::{full_model_folder, run_with_timeout};
+use ongi_test_support::required_env;
 use serde_json::Value;
 
 #[test]

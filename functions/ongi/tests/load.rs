@@ -12,8 +12,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Redis, clip_model_folder, required_env, save, scene};
+use common::{clip_model_folder, save, scene};
 use image::ImageFormat;
+use ongi_test_support::{RedisServer, required_env};
 use serde_json::Value;
 
 /// 30 small synthetic photos (PNG: the image crate here has no JPEG encoder). Small, so that
@@ -121,7 +122,7 @@ fn redis_killed_and_restarted_under_load_costs_no_failed_call_and_the_cache_reco
         .local_addr()
         .unwrap()
         .port();
-    let mut redis = Redis::start(port);
+    let mut redis = RedisServer::start(port);
     let mut cmd = load_command(
         photos.path(),
         models.path(),
@@ -151,7 +152,7 @@ fn redis_killed_and_restarted_under_load_costs_no_failed_call_and_the_cache_reco
     let killed_at = started.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(4));
     // Same port, empty server: the running process must find it again by itself.
-    let redis = Redis::start(port);
+    let redis = RedisServer::start(port);
     let restarted_at = started.elapsed().as_secs_f64();
 
     let mut stdout = String::new();

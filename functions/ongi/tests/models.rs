@@ -9,6 +9,7 @@ use std::process::Output;
 use std::sync::atomic::Ordering;
 
 use common::serve_files;
+use ongi_test_support::file_names;
 use sha2::{Digest, Sha256};
 
 const VISUAL: &str = "clip-vit-b32-visual.onnx";
@@ -50,15 +51,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// A manifest of one required file `m.onnx`.
@@ -176,7 +168,7 @@ async fn fetch_from_an_unreachable_host_fails_in_one_line_and_installs_nothing()
         "{errors:?}"
     );
     assert!(errors[0].contains("ongi models verify"), "{errors:?}");
-    assert_eq!(names(&folder), ["manifest.toml"]);
+    assert_eq!(file_names(&folder), ["manifest.toml"]);
 }
 
 #[tokio::test]
@@ -199,7 +191,7 @@ async fn fetch_installs_a_verified_file_and_skips_it_the_second_time() {
     assert!(first.status.success(), "{}\n{:?}", stdout(&first), stderr_lines(&first));
     assert!(stdout(&first).contains("installed  m.onnx"), "{}", stdout(&first));
     assert_eq!(std::fs::read(folder.join("m.onnx")).unwrap(), body);
-    assert_eq!(names(&folder), ["m.onnx", "manifest.toml"]);
+    assert_eq!(file_names(&folder), ["m.onnx", "manifest.toml"]);
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 
     let second = ongi(&args, &[]).await;
@@ -236,7 +228,7 @@ async fn fetch_refuses_bytes_with_the_wrong_hash_and_installs_nothing() {
         errors[0].contains("m.onnx") && errors[0].contains(&sha256_hex(b"tampered!")),
         "{errors:?}"
     );
-    assert_eq!(names(&folder), ["manifest.toml"]);
+    assert_eq!(file_names(&folder), ["manifest.toml"]);
 }
 
 /// `ongi models fetch --models FOLDER --manifest MANIFEST`.
@@ -280,7 +272,7 @@ async fn fetch_replaces_a_mismatching_file_only_with_a_verified_download_and_kee
         users,
         "the user's file is kept, byte for byte"
     );
-    assert_eq!(names(&folder), ["m.onnx", "m.onnx.replaced", "manifest.toml"]);
+    assert_eq!(file_names(&folder), ["m.onnx", "m.onnx.replaced", "manifest.toml"]);
     let line = out
         .lines()
         .find(|l| l.contains("m.onnx.replaced"))
@@ -321,7 +313,7 @@ async fn a_download_that_fails_verification_leaves_the_existing_file_and_no_part
         "the existing file is untouched"
     );
     assert_eq!(
-        names(&folder),
+        file_names(&folder),
         ["m.onnx", "manifest.toml"],
         "no partial download is left"
     );

@@ -5,10 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn redis_url() -> String {
-    std::env::var("REDIS_URL")
-        .unwrap_or_else(|_| panic!("REDIS_URL is not set: run the tests through .ci/run, which starts Redis"))
-}
+use ongi_test_support::redis_url;
 
 /// Runs `ongi reprocess ARGS` in `dir` with only the settings given (and PATH).
 fn reprocess(dir: &Path, cache_prefix: &str, args: &[&str]) -> Output {

@@ -7,40 +7,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{required_env, run_with_timeout};
+use common::run_with_timeout;
+use ongi_test_support::{free_port, required_env, start_fake_gcs};
 
 const OBJECTS: usize = 10_000;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16, limit: Duration) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < limit,
-            "fake-gcs-server did not listen on {port} within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// 10 000 tiny distinct PNGs under uploads/big/ in fake-gcs-server's data folder layout.
 fn write_bucket(data: &Path) {
@@ -62,17 +35,13 @@ fn the_reprocessing_job_walks_10000_objects_to_the_end_over_many_calls() {
     let written = started.elapsed();
 
     let port = free_port();
-    let _gcs = Killed(
-        Command::new(required_env("FAKE_GCS_SERVER_BIN"))
-            .args(["-scheme", "http", "-host", "127.0.0.1", "-port", &port.to_string()])
-            .args(["-backend", "memory", "-data", &data.path().display().to_string()])
-            .args(["-public-host", &format!("127.0.0.1:{port}"), "-log-level", "error"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("fake-gcs-server starts"),
+    let data_dir = data.path().display().to_string();
+    let _gcs = start_fake_gcs(
+        port,
+        &["-backend", "memory", "-data", &data_dir, "-log-level", "error"],
+        &[],
+        Duration::from_secs(120),
     );
-    wait_for_port(port, Duration::from_secs(120));
     let loaded = started.elapsed();
 
     let home = tempfile::tempdir().unwrap();

@@ -16,8 +16,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Redis, free_port, required_env, save, scene};
+use common::{save, scene};
 use image::ImageFormat;
+use ongi_test_support::{RedisServer, free_port, required_env};
 use serde_json::{Value, json};
 
 const KEY: &str = "AIzaSy-test-key-that-must-never-be-seen-42";
@@ -252,7 +253,7 @@ async fn serve_and_ask(url: &str, format: &str) -> (String, Vec<String>) {
 
 #[tokio::test]
 async fn the_redis_password_never_reaches_a_log_or_a_response() {
-    let redis = Redis::start_with_password(free_port(), REDIS_PASSWORD);
+    let redis = RedisServer::start_with_password(free_port(), REDIS_PASSWORD);
     let right = format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{}/0", redis.port);
     let wrong = format!("redis://default:{WRONG_PASSWORD}@127.0.0.1:{}", redis.port);
     let unreachable = format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{}", free_port());

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{run_with_timeout, serve_files};
+use ongi_test_support::file_names;
 use sha2::{Digest, Sha256};
 
 struct Server {
@@ -337,12 +338,7 @@ fn start_up_installs_what_is_missing_and_never_touches_a_file_that_is_there() {
         1,
         "only n.onnx was downloaded"
     );
-    let mut names: Vec<String> = std::fs::read_dir(&models)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["m.onnx", "manifest.toml", "n.onnx"]);
+    assert_eq!(file_names(&models), ["m.onnx", "manifest.toml", "n.onnx"]);
     let line = printed
         .iter()
         .find(|l| l.contains("m.onnx") && !l.contains("n.onnx"))

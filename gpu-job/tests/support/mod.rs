@@ -28,33 +28,7 @@ use ongi_shared::storage::ObjectStore;
 use ongi_shared::storage::gcs::GcsStore;
 use tokio::sync::oneshot;
 
-pub fn required_env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests through .ci/run, which starts Redis and fake-gcs-server")
-    })
-}
-
-pub fn redis_url() -> String {
-    required_env("REDIS_URL")
-}
-
-pub fn storage_emulator() -> String {
-    let host = required_env("STORAGE_EMULATOR_HOST");
-    if host.starts_with("http") {
-        host
-    } else {
-        format!("http://{host}")
-    }
-}
-
-pub fn unique_prefix() -> String {
-    format!("test:{}:", uuid::Uuid::new_v4())
-}
-
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
-}
+pub use ongi_test_support::{free_port, redis_url, storage_emulator, unique_prefix};
 
 pub fn uploads() -> BucketName {
     BucketName::parse("uploads").expect("bucket")

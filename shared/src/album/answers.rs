@@ -6,13 +6,14 @@ use utoipa::ToSchema;
 
 use crate::analysis::duplicate::Tier;
 use crate::analysis::quality::QualityMetrics;
+use crate::domain::Reason;
 
 /// A photo that could not be used, with a stable machine-readable reason
 /// (`empty`, `corrupt`, `unsupported_format`, `too_large`, `not_found`, …) and a sentence.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
 pub struct InvalidImage {
     pub image: String,
-    pub reason: String,
+    pub reason: Reason,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }

@@ -192,16 +192,24 @@ pub fn redis_url(v: &str) -> Result<String, String> {
     Ok(v.to_owned())
 }
 
+/// An emulator's address (`STORAGE_EMULATOR_HOST`, `PUBSUB_EMULATOR_HOST`) as a URL: the
+/// emulator convention is a bare `host:port`, which gets `http://`; an `http://` or
+/// `https://` URL is kept as it is.
+pub fn with_http_scheme(v: &str) -> String {
+    if v.starts_with("http://") || v.starts_with("https://") {
+        v.to_owned()
+    } else {
+        format!("http://{v}")
+    }
+}
+
 /// Accepts `http(s)://host[:port][/path]` or a bare `host:port` (the emulator convention),
 /// and returns it with a scheme and without a trailing slash.
 pub fn http_base(v: &str) -> Result<String, String> {
-    let with_scheme = if v.starts_with("http://") || v.starts_with("https://") {
-        v.to_owned()
-    } else if v.contains("://") {
+    let with_scheme = with_http_scheme(v);
+    if with_scheme != v && v.contains("://") {
         return Err("an http:// or https:// URL".into());
-    } else {
-        format!("http://{v}")
-    };
+    }
     let rest = with_scheme.split_once("://").map(|(_, r)| r).unwrap_or_default();
     let host = rest.split('/').next().unwrap_or_default();
     if host.is_empty() || with_scheme.chars().any(|c| c.is_whitespace() || c.is_control()) {

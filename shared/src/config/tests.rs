@@ -209,6 +209,17 @@ fn emulator_host_selects_gcs_and_gets_a_scheme() {
 }
 
 #[test]
+fn an_emulator_host_gets_http_unless_it_has_a_scheme() {
+    assert_eq!(parse::with_http_scheme("127.0.0.1:8085"), "http://127.0.0.1:8085");
+    assert_eq!(parse::with_http_scheme("http://pubsub:8085"), "http://pubsub:8085");
+    assert_eq!(parse::with_http_scheme("https://gcs.test"), "https://gcs.test");
+    assert_eq!(
+        parse::http_base("ftp://x:21"),
+        Err("an http:// or https:// URL".to_owned())
+    );
+}
+
+#[test]
 fn gcs_without_project_or_emulator_is_missing_a_setting() {
     let err = settings(&[("ONGI_STORAGE", "gcs")]).unwrap_err();
     assert_eq!(err.name, "GOOGLE_CLOUD_PROJECT");

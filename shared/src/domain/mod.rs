@@ -4,8 +4,10 @@
 mod bucket;
 mod content_hash;
 mod image_ref;
+mod reason;
 pub mod time;
 
 pub use bucket::BucketName;
 pub use content_hash::ContentHash;
 pub use image_ref::{ImageRef, MAX_REF_BYTES, RefError};
+pub use reason::Reason;

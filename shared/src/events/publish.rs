@@ -8,6 +8,8 @@ use google_cloud_pubsub::client::Publisher as PubSubClient;
 use google_cloud_pubsub::model::Message;
 use serde::Serialize;
 
+use crate::config::parse::with_http_scheme;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("cannot create the Pub/Sub publisher for {topic}: {reason}")]
@@ -34,13 +36,8 @@ impl PubSubPublisher {
         let name = format!("projects/{project}/topics/{topic}");
         let mut builder = PubSubClient::builder(name.clone());
         if let Some(host) = emulator {
-            let endpoint = if host.starts_with("http") {
-                host.to_owned()
-            } else {
-                format!("http://{host}")
-            };
             builder = builder
-                .with_endpoint(endpoint)
+                .with_endpoint(with_http_scheme(host))
                 .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build());
         }
         let client = builder.build().await.map_err(|e| PublishError::Setup {

@@ -35,7 +35,7 @@ pub fn split(refs: &[ImageRef], results: Vec<Result<Features, PhotoError>>) -> R
             }
             Err(e) => invalid.push(InvalidImage {
                 image: r.to_string(),
-                reason: e.reason.to_owned(),
+                reason: e.reason,
                 detail: Some(e.detail),
             }),
         }

@@ -1,5 +1,7 @@
-//! Decode failures. `reason()` is the stable, machine-readable string the app backend
+//! Decode failures. `reason()` is the stable, machine-readable reason the app backend
 //! receives in `invalid_images`; `Display` is the human sentence beside it.
+
+use crate::domain::Reason;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ImageError {
@@ -15,19 +17,24 @@ pub enum ImageError {
 
 impl ImageError {
     /// Every value [`ImageError::reason`] can take.
-    pub const REASONS: [&'static str; 4] = ["empty", "corrupt", "unsupported_format", "too_large"];
+    pub const REASONS: [Reason; 4] = [
+        Reason::Empty,
+        Reason::Corrupt,
+        Reason::UnsupportedFormat,
+        Reason::TooLarge,
+    ];
 
-    /// The reason string as a `'static` one, if it is one of [`ImageError::REASONS`].
-    pub fn known_reason(reason: &str) -> Option<&'static str> {
-        Self::REASONS.into_iter().find(|r| *r == reason)
+    /// The reason `text` names, if it is one of [`ImageError::REASONS`].
+    pub fn known_reason(text: &str) -> Option<Reason> {
+        Reason::parse(text).filter(|r| Self::REASONS.contains(r))
     }
 
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::Empty => "empty",
-            Self::Corrupt(_) => "corrupt",
-            Self::UnsupportedFormat(_) => "unsupported_format",
-            Self::TooLarge(_) => "too_large",
+            Self::Empty => Reason::Empty,
+            Self::Corrupt(_) => Reason::Corrupt,
+            Self::UnsupportedFormat(_) => Reason::UnsupportedFormat,
+            Self::TooLarge(_) => Reason::TooLarge,
         }
     }
 }

@@ -12,7 +12,9 @@ mod error;
 pub mod exif;
 pub mod features;
 mod format;
+mod names;
 
 pub use decode::{DecodeCost, DecodeOptions, DecodedImage, decode, estimate};
 pub use error::ImageError;
 pub use format::{ImageFormat, sniff};
+pub use names::{PHOTO_EXTENSIONS, is_photo_name};

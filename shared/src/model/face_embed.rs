@@ -22,7 +22,7 @@ use ort::value::{Tensor, TensorElementType, ValueType};
 
 use super::clip::l2_normalize;
 use super::error::ModelError;
-use super::runtime::{SessionConfig, load_session};
+use super::runtime::{CheckedSession, SessionConfig, load_checked};
 
 pub const FACE_EMBED_FILE: &str = "face-embed-sface.onnx";
 /// Side of the aligned face crop.
@@ -45,21 +45,15 @@ pub struct FaceEmbedder {
 }
 
 impl FaceEmbedder {
-    pub fn load(env: &ort::environment::Environment, path: &Path, threads: usize) -> Result<Self, ModelError> {
-        Self::load_with(env, path, SessionConfig::threads(threads))
-    }
-
-    /// Loads the model and checks its I/O contract: input `data` f32 of shape
-    /// [N,3,112,112] and output `fc1` f32 of shape [N,128] (a dimension may be dynamic).
-    pub fn load_with(
+    /// Loads the model with `config` (or a thread count) and checks its I/O contract: input
+    /// `data` f32 of shape [N,3,112,112] and output `fc1` f32 of shape [N,128] (a dimension
+    /// may be dynamic).
+    pub fn load(
         env: &ort::environment::Environment,
         path: &Path,
-        config: SessionConfig,
+        config: impl Into<SessionConfig>,
     ) -> Result<Self, ModelError> {
-        let session = load_session(env, path, config)?;
-        let name = path
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let CheckedSession { session, name } = load_checked(env, path, config.into(), INPUT, &[OUTPUT])?;
         let contract = |reason: String| ModelError::Contract {
             model: name.clone(),
             reason,

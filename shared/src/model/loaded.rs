@@ -111,6 +111,18 @@ impl Models {
         }
     }
 
+    /// The one start-up line for a process that lacks models (`None` when it has them all):
+    /// which failed to load, what still runs, and how to add them.
+    pub fn missing_line(&self) -> Option<String> {
+        (!self.missing.is_empty()).then(|| {
+            format!(
+                "running without some models ({}): the pixel analyses (duplicates by pHash, blur, exposure) still run; \
+                 to add them, run `ongi models fetch` and set ORT_DYLIB_PATH to libonnxruntime.so (PyPI onnxruntime wheel)",
+                self.missing.join("; ")
+            )
+        })
+    }
+
     /// Adds the face models (people): the chosen detector and the SFace embedder.
     pub fn load_faces(&mut self, dir: &Path, ort_library: Option<&Path>, choice: DetectorChoice) {
         let env = match runtime::environment(ort_library, "face detection") {
@@ -132,7 +144,7 @@ impl Models {
             }),
         };
         let embed_path = dir.join(FACE_EMBED_FILE);
-        let embedder = FaceEmbedder::load_with(env, &embed_path, config)
+        let embedder = FaceEmbedder::load(env, &embed_path, config)
             .and_then(|e| Ok((Arc::new(e), model_id("sface", &embed_path)?)));
         match (detector, embedder) {
             (Ok((d, did)), Ok((e, eid))) => {
@@ -167,4 +179,26 @@ fn model_id(name: &str, path: &Path) -> Result<String, ModelError> {
         reason: e.to_string(),
     })?;
     Ok(format!("{name}@{}", &hex::encode(hasher.finalize())[..12]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_missing_line_names_each_failure_and_the_fix() {
+        let mut models = Models::none("no ONNX Runtime");
+        models.missing.push("model file clip.onnx is missing".into());
+        let line = models.missing_line().expect("a line when models are missing");
+        assert!(
+            line.contains("(no ONNX Runtime; model file clip.onnx is missing)"),
+            "{line}"
+        );
+        assert!(
+            line.contains("ongi models fetch") && line.contains("ORT_DYLIB_PATH"),
+            "{line}"
+        );
+        models.missing.clear();
+        assert_eq!(models.missing_line(), None);
+    }
 }

@@ -81,6 +81,49 @@ impl SessionConfig {
     }
 }
 
+/// A thread count alone: [`SessionConfig::threads`], so a model's `load` takes either.
+impl From<usize> for SessionConfig {
+    fn from(threads: usize) -> Self {
+        Self::threads(threads)
+    }
+}
+
+/// A session whose graph has the inputs and outputs its caller runs, with the name errors
+/// call the model by (its file name).
+pub(crate) struct CheckedSession {
+    pub(crate) session: Session,
+    pub(crate) name: String,
+}
+
+/// Loads `path` ([`load_session`]) and checks its I/O contract: the graph has the input
+/// `input` and every output in `outputs`, so another model's file fails here, with
+/// [`ModelError::Contract`], rather than at its first run.
+pub(crate) fn load_checked(
+    env: &Environment,
+    path: &Path,
+    config: SessionConfig,
+    input: &str,
+    outputs: &[&str],
+) -> Result<CheckedSession, ModelError> {
+    let session = load_session(env, path, config)?;
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let has_input = session.inputs().iter().any(|i| i.name() == input);
+    let missing: Vec<&str> = outputs
+        .iter()
+        .filter(|o| !session.outputs().iter().any(|s| s.name() == **o))
+        .copied()
+        .collect();
+    if !has_input || !missing.is_empty() {
+        return Err(ModelError::Contract {
+            model: name,
+            reason: format!("expected input {input:?} and outputs {outputs:?} (missing: {missing:?})"),
+        });
+    }
+    Ok(CheckedSession { session, name })
+}
+
 /// Loads an ONNX model file into a session on the process's environment.
 pub fn load_session(env: &Environment, path: &Path, config: SessionConfig) -> Result<Session, ModelError> {
     if !path.is_file() {

@@ -25,6 +25,7 @@ use tokio::sync::Semaphore;
 
 use super::service::PhotoError;
 use crate::config::IngestLimits;
+use crate::domain::Reason;
 use crate::image::{DecodeCost, DecodeOptions, DecodedImage, ImageError, decode, estimate};
 
 /// Permits are MiB of estimated decode memory.
@@ -85,7 +86,7 @@ impl DecodeThreads {
             Ok(jobs) => jobs.send(job),
             Err(poisoned) => poisoned.into_inner().send(job),
         };
-        let internal = |what: &str| PhotoError::permanent("internal", format!("the decoder task {what}"));
+        let internal = |what: &str| PhotoError::permanent(Reason::Internal, format!("the decoder task {what}"));
         sent.map_err(|_| internal("could not start: no decode thread is running"))?;
         match rx.await {
             Ok(Ok(value)) => Ok(value),
@@ -161,7 +162,7 @@ impl DecodeBudget {
             .clone()
             .acquire_many_owned(wanted)
             .await
-            .map_err(|_| PhotoError::transient("shutting_down", "the process is stopping"))?;
+            .map_err(|_| PhotoError::transient(Reason::ShuttingDown, "the process is stopping"))?;
         metrics::histogram!("ongi_decode_wait_seconds").record(waited.elapsed().as_secs_f64());
         let started = Instant::now();
         self.decodes.fetch_add(1, Ordering::Relaxed);
@@ -178,7 +179,7 @@ impl DecodeBudget {
 }
 
 fn failed(e: ImageError) -> PhotoError {
-    metrics::counter!("ongi_photos_failed_total", "reason" => e.reason()).increment(1);
+    metrics::counter!("ongi_photos_failed_total", "reason" => e.reason().as_str()).increment(1);
     PhotoError::permanent(e.reason(), e.to_string())
 }
 

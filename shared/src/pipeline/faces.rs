@@ -15,6 +15,7 @@ use super::service::{FeatureService, PhotoError};
 use crate::analysis::people::{Cluster, FaceInput, PeopleParams, cluster_faces};
 use crate::cache::Cache;
 use crate::config::IngestLimits;
+use crate::domain::Reason;
 use crate::domain::{BucketName, ContentHash, ImageRef};
 use crate::image::{DecodeCost, DecodeOptions};
 use crate::model::Models;
@@ -129,7 +130,7 @@ impl FaceService {
             out[i] = Some(result);
         }
         out.into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(PhotoError::permanent("internal", "no result"))))
+            .map(|r| r.unwrap_or_else(|| Err(PhotoError::permanent(Reason::Internal, "no result"))))
             .collect()
     }
 
@@ -139,7 +140,7 @@ impl FaceService {
         let (Some(detector), Some(embedder)) = (self.models.face_detector.clone(), self.models.face_embedder.clone())
         else {
             return Err(PhotoError::transient(
-                "model_unavailable",
+                Reason::ModelUnavailable,
                 "the face models are not loaded",
             ));
         };
@@ -177,7 +178,7 @@ impl FaceService {
                 detection,
                 move |decoded| -> Result<Vec<StoredFace>, PhotoError> {
                     let found = detect_in_original(detector.as_ref(), &decoded)
-                        .map_err(|e| PhotoError::transient("model_unavailable", e.to_string()))?;
+                        .map_err(|e| PhotoError::transient(Reason::ModelUnavailable, e.to_string()))?;
                     // Landmarks are in original pixels; the decoded pixels may be smaller.
                     let to_pixels = decoded.pixels.width() as f32 / decoded.source_width.max(1) as f32;
                     let short = decoded.source_width.min(decoded.source_height) as f32;
@@ -204,7 +205,7 @@ impl FaceService {
                     }
                     let embeddings = embedder
                         .embed(&aligned)
-                        .map_err(|e| PhotoError::transient("model_unavailable", e.to_string()))?;
+                        .map_err(|e| PhotoError::transient(Reason::ModelUnavailable, e.to_string()))?;
                     Ok(kept
                         .into_iter()
                         .zip(embeddings)

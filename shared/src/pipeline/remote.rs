@@ -18,6 +18,7 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use super::service::PhotoError;
+use crate::domain::Reason;
 
 #[derive(Clone)]
 pub struct EmbeddingClient {
@@ -51,16 +52,19 @@ struct Answer {
     invalid_images: Vec<InvalidImage>,
 }
 
-/// The reasons the embedding service knows, as the static strings `PhotoError` carries.
-fn known_reason(r: &str) -> &'static str {
-    match r {
-        "empty" => "empty",
-        "corrupt" => "corrupt",
-        "unsupported_format" => "unsupported_format",
-        "too_large" => "too_large",
-        "not_found" => "not_found",
-        "refused" => "refused",
-        _ => "unreadable",
+/// The reasons the embedding service answers for a photo it could not read; anything else
+/// is `unreadable`.
+fn known_reason(r: &str) -> Reason {
+    match Reason::parse(r) {
+        Some(
+            reason @ (Reason::Empty
+            | Reason::Corrupt
+            | Reason::UnsupportedFormat
+            | Reason::TooLarge
+            | Reason::NotFound
+            | Reason::Refused),
+        ) => reason,
+        _ => Reason::Unreadable,
     }
 }
 
@@ -118,7 +122,7 @@ impl EmbeddingClient {
     /// Computes features for `refs`; returns the photos the service could not read.
     pub async fn embed(&self, refs: &[String]) -> Result<HashMap<String, PhotoError>, PhotoError> {
         let unavailable = |detail: String| PhotoError {
-            reason: "embedding_unavailable",
+            reason: Reason::EmbeddingUnavailable,
             detail,
             transient: true,
         };

@@ -21,24 +21,24 @@ use super::remote::EmbeddingClient;
 use crate::analysis::FeatureRecord;
 use crate::cache::{Cache, CacheKey};
 use crate::config::IngestLimits;
-use crate::domain::{BucketName, ContentHash, ImageRef};
+use crate::domain::{BucketName, ContentHash, ImageRef, Reason};
 use crate::image::{DecodeCost, DecodeOptions, DecodedImage, ImageError};
 use crate::model::Models;
 use crate::model::clip::l2_normalize;
 use crate::storage::{ObjectStore, StorageError};
 
-/// Why one photo has no features. `reason` is the stable string of `invalid_images`.
+/// Why one photo has no features. `reason` is the stable reason of `invalid_images`.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{reason}: {detail}")]
 pub struct PhotoError {
-    pub reason: &'static str,
+    pub reason: Reason,
     pub detail: String,
     /// A retry may succeed (storage or model unavailable): the caller should answer 503.
     pub transient: bool,
 }
 
 impl PhotoError {
-    pub(crate) fn permanent(reason: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn permanent(reason: Reason, detail: impl Into<String>) -> Self {
         Self {
             reason,
             detail: detail.into(),
@@ -46,7 +46,7 @@ impl PhotoError {
         }
     }
 
-    pub(crate) fn transient(reason: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn transient(reason: Reason, detail: impl Into<String>) -> Self {
         Self {
             reason,
             detail: detail.into(),
@@ -58,12 +58,12 @@ impl PhotoError {
 impl From<StorageError> for PhotoError {
     fn from(e: StorageError) -> Self {
         match &e {
-            StorageError::NotFound { .. } => Self::permanent("not_found", e.to_string()),
-            StorageError::TooLarge { .. } => Self::permanent("too_large", e.to_string()),
-            StorageError::Refused(_) => Self::permanent("refused", e.to_string()),
-            StorageError::Unreadable(_) => Self::permanent("unreadable", e.to_string()),
-            _ if e.is_transient() => Self::transient("storage_unavailable", e.to_string()),
-            _ => Self::transient("storage_error", e.to_string()),
+            StorageError::NotFound { .. } => Self::permanent(Reason::NotFound, e.to_string()),
+            StorageError::TooLarge { .. } => Self::permanent(Reason::TooLarge, e.to_string()),
+            StorageError::Refused(_) => Self::permanent(Reason::Refused, e.to_string()),
+            StorageError::Unreadable(_) => Self::permanent(Reason::Unreadable, e.to_string()),
+            _ if e.is_transient() => Self::transient(Reason::StorageUnavailable, e.to_string()),
+            _ => Self::transient(Reason::StorageError, e.to_string()),
         }
     }
 }
@@ -150,7 +150,7 @@ impl FeatureService {
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| PhotoError::transient("shutting_down", "the process is stopping"))
+            .map_err(|_| PhotoError::transient(Reason::ShuttingDown, "the process is stopping"))
     }
 
     /// The process's decode budget, which every decode takes (see [`DecodeBudget`]).
@@ -173,7 +173,7 @@ impl FeatureService {
         let result = self.decoder.decode_then(bytes, options, work_bytes, work).await;
         if let Err(e) = &result
             && !e.transient
-            && ImageError::known_reason(e.reason).is_some()
+            && ImageError::REASONS.contains(&e.reason)
         {
             let record = Bytes::from(format!("{}\n{}", e.reason, e.detail));
             self.cache
@@ -251,7 +251,7 @@ impl FeatureService {
                             (Some(f), _) => f,
                             (None, Some(e)) => Err(e.clone()),
                             (None, None) => Err(PhotoError::transient(
-                                "embedding_unavailable",
+                                Reason::EmbeddingUnavailable,
                                 "the embedding service answered but the features are not in the cache",
                             )),
                         });
@@ -277,7 +277,7 @@ impl FeatureService {
             .map(|r| {
                 results[slot[r]]
                     .clone()
-                    .unwrap_or_else(|| Err(PhotoError::permanent("internal", "no result")))
+                    .unwrap_or_else(|| Err(PhotoError::permanent(Reason::Internal, "no result")))
             })
             .collect()
     }
@@ -383,13 +383,13 @@ impl FeatureService {
             // embedding service computes the features, as for an album. Computing them here
             // would store pixel-only records under the CLIP model's id.
             let reference = ImageRef::parse(&format!("gs://{bucket}/{object}"))
-                .map_err(|e| PhotoError::permanent("refused", format!("{bucket}/{object}: {e}")))?;
+                .map_err(|e| PhotoError::permanent(Reason::Refused, format!("{bucket}/{object}: {e}")))?;
             return self
                 .album(std::slice::from_ref(&reference))
                 .await
                 .into_iter()
                 .next()
-                .unwrap_or_else(|| Err(PhotoError::permanent("internal", "no result")));
+                .unwrap_or_else(|| Err(PhotoError::permanent(Reason::Internal, "no result")));
         }
         self.compute(bucket, object).await
     }
@@ -444,8 +444,8 @@ impl FeatureService {
         let mut record = analysed.record;
         if let (Some(batcher), Some(input)) = (&self.batcher, analysed.clip_input) {
             let mut embedding = batcher.embed(input).await.map_err(|e| match e {
-                BatchError::Overloaded => PhotoError::transient("overloaded", e.to_string()),
-                other => PhotoError::transient("model_unavailable", other.to_string()),
+                BatchError::Overloaded => PhotoError::transient(Reason::Overloaded, e.to_string()),
+                other => PhotoError::transient(Reason::ModelUnavailable, other.to_string()),
             })?;
             l2_normalize(&mut embedding);
             record.embedding = Some(embedding);

@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use bytes::Bytes;
 use ongi_shared::domain::BucketName;
 use ongi_shared::modules::{Module, Modules};
@@ -17,10 +16,13 @@ use ongi_shared::storage::gcs::GcsStore;
 use serde_json::{Value, json};
 
 use crate::analyses_api::png;
-use crate::e2e_upload::{NotifyingGcs, PROJECT, emulator_put};
+use crate::e2e_upload::{NotifyingGcs, PROJECT};
 use crate::face_detect::rustface_dir;
 use crate::people_api::model_folder;
-use crate::support::{TestApp, free_port, redis_url, required_env, spawn_app, unique_prefix};
+use crate::support::{
+    PubSubEmulator, TestApp, free_port, message_data, pubsub_emulator, redis_url, required_env, spawn_app,
+    unique_prefix,
+};
 
 const PHOTOS: usize = 30;
 
@@ -67,48 +69,25 @@ fn album() -> Vec<(String, Vec<u8>)> {
     photos
 }
 
-async fn pull_all(http: &reqwest::Client, base: &str, sub: &str) -> Vec<Value> {
-    let pulled: Value = http
-        .post(format!("{base}/v1/projects/{PROJECT}/subscriptions/{sub}:pull"))
-        .json(&json!({"maxMessages": 100}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let Some(received) = pulled["receivedMessages"].as_array() else {
+/// The messages waiting on `sub`, acknowledged.
+async fn pull_all(pubsub: &PubSubEmulator, sub: &str) -> Vec<Value> {
+    let received = pubsub.pull(sub, json!({"maxMessages": 100})).await;
+    if received.is_empty() {
         return Vec::new();
-    };
-    let ack_ids: Vec<Value> = received.iter().map(|m| m["ackId"].clone()).collect();
-    http.post(format!("{base}/v1/projects/{PROJECT}/subscriptions/{sub}:acknowledge"))
-        .json(&json!({"ackIds": ack_ids}))
-        .send()
-        .await
-        .unwrap();
-    received
-        .iter()
-        .map(|m| {
-            let data = base64::engine::general_purpose::STANDARD
-                .decode(m["message"]["data"].as_str().unwrap_or_default())
-                .unwrap();
-            serde_json::from_slice(&data).expect("a JSON message")
-        })
-        .collect()
+    }
+    pubsub.acknowledge(sub, &received).await;
+    received.iter().map(message_data).collect()
 }
 
 #[tokio::test]
 async fn thirty_uploads_fan_out_to_every_function_and_the_six_album_calls_answer() {
-    let Ok(pubsub) = std::env::var("PUBSUB_EMULATOR_HOST") else {
-        eprintln!("SKIPPED: PUBSUB_EMULATOR_HOST is not set (no gcloud on this machine, so no Pub/Sub emulator)");
+    let Some(pubsub) = pubsub_emulator(PROJECT) else {
         return;
     };
-    let base = format!("http://{pubsub}");
-    let http = reqwest::Client::new();
     let id = uuid::Uuid::new_v4().simple().to_string();
     let topic = |name: &str| format!("{name}-{id}");
     for t in ["uploads", "features", "results"] {
-        emulator_put(&http, &base, &format!("topics/{}", topic(t)), json!({})).await;
+        pubsub.put(&format!("topics/{}", topic(t)), json!({})).await;
     }
 
     // The seven functions' shared settings: one Redis, one bucket, one project.
@@ -124,7 +103,7 @@ async fn thirty_uploads_fan_out_to_every_function_and_the_six_album_calls_answer
         ("REDIS_URL", redis_url()),
         ("ONGI_CACHE_PREFIX", prefix),
         ("STORAGE_EMULATOR_HOST", gcs.clone()),
-        ("PUBSUB_EMULATOR_HOST", pubsub.clone()),
+        ("PUBSUB_EMULATOR_HOST", pubsub.host.clone()),
         ("GOOGLE_CLOUD_PROJECT", PROJECT.into()),
         ("ONGI_FEATURES_TOPIC", features_topic.clone()),
         ("ONGI_RESULTS_TOPIC", results_topic.clone()),
@@ -154,17 +133,15 @@ async fn thirty_uploads_fan_out_to_every_function_and_the_six_album_calls_answer
     // Subscriptions as terraform/pubsub.tf makes them: uploads → embedding; features → each
     // per-photo step; results pulled here in the app backend's place.
     let push = |name: String, topic: String, endpoint: String| {
-        let http = http.clone();
-        let base = base.clone();
+        let pubsub = &pubsub;
         async move {
-            emulator_put(
-                &http,
-                &base,
-                &format!("subscriptions/{name}"),
-                json!({"topic": format!("projects/{PROJECT}/topics/{topic}"),
-                       "pushConfig": {"pushEndpoint": endpoint}, "ackDeadlineSeconds": 60}),
-            )
-            .await;
+            pubsub
+                .put(
+                    &format!("subscriptions/{name}"),
+                    json!({"topic": pubsub.topic(&topic),
+                           "pushConfig": {"pushEndpoint": endpoint}, "ackDeadlineSeconds": 60}),
+                )
+                .await;
         }
     };
     push(
@@ -182,15 +159,14 @@ async fn thirty_uploads_fan_out_to_every_function_and_the_six_album_calls_answer
         .await;
     }
     let results_sub = format!("results-pull-{id}");
-    emulator_put(
-        &http,
-        &base,
-        &format!("subscriptions/{results_sub}"),
-        json!({"topic": format!("projects/{PROJECT}/topics/{results_topic}")}),
-    )
-    .await;
+    pubsub
+        .put(
+            &format!("subscriptions/{results_sub}"),
+            json!({"topic": pubsub.topic(&results_topic)}),
+        )
+        .await;
 
-    let _gcs = NotifyingGcs::start(gcs_port, &pubsub, &topic("uploads")).await;
+    let _gcs = NotifyingGcs::start(gcs_port, &pubsub.host, &topic("uploads")).await;
     let store = GcsStore::emulator(&gcs, None).await.unwrap();
     let bucket = BucketName::parse("uploads").unwrap();
     let photos = album();
@@ -205,7 +181,7 @@ async fn thirty_uploads_fan_out_to_every_function_and_the_six_album_calls_answer
     let mut results: HashMap<(String, String), Value> = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(180);
     while results.len() < PHOTOS * 4 {
-        for m in pull_all(&http, &base, &results_sub).await {
+        for m in pull_all(&pubsub, &results_sub).await {
             assert_eq!(m["schema"], "ongi.results.v1", "{m}");
             let key = (
                 m["module"].as_str().unwrap().to_owned(),

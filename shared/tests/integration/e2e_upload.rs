@@ -3,10 +3,8 @@
 //! embedding function; the features land in Redis and a message on `ongi-features`.
 //! Skipped, saying so, only where the machine has no `gcloud` (so no Pub/Sub emulator).
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use bytes::Bytes;
 use ongi_shared::analysis::FeatureRecord;
 use ongi_shared::cache::Keyspace;
@@ -18,33 +16,11 @@ use ongi_shared::storage::gcs::GcsStore;
 use serde_json::{Value, json};
 
 use crate::clip_parity::models_dir;
-use crate::support::{free_port, redis_url, required_env, spawn_app, unique_prefix, wait_for_port};
+use crate::support::{
+    Killed, free_port, message_data, pubsub_emulator, redis_url, required_env, spawn_app, start_fake_gcs, unique_prefix,
+};
 
 pub const PROJECT: &str = "ongi-e2e";
-
-pub struct Killed(pub Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-pub async fn emulator_put(client: &reqwest::Client, base: &str, path: &str, body: Value) {
-    let resp = client
-        .put(format!("{base}/v1/projects/{PROJECT}/{path}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        resp.status().is_success(),
-        "PUT {path}: {} {}",
-        resp.status(),
-        resp.text().await.unwrap()
-    );
-}
 
 /// A fake-gcs-server of a test's own (bucket `uploads`), notifying a Pub/Sub emulator topic
 /// of every upload as GCS does. Stopped on drop.
@@ -58,19 +34,22 @@ impl NotifyingGcs {
         let data = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(data.path().join("uploads")).unwrap();
         std::fs::write(data.path().join("uploads/.seed"), b"seed").unwrap();
-        let process = Killed(
-            Command::new(required_env("FAKE_GCS_SERVER_BIN"))
-                .args(["-scheme", "http", "-host", "127.0.0.1", "-port", &port.to_string()])
-                .args(["-backend", "memory", "-data", &data.path().display().to_string()])
-                .args(["-public-host", &format!("127.0.0.1:{port}")])
-                .args(["-event.pubsub-project-id", PROJECT, "-event.pubsub-topic", topic])
-                .env("PUBSUB_EMULATOR_HOST", pubsub)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("fake-gcs-server starts"),
+        let data_dir = data.path().display().to_string();
+        let process = start_fake_gcs(
+            port,
+            &[
+                "-backend",
+                "memory",
+                "-data",
+                &data_dir,
+                "-event.pubsub-project-id",
+                PROJECT,
+                "-event.pubsub-topic",
+                topic,
+            ],
+            &[("PUBSUB_EMULATOR_HOST", pubsub)],
+            Duration::from_secs(20),
         );
-        wait_for_port(port, Duration::from_secs(20), "fake-gcs-server");
         Self {
             _process: process,
             _data: data,
@@ -80,16 +59,13 @@ impl NotifyingGcs {
 
 #[tokio::test]
 async fn an_upload_flows_through_pubsub_into_the_cache_and_ongi_features() {
-    let Ok(pubsub) = std::env::var("PUBSUB_EMULATOR_HOST") else {
-        eprintln!("SKIPPED: PUBSUB_EMULATOR_HOST is not set (no gcloud on this machine, so no Pub/Sub emulator)");
+    let Some(pubsub) = pubsub_emulator(PROJECT) else {
         return;
     };
-    let pubsub_base = format!("http://{pubsub}");
-    let http = reqwest::Client::new();
     let id = uuid::Uuid::new_v4().simple().to_string();
     let (uploads_topic, features_topic) = (format!("uploads-{id}"), format!("features-{id}"));
-    emulator_put(&http, &pubsub_base, &format!("topics/{uploads_topic}"), json!({})).await;
-    emulator_put(&http, &pubsub_base, &format!("topics/{features_topic}"), json!({})).await;
+    pubsub.put(&format!("topics/{uploads_topic}"), json!({})).await;
+    pubsub.put(&format!("topics/{features_topic}"), json!({})).await;
 
     // The embedding function, publishing to this test's features topic.
     let prefix = unique_prefix();
@@ -103,30 +79,28 @@ async fn an_upload_flows_through_pubsub_into_the_cache_and_ongi_features() {
             ("REDIS_URL", &redis_url()),
             ("ONGI_CACHE_PREFIX", &prefix),
             ("STORAGE_EMULATOR_HOST", &gcs),
-            ("PUBSUB_EMULATOR_HOST", &pubsub),
+            ("PUBSUB_EMULATOR_HOST", &pubsub.host),
             ("GOOGLE_CLOUD_PROJECT", PROJECT),
             ("ONGI_FEATURES_TOPIC", &features_topic),
         ],
     )
     .await;
     // Upload notifications are pushed to the function; features are pulled here.
-    emulator_put(
-        &http,
-        &pubsub_base,
-        &format!("subscriptions/push-{id}"),
-        json!({"topic": format!("projects/{PROJECT}/topics/{uploads_topic}"),
-               "pushConfig": {"pushEndpoint": app.url("/events/storage")}, "ackDeadlineSeconds": 30}),
-    )
-    .await;
-    emulator_put(
-        &http,
-        &pubsub_base,
-        &format!("subscriptions/pull-{id}"),
-        json!({"topic": format!("projects/{PROJECT}/topics/{features_topic}")}),
-    )
-    .await;
+    pubsub
+        .put(
+            &format!("subscriptions/push-{id}"),
+            json!({"topic": pubsub.topic(&uploads_topic),
+                   "pushConfig": {"pushEndpoint": app.url("/events/storage")}, "ackDeadlineSeconds": 30}),
+        )
+        .await;
+    pubsub
+        .put(
+            &format!("subscriptions/pull-{id}"),
+            json!({"topic": pubsub.topic(&features_topic)}),
+        )
+        .await;
 
-    let _gcs = NotifyingGcs::start(gcs_port, &pubsub, &uploads_topic).await;
+    let _gcs = NotifyingGcs::start(gcs_port, &pubsub.host, &uploads_topic).await;
 
     let photo = std::fs::read(models_dir().join("ref_images/ref_1.png")).unwrap();
     let store = GcsStore::emulator(&gcs, None).await.unwrap();
@@ -139,22 +113,9 @@ async fn an_upload_flows_through_pubsub_into_the_cache_and_ongi_features() {
     // Wait for the features message.
     let deadline = Instant::now() + Duration::from_secs(60);
     let message: FeaturesMessage = loop {
-        let pulled: Value = http
-            .post(format!(
-                "{pubsub_base}/v1/projects/{PROJECT}/subscriptions/pull-{id}:pull"
-            ))
-            .json(&json!({"maxMessages": 10}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if let Some(m) = pulled["receivedMessages"].as_array().and_then(|a| a.first()) {
-            let data = base64::engine::general_purpose::STANDARD
-                .decode(m["message"]["data"].as_str().unwrap())
-                .unwrap();
-            break serde_json::from_slice(&data).expect("a features message");
+        let received = pubsub.pull(&format!("pull-{id}"), json!({"maxMessages": 10})).await;
+        if let Some(m) = received.first() {
+            break message_data(m);
         }
         assert!(Instant::now() < deadline, "no message on ongi-features within 60 s");
         tokio::time::sleep(Duration::from_millis(200)).await;

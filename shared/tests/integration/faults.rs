@@ -4,7 +4,6 @@
 //! clear 503 with `Retry-After` for what it cannot read, keep answering what its cache
 //! holds, say so in `/readyz`, and recover by itself once storage is back.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,28 +14,24 @@ use ongi_shared::storage::gcs::GcsStore;
 use serde_json::{Value, json};
 
 use crate::analyses_api::png;
-use crate::e2e_upload::Killed;
-use crate::support::{free_port, required_env, spawn_app, wait_for_port};
+use crate::support::{Killed, free_port, spawn_app, start_fake_gcs};
 
 /// A fake-gcs-server on `port` keeping its objects in `root` (bucket `uploads`).
 fn start_gcs(port: u16, root: &std::path::Path) -> Killed {
-    let process = Killed(
-        Command::new(required_env("FAKE_GCS_SERVER_BIN"))
-            .args(["-scheme", "http", "-host", "127.0.0.1", "-port", &port.to_string()])
-            .args([
-                "-backend",
-                "filesystem",
-                "-filesystem-root",
-                &root.display().to_string(),
-            ])
-            .args(["-public-host", &format!("127.0.0.1:{port}"), "-log-level", "error"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("fake-gcs-server starts"),
-    );
-    wait_for_port(port, Duration::from_secs(20), "fake-gcs-server");
-    process
+    let root = root.display().to_string();
+    start_fake_gcs(
+        port,
+        &[
+            "-backend",
+            "filesystem",
+            "-filesystem-root",
+            &root,
+            "-log-level",
+            "error",
+        ],
+        &[],
+        Duration::from_secs(20),
+    )
 }
 
 fn album(prefix: &str) -> Value {

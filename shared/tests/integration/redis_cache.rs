@@ -1,7 +1,6 @@
 //! The Redis feature cache against a real server: pipelined round trips, binary vectors,
 //! TTLs, and an outage (server killed, then restarted) that costs misses, never errors.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,6 +9,7 @@ use ongi_shared::cache::codec::{decode_f32_le, encode_f32_le};
 use ongi_shared::cache::redis::RedisCache;
 use ongi_shared::cache::{Cache, FeatureCache, Keyspace};
 use ongi_shared::domain::ContentHash;
+use ongi_test_support::RedisServer;
 
 use crate::support::{free_port, redis_url, unique_prefix};
 
@@ -52,58 +52,10 @@ async fn pipelined_round_trip_with_binary_vectors_and_ttl() {
     redis.ping().await.unwrap();
 }
 
-/// A private redis-server on a spare port, stopped on drop.
-struct PrivateRedis {
-    child: Child,
-    port: u16,
-}
-
-impl PrivateRedis {
-    fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is on PATH (.ci/run installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn an_outage_costs_misses_not_errors_and_recovers_without_restart() {
     let port = free_port();
-    let server = PrivateRedis::start(port);
+    let mut server = RedisServer::start(port);
     let ks = Keyspace::new(unique_prefix());
     let cache = Cache::new(
         Arc::new(RedisCache::new(&server.url()).unwrap()),
@@ -137,7 +89,7 @@ async fn an_outage_costs_misses_not_errors_and_recovers_without_restart() {
     );
 
     // Same port, empty server: the same Cache object reconnects by itself.
-    let _server = PrivateRedis::start(port);
+    let _server = RedisServer::start(port);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if cache.set_many(&[(key.clone(), value.clone())]).await

@@ -1,43 +1,26 @@
-//! Test helpers: the servers `.ci/run` starts, ONNX Runtime and the face detector it
-//! provides, and spawning the real application.
+//! Test helpers: the servers `.ci/run` starts, the Pub/Sub emulator where there is one, ONNX
+//! Runtime and the face detector it provides, and spawning the real application.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use base64::Engine;
 use ongi_shared::config::Settings;
+use ongi_shared::config::parse::with_http_scheme;
 use ongi_shared::http::Application;
 use ongi_shared::model::face::DetectOptions;
 use ongi_shared::model::face::mtcnn::Mtcnn;
 use ongi_shared::model::runtime::{self, SessionConfig};
 use ongi_shared::modules::Modules;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// A setting the integration tests need from `.ci/run`; fails with one clear line if absent.
-pub fn required_env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests through .ci/run, which starts Redis and fake-gcs-server")
-    })
-}
-
-pub fn redis_url() -> String {
-    required_env("REDIS_URL")
-}
-
-pub fn storage_emulator() -> String {
-    let host = required_env("STORAGE_EMULATOR_HOST");
-    if host.starts_with("http") {
-        host
-    } else {
-        format!("http://{host}")
-    }
-}
-
-/// A key prefix no other test uses, so tests can share one Redis.
-pub fn unique_prefix() -> String {
-    format!("test:{}:", uuid::Uuid::new_v4())
-}
+pub use ongi_test_support::{
+    Killed, free_port, redis_url, required_env, start_fake_gcs, storage_emulator, unique_prefix,
+};
 
 pub fn unique_name(ext: &str) -> String {
     format!("tests/{}.{ext}", uuid::Uuid::new_v4())
@@ -65,22 +48,94 @@ pub fn mtcnn(options: DetectOptions) -> Mtcnn {
     Mtcnn::load(ort_env(), Path::new(&dir), session_config(), options).expect("the MTCNN networks load")
 }
 
-/// Waits until something accepts connections on `port`, failing the test after `limit`.
-pub fn wait_for_port(port: u16, limit: std::time::Duration, what: &str) {
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+/// The Pub/Sub emulator at `PUBSUB_EMULATOR_HOST`, through its REST API, in one project.
+pub struct PubSubEmulator {
+    /// `host:port`, as the emulator's clients (and `PUBSUB_EMULATOR_HOST`) take it.
+    pub host: String,
+    project: String,
+    url: String,
+    http: reqwest::Client,
+}
+
+/// The Pub/Sub emulator, for `project`; `None`, after one line saying the test is skipped,
+/// where `PUBSUB_EMULATOR_HOST` is not set (only machines with `gcloud` have the emulator).
+pub fn pubsub_emulator(project: &str) -> Option<PubSubEmulator> {
+    let Ok(host) = std::env::var("PUBSUB_EMULATOR_HOST") else {
+        eprintln!("SKIPPED: PUBSUB_EMULATOR_HOST is not set (no gcloud on this machine, so no Pub/Sub emulator)");
+        return None;
+    };
+    Some(PubSubEmulator {
+        url: with_http_scheme(&host),
+        host,
+        project: project.to_owned(),
+        http: reqwest::Client::new(),
+    })
+}
+
+impl PubSubEmulator {
+    /// `projects/P/topics/TOPIC`.
+    pub fn topic(&self, topic: &str) -> String {
+        format!("projects/{}/topics/{topic}", self.project)
+    }
+
+    /// Creates `path` (`topics/T` or `subscriptions/S`) with `body`, failing the test if the
+    /// emulator refuses.
+    pub async fn put(&self, path: &str, body: Value) {
+        let resp = self
+            .http
+            .put(format!("{}/v1/projects/{}/{path}", self.url, self.project))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert!(
-            started.elapsed() < limit,
-            "{what} did not start listening on port {port}"
+            resp.status().is_success(),
+            "PUT {path}: {} {}",
+            resp.status(),
+            resp.text().await.unwrap()
         );
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    /// One pull on subscription `sub` with `request` (`maxMessages`, …): the messages
+    /// received, not acknowledged.
+    pub async fn pull(&self, sub: &str, request: Value) -> Vec<Value> {
+        let pulled: Value = self
+            .http
+            .post(format!(
+                "{}/v1/projects/{}/subscriptions/{sub}:pull",
+                self.url, self.project
+            ))
+            .json(&request)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        pulled["receivedMessages"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Acknowledges `received` (from [`Self::pull`]) on subscription `sub`.
+    pub async fn acknowledge(&self, sub: &str, received: &[Value]) {
+        let ack_ids: Vec<Value> = received.iter().map(|m| m["ackId"].clone()).collect();
+        self.http
+            .post(format!(
+                "{}/v1/projects/{}/subscriptions/{sub}:acknowledge",
+                self.url, self.project
+            ))
+            .json(&json!({"ackIds": ack_ids}))
+            .send()
+            .await
+            .unwrap();
     }
 }
 
-/// A port nothing listens on (bound, read, released).
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
+/// A received message's data (base64 JSON), parsed.
+pub fn message_data<T: DeserializeOwned>(received: &Value) -> T {
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(received["message"]["data"].as_str().unwrap_or_default())
+        .unwrap();
+    serde_json::from_slice(&data).expect("a JSON message")
 }
 
 pub struct TestApp {

@@ -1,4 +1,4 @@
-//! Helpers the `ongi` binary's tests share: settings from `.ci/run`, the fixtures, synthetic
+//! Helpers the `ongi` binary's tests share (beside `ongi_test_support`): the fixtures, synthetic
 //! photos, the tiny models, and running the binary with a deadline.
 #![allow(dead_code)] // each test file uses some of them
 
@@ -8,12 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use image::{ImageFormat, Rgb, RgbImage};
-
-/// A setting `.ci/run` provides; fails with one clear line if absent.
-pub fn required_env(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: run the tests through .ci/run, which provides it"))
-}
+use ongi_test_support::required_env;
 
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tests/fixtures")
@@ -120,94 +115,6 @@ pub fn full_model_folder() -> tempfile::TempDir {
     }
     link(fixtures().join("faces/face-embed-sface.onnx"));
     dir
-}
-
-/// A private redis-server on a port of the test's own, optionally with a password
-/// (`--requirepass`, as Memorystore's AUTH string); killed on drop.
-pub struct Redis {
-    child: std::process::Child,
-    pub port: u16,
-    password: Option<String>,
-}
-
-impl Redis {
-    pub fn start(port: u16) -> Self {
-        Self::spawn(port, None)
-    }
-
-    pub fn start_with_password(port: u16, password: &str) -> Self {
-        Self::spawn(port, Some(password.to_owned()))
-    }
-
-    fn spawn(port: u16, password: Option<String>) -> Self {
-        let mut command = Command::new("redis-server");
-        command.args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]);
-        if let Some(p) = &password {
-            command.args(["--requirepass", p]);
-        }
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is on PATH (.ci/run installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child, port, password }
-    }
-
-    /// The number of keys, asked over RESP by hand (a client crate for one command is not
-    /// worth it), after `AUTH` when the server has a password.
-    pub fn dbsize(&self) -> u64 {
-        use std::io::{BufRead, BufReader, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut reader = BufReader::new(s.try_clone().unwrap());
-        let mut line = String::new();
-        if let Some(p) = &self.password {
-            write!(s, "AUTH {p}\r\n").unwrap();
-            reader.read_line(&mut line).unwrap();
-            assert!(line.starts_with("+OK"), "AUTH: {line}");
-            line.clear();
-        }
-        s.write_all(b"DBSIZE\r\n").unwrap();
-        reader.read_line(&mut line).unwrap();
-        line.trim()
-            .trim_start_matches(':')
-            .parse()
-            .unwrap_or_else(|_| panic!("DBSIZE: {line}"))
-    }
-
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A port nothing listens on (bound, read, released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A tiny HTTP/1.1 file server on a thread: `GET /<name>` answers the bytes registered

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::album::{Album, CategoryGroup, DuplicateGroup, QualityDetail, ScoreMembers, ScoredCategory};
-use crate::domain::ImageRef;
+use crate::domain::{ImageRef, Reason};
 use crate::http::album::{AlbumFeatures, split};
 use crate::http::envelope::success;
 use crate::http::error::{ApiError, ErrorBody};
@@ -54,7 +54,7 @@ fn with_embeddings(album: AlbumFeatures) -> AlbumFeatures {
         } else {
             invalid.push(crate::http::envelope::InvalidImage {
                 image: r.to_string(),
-                reason: "no_embedding".into(),
+                reason: Reason::NoEmbedding,
                 detail: Some("its features were computed without a CLIP model".into()),
             });
         }

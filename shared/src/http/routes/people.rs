@@ -52,7 +52,7 @@ pub async fn people(
             }
             Err(e) => invalid.push(InvalidImage {
                 image: photos[p].to_string(),
-                reason: e.reason.to_owned(),
+                reason: e.reason,
                 detail: Some(e.detail),
             }),
         }

@@ -336,7 +336,7 @@ fn unreadable(image: &str, e: PhotoError) -> ApiError {
         message: format!("image {image:?} cannot be restyled: {}", e.detail),
         invalid: vec![InvalidImage {
             image: image.to_owned(),
-            reason: e.reason.to_owned(),
+            reason: e.reason,
             detail: Some(e.detail),
         }],
     }

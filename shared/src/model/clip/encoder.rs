@@ -9,7 +9,7 @@ use ort::value::{PrimitiveTensorElementType, Tensor};
 
 use super::EMBED_DIM;
 use crate::model::error::ModelError;
-use crate::model::runtime::{SessionConfig, load_session};
+use crate::model::runtime::{CheckedSession, SessionConfig, load_checked};
 
 pub(crate) struct Encoder {
     /// ONNX Runtime sessions run with `&mut`; one batch runs at a time and uses every
@@ -28,18 +28,7 @@ impl Encoder {
         input: &'static str,
         output: &'static str,
     ) -> Result<Self, ModelError> {
-        let session = load_session(env, path, config)?;
-        let name = path
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        let ok =
-            session.inputs().iter().any(|i| i.name() == input) && session.outputs().iter().any(|o| o.name() == output);
-        if !ok {
-            return Err(ModelError::Contract {
-                model: name,
-                reason: format!("expected input {input:?} and output {output:?}"),
-            });
-        }
+        let CheckedSession { session, name } = load_checked(env, path, config, input, &[output])?;
         Ok(Self {
             session: Mutex::new(session),
             name,

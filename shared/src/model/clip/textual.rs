@@ -17,17 +17,15 @@ pub struct ClipTextual {
 }
 
 impl ClipTextual {
-    pub fn load(env: &ort::environment::Environment, path: &Path, threads: usize) -> Result<Self, ModelError> {
-        Self::load_with(env, path, SessionConfig::threads(threads))
-    }
-
-    pub fn load_with(
+    /// Loads the model with `config` (or a thread count) and checks its I/O contract.
+    pub fn load(
         env: &ort::environment::Environment,
         path: &Path,
-        config: SessionConfig,
+        config: impl Into<SessionConfig>,
     ) -> Result<Self, ModelError> {
+        let encoder = Encoder::load(env, path, config.into(), "input_ids", "text_embeds")?;
         Ok(Self {
-            encoder: Encoder::load(env, path, config, "input_ids", "text_embeds")?,
+            encoder,
             tokenizer: Tokenizer::new(),
         })
     }

@@ -12,18 +12,14 @@ pub struct ClipVisual {
 }
 
 impl ClipVisual {
-    pub fn load(env: &ort::environment::Environment, path: &Path, threads: usize) -> Result<Self, ModelError> {
-        Self::load_with(env, path, SessionConfig::threads(threads))
-    }
-
-    pub fn load_with(
+    /// Loads the model with `config` (or a thread count) and checks its I/O contract.
+    pub fn load(
         env: &ort::environment::Environment,
         path: &Path,
-        config: SessionConfig,
+        config: impl Into<SessionConfig>,
     ) -> Result<Self, ModelError> {
-        Ok(Self {
-            encoder: Encoder::load(env, path, config, "pixel_values", "image_embeds")?,
-        })
+        let encoder = Encoder::load(env, path, config.into(), "pixel_values", "image_embeds")?;
+        Ok(Self { encoder })
     }
 
     /// Runs the encoder on `n` preprocessed images laid out back to back in `pixels`.

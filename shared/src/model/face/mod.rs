@@ -25,7 +25,7 @@ use ort::session::Session;
 use ort::value::Tensor;
 
 use super::error::ModelError;
-use super::runtime::{SessionConfig, load_session};
+use super::runtime::{CheckedSession, SessionConfig, load_checked};
 use crate::image::{DecodeOptions, DecodedImage};
 
 pub use align::{AlignError, align_face, frontalness, sharpness, similarity_transform};
@@ -304,22 +304,8 @@ impl OnnxNet {
         outputs: &'static [&'static str],
     ) -> Result<Self, ModelError> {
         // Detectors see every photo at its own size: no arena (see `SessionConfig::arena`).
-        let session = load_session(env, path, SessionConfig { arena: false, ..config })?;
-        let name = path
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        let has_input = session.inputs().iter().any(|i| i.name() == input);
-        let missing: Vec<&str> = outputs
-            .iter()
-            .filter(|o| !session.outputs().iter().any(|s| s.name() == **o))
-            .copied()
-            .collect();
-        if !has_input || !missing.is_empty() {
-            return Err(ModelError::Contract {
-                model: name,
-                reason: format!("expected input {input:?} and outputs {outputs:?} (missing: {missing:?})"),
-            });
-        }
+        let CheckedSession { session, name } =
+            load_checked(env, path, SessionConfig { arena: false, ..config }, input, outputs)?;
         Ok(Self {
             session: Mutex::new(session),
             name,

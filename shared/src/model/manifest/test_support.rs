@@ -11,6 +11,9 @@ use tokio::net::TcpListener;
 
 use super::schema::{MANIFEST_FILE, Manifest};
 
+/// Names of the files in a folder, sorted.
+pub(super) use ongi_test_support::file_names as listing;
+
 pub(super) fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models")
 }
@@ -98,14 +101,4 @@ pub(super) async fn serve_claiming(routes: Vec<(&'static str, Vec<u8>)>, extra: 
         }
     });
     (base, hits)
-}
-
-/// Names of the files in `dir`, sorted.
-pub(super) fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }

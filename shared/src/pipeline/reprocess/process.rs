@@ -84,7 +84,11 @@ impl Reprocessor {
         let features = match self.features.object(bucket, &object.name, object.generation).await {
             Ok(f) => f,
             Err(e) if e.transient => return ItemResult::Transient(format!("{bucket}/{}: {e}", object.name)),
-            Err(e) => return self.failed_for_good(model, bucket, object, e.reason, e.detail).await,
+            Err(e) => {
+                return self
+                    .failed_for_good(model, bucket, object, e.reason.as_str(), e.detail)
+                    .await;
+            }
         };
         let ks = self.cache.keyspace();
         if features_due && req.steps.contains(&Step::Embedding) {

@@ -5,13 +5,9 @@
 use super::request::ReprocessRequest;
 use crate::cache::{Cache, CacheKey};
 use crate::domain::ImageRef;
+use crate::image::is_photo_name;
 use crate::pipeline::service::FeatureService;
 use crate::storage::ObjectInfo;
-
-/// Names whose extension says "photo" when the store gives no content type.
-const IMAGE_EXTENSIONS: [&str; 13] = [
-    "jpg", "jpeg", "jpe", "jfif", "png", "webp", "gif", "heic", "heif", "avif", "tif", "tiff", "bmp",
-];
 
 /// Where a listed object stands before any work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,9 +116,7 @@ pub fn image_like(object: &ObjectInfo) -> bool {
         content_type.as_str(),
         "" | "application/octet-stream" | "binary/octet-stream"
     );
-    let file = object.name.rsplit('/').next().unwrap_or_default();
-    let extension = file.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
-    generic && extension.is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str()))
+    generic && is_photo_name(&object.name)
 }
 
 #[cfg(test)]

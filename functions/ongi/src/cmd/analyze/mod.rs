@@ -9,6 +9,7 @@
 //! are (no copy) and the store's containment checks still apply to every file.
 
 mod report;
+mod scan;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use ongi_shared::album::{Album, CategoryGroup, DuplicateGroup, InvalidImage, QualityDetail, ScoredCategory, persons};
 use ongi_shared::config::Settings;
-use ongi_shared::domain::ImageRef;
+use ongi_shared::domain::{ImageRef, Reason};
 use ongi_shared::modules::Modules;
 use ongi_shared::pipeline::face_record::StoredFace;
 use ongi_shared::pipeline::{Features, PhotoError};
@@ -28,15 +29,10 @@ use ongi_shared::services::Services;
 use report::html::FACES_SHOWN;
 use report::pictures::{self, Pictures};
 use report::{MissingSection, ModelsUsed, People, REPORT_VERSION, Report, Summary};
+use scan::{scan, unreadable};
 
 /// `--out` when not given: inside the analysed folder (and skipped when it is scanned).
 pub const DEFAULT_OUT: &str = "ongi-report";
-
-/// Files with these extensions are photos to analyse (a photo format Ongi cannot decode,
-/// such as HEIC, is then reported with its reason); anything else is skipped.
-const PHOTO_EXTENSIONS: &[&str] = &[
-    "jpg", "jpeg", "png", "webp", "heic", "heif", "avif", "gif", "bmp", "tif", "tiff",
-];
 
 /// Settings that describe a deployment rather than an analysis: the store, the cache and
 /// publishing are this run's own. The cache in particular stays in process: a folder's
@@ -87,7 +83,7 @@ pub async fn run(options: AnalyzeOptions) -> anyhow::Result<()> {
     let state = Services::from_settings(settings, Modules::all())
         .await
         .context("cannot start the analyses")?;
-    if let Some(line) = missing_models_line(&state) {
+    if let Some(line) = state.models.missing_line() {
         eprintln!("ongi analyze: {line}");
     }
 
@@ -98,7 +94,7 @@ pub async fn run(options: AnalyzeOptions) -> anyhow::Result<()> {
             Ok(r) => refs.push(r),
             Err(e) => unreadable.push(InvalidImage {
                 image: name,
-                reason: "invalid_name".into(),
+                reason: Reason::InvalidName,
                 detail: Some(e.to_string()),
             }),
         }
@@ -188,18 +184,6 @@ fn settings(models: &Path) -> anyhow::Result<Settings> {
     Ok(settings)
 }
 
-/// The one line `ongi serve` prints at start when models are missing, in this command's words.
-fn missing_models_line(state: &Services) -> Option<String> {
-    let missing = &state.models.missing;
-    (!missing.is_empty()).then(|| {
-        format!(
-            "running without some models ({}): the pixel analyses (duplicates by pHash, blur, exposure) still run; \
-             to add them, run `ongi models fetch` and set ORT_DYLIB_PATH to libonnxruntime.so (PyPI onnxruntime wheel)",
-            missing.join("; ")
-        )
-    })
-}
-
 /// One line: `what`, then the load failures that mention one of `keys` (all of them if none does).
 fn why(state: &Services, keys: &[&str], what: &str) -> String {
     let missing = &state.models.missing;
@@ -221,100 +205,6 @@ fn why(state: &Services, keys: &[&str], what: &str) -> String {
     } else {
         format!("{what}: {}", lines.join("; "))
     }
-}
-
-// ------------------------------------------------------------------------------ the folder
-
-#[derive(Debug, Default)]
-struct Found {
-    /// Object names (paths inside the folder, `/`-separated), sorted.
-    photos: Vec<String>,
-    skipped: Vec<String>,
-    unreadable: Vec<InvalidImage>,
-}
-
-fn unreadable(image: String, reason: &str, detail: impl Into<String>) -> InvalidImage {
-    InvalidImage {
-        image,
-        reason: reason.to_owned(),
-        detail: Some(detail.into()),
-    }
-}
-
-/// Every photo under `dir`, subfolders included. Hidden files and folders (`.git`,
-/// `._IMG_1.jpg` resource forks) and the report folder are left out; symlinked folders are
-/// not followed (they could loop), symlinked files are read if they stay inside the folder.
-fn scan(dir: &Path, out: &Path) -> std::io::Result<Found> {
-    let mut found = Found::default();
-    let mut pending = vec![(dir.to_path_buf(), String::new())];
-    while let Some((folder, prefix)) = pending.pop() {
-        let entries = match std::fs::read_dir(&folder) {
-            Ok(entries) => entries,
-            Err(e) if prefix.is_empty() => return Err(e),
-            Err(e) => {
-                found.unreadable.push(unreadable(
-                    prefix.trim_end_matches('/').to_owned(),
-                    "unreadable_folder",
-                    e.to_string(),
-                ));
-                continue;
-            }
-        };
-        for entry in entries {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) => {
-                    found
-                        .unreadable
-                        .push(unreadable(prefix.clone(), "unreadable_folder", e.to_string()));
-                    continue;
-                }
-            };
-            let file_name = entry.file_name();
-            let Some(name) = file_name.to_str() else {
-                found.unreadable.push(unreadable(
-                    format!("{prefix}{}", file_name.to_string_lossy()),
-                    "invalid_name",
-                    "the file name is not UTF-8",
-                ));
-                continue;
-            };
-            let path = entry.path();
-            if name.starts_with('.') || path == out {
-                continue;
-            }
-            let rel = format!("{prefix}{name}");
-            let linked = entry.file_type().is_ok_and(|t| t.is_symlink());
-            let meta = match std::fs::metadata(&path) {
-                Ok(meta) => meta,
-                Err(e) => {
-                    found.unreadable.push(unreadable(rel, "not_found", e.to_string()));
-                    continue;
-                }
-            };
-            if meta.is_dir() {
-                if linked {
-                    found.skipped.push(format!("{rel}/ (a linked folder is not followed)"));
-                } else {
-                    pending.push((path, format!("{rel}/")));
-                }
-            } else if is_photo_name(name) {
-                found.photos.push(rel);
-            } else {
-                found.skipped.push(rel);
-            }
-        }
-    }
-    found.photos.sort();
-    found.skipped.sort();
-    Ok(found)
-}
-
-fn is_photo_name(name: &str) -> bool {
-    Path::new(name)
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| PHOTO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 fn progress(len: usize, what: &'static str) -> ProgressBar {
@@ -362,7 +252,7 @@ async fn read_features(state: &Services, refs: &[ImageRef]) -> (Vec<(ImageRef, F
         match result {
             Some(Ok(f)) => photos.push((r, f)),
             Some(Err(e)) => failed.push(invalid(&r, e)),
-            None => failed.push(unreadable(r.to_string(), "internal", "no result")),
+            None => failed.push(unreadable(r.to_string(), Reason::Internal, "no result")),
         }
     }
     (photos, failed)
@@ -474,7 +364,7 @@ async fn find_people(state: &Services, photos: &[(ImageRef, Features)]) -> Peopl
         match result {
             Some(Ok(found)) => faces.extend(found.into_iter().map(|f| (p, f))),
             Some(Err(e)) => failed.push(invalid(&photos[p].0, e)),
-            None => failed.push(unreadable(photos[p].0.to_string(), "internal", "no result")),
+            None => failed.push(unreadable(photos[p].0.to_string(), Reason::Internal, "no result")),
         }
     }
     let clusters = persons(&faces, |p| photos[p].0.to_string(), true);
@@ -570,42 +460,4 @@ async fn draw_pictures(
         }
     }
     pictures
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn photo_names_are_told_by_extension_in_any_case() {
-        assert!(is_photo_name("IMG_0001.JPG"));
-        assert!(is_photo_name("a.b.webp"));
-        assert!(is_photo_name("x.heic"));
-        assert!(!is_photo_name("notes.txt"));
-        assert!(!is_photo_name("jpg"));
-    }
-
-    #[test]
-    fn scan_walks_subfolders_and_leaves_out_hidden_files_and_the_report() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        std::fs::create_dir_all(root.join("trip/day 1")).unwrap();
-        std::fs::create_dir_all(root.join(".thumbnails")).unwrap();
-        std::fs::create_dir_all(root.join(DEFAULT_OUT)).unwrap();
-        for f in [
-            "a.jpg",
-            "trip/b.PNG",
-            "trip/day 1/c.webp",
-            "notes.txt",
-            ".hidden.jpg",
-            ".thumbnails/t.jpg",
-            "ongi-report/report.html",
-        ] {
-            std::fs::write(root.join(f), b"x").unwrap();
-        }
-        let found = scan(root, &root.join(DEFAULT_OUT)).unwrap();
-        assert_eq!(found.photos, vec!["a.jpg", "trip/b.PNG", "trip/day 1/c.webp"]);
-        assert_eq!(found.skipped, vec!["notes.txt"]);
-        assert!(found.unreadable.is_empty());
-    }
 }

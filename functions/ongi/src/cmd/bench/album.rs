@@ -33,16 +33,8 @@ pub(crate) fn percentile(values: &[f64], p: f64) -> f64 {
 }
 
 pub(crate) fn photos_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read the photo folder {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| e.eq_ignore_ascii_case("jpg"))
-        })
-        .collect();
-    files.sort();
+    // JPEGs only: each round's marker goes after the JPEG's end, which decoders ignore.
+    let files = super::files_in(dir, |e| e.eq_ignore_ascii_case("jpg"))?;
     if files.len() < ALBUM_SIZE {
         bail!(
             "{} holds {} JPEGs; an album needs {ALBUM_SIZE}",

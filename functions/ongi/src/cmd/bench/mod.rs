@@ -31,17 +31,22 @@ pub struct BenchOptions {
     pub limit: Option<usize>,
 }
 
-pub(crate) fn list_photos(dir: &Path, limit: Option<usize>) -> anyhow::Result<Vec<PathBuf>> {
+/// The files directly in `dir` whose extension `keep` accepts, sorted by path.
+pub(crate) fn files_in(dir: &Path, keep: impl Fn(&str) -> bool) -> anyhow::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read the photo folder {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png" | "webp"))
-        })
+        .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(&keep))
         .collect();
     files.sort();
+    Ok(files)
+}
+
+pub(crate) fn list_photos(dir: &Path, limit: Option<usize>) -> anyhow::Result<Vec<PathBuf>> {
+    // Only the formats the service decodes: the benchmark times decoding.
+    let mut files = files_in(dir, |e| {
+        matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png" | "webp")
+    })?;
     if let Some(n) = limit {
         files.truncate(n);
     }
@@ -120,7 +125,7 @@ pub async fn embed(opts: BenchOptions) -> anyhow::Result<()> {
     let env = runtime::environment(library.as_deref(), "the benchmark")?;
     let photos = list_photos(&opts.photos, opts.limit)?;
     let load_started = Instant::now();
-    let model = Arc::new(ClipVisual::load_with(
+    let model = Arc::new(ClipVisual::load(
         env,
         &opts.models.join(VISUAL_FILE),
         SessionConfig::threads(opts.threads),

@@ -462,7 +462,7 @@ fn unreadable(page: &mut Page<'_>, report: &Report) {
                 page.html,
                 r#"<tr class="unreadable-file"><td class="file">{}</td><td class="reason-code">{}</td><td>{}</td></tr>"#,
                 esc(&u.image),
-                esc(&u.reason),
+                esc(u.reason.as_str()),
                 esc(u.detail.as_deref().unwrap_or(""))
             );
         }

@@ -1,0 +1,13 @@
+//! What the tests of every crate in the workspace share: the settings `.ci/run` provides
+//! (the Redis and fake-gcs-server it starts), free ports, child processes stopped on drop,
+//! and private `redis-server`s and fake-gcs-servers of a test's own.
+
+mod env;
+mod fake_gcs;
+mod process;
+mod redis;
+
+pub use env::{redis_url, required_env, storage_emulator, unique_prefix};
+pub use fake_gcs::start_fake_gcs;
+pub use process::{Killed, file_names, free_port, wait_for_port};
+pub use redis::RedisServer;
