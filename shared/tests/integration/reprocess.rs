@@ -14,7 +14,10 @@ use ongi_shared::storage::gcs::GcsStore;
 use serde_json::{Value, json};
 
 use crate::clip_parity::models_dir;
-use crate::support::{TestApp, free_port, redis_url, required_env, spawn_app, storage_emulator, unique_prefix};
+use crate::support::{
+    TestApp, free_port, message_data, pubsub_emulator, redis_url, required_env, spawn_app, storage_emulator,
+    unique_prefix,
+};
 
 fn uploads() -> BucketName {
     BucketName::parse("uploads").unwrap()
@@ -331,58 +334,31 @@ async fn an_analysis_function_reprocesses_its_step_with_the_embedding_services_f
 
 #[tokio::test]
 async fn the_embedding_functions_walk_announces_each_photo_on_ongi_features() {
-    let Ok(pubsub) = std::env::var("PUBSUB_EMULATOR_HOST") else {
-        eprintln!("SKIPPED: PUBSUB_EMULATOR_HOST is not set (no gcloud on this machine, so no Pub/Sub emulator)");
+    const PROJECT: &str = "ongi-reprocess";
+    let Some(pubsub) = pubsub_emulator(PROJECT) else {
         return;
     };
-    const PROJECT: &str = "ongi-reprocess";
-    let base = format!("http://{pubsub}/v1/projects/{PROJECT}");
-    let http = reqwest::Client::new();
     let id = uuid::Uuid::new_v4().simple().to_string();
     let topic = format!("features-{id}");
-    for (path, body) in [
-        (format!("topics/{topic}"), json!({})),
-        (
-            format!("subscriptions/pull-{id}"),
-            json!({"topic": format!("projects/{PROJECT}/topics/{topic}")}),
-        ),
-    ] {
-        let resp = http.put(format!("{base}/{path}")).json(&body).send().await.unwrap();
-        assert!(resp.status().is_success(), "PUT {path}: {}", resp.status());
-    }
+    let sub = format!("pull-{id}");
+    pubsub.put(&format!("topics/{topic}"), json!({})).await;
+    pubsub
+        .put(&format!("subscriptions/{sub}"), json!({"topic": pubsub.topic(&topic)}))
+        .await;
     // Pulls what is there now, acknowledged.
     let pull = || async {
         let mut messages = Vec::new();
         for _ in 0..10 {
-            let pulled: Value = http
-                .post(format!("{base}/subscriptions/pull-{id}:pull"))
-                .json(&json!({"maxMessages": 100, "returnImmediately": true}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let batch = pulled["receivedMessages"].as_array().cloned().unwrap_or_default();
+            let batch = pubsub
+                .pull(&sub, json!({"maxMessages": 100, "returnImmediately": true}))
+                .await;
             if batch.is_empty() && !messages.is_empty() {
                 break;
             }
-            let ack_ids: Vec<Value> = batch.iter().map(|m| m["ackId"].clone()).collect();
-            if !ack_ids.is_empty() {
-                http.post(format!("{base}/subscriptions/pull-{id}:acknowledge"))
-                    .json(&json!({ "ackIds": ack_ids }))
-                    .send()
-                    .await
-                    .unwrap();
+            if !batch.is_empty() {
+                pubsub.acknowledge(&sub, &batch).await;
             }
-            for m in batch {
-                let data = base64::Engine::decode(
-                    &base64::engine::general_purpose::STANDARD,
-                    m["message"]["data"].as_str().unwrap(),
-                )
-                .unwrap();
-                messages.push(serde_json::from_slice::<Value>(&data).unwrap());
-            }
+            messages.extend(batch.iter().map(message_data::<Value>));
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         messages
@@ -395,7 +371,7 @@ async fn the_embedding_functions_walk_announces_each_photo_on_ongi_features() {
         &[
             ("REDIS_URL", &redis),
             ("ONGI_CACHE_PREFIX", &prefix),
-            ("PUBSUB_EMULATOR_HOST", &pubsub),
+            ("PUBSUB_EMULATOR_HOST", &pubsub.host),
             ("GOOGLE_CLOUD_PROJECT", PROJECT),
             ("ONGI_FEATURES_TOPIC", &topic),
         ],
@@ -428,19 +404,10 @@ async fn the_embedding_functions_walk_announces_each_photo_on_ongi_features() {
     let again = reprocess(&app, body).await;
     assert_eq!(count(&again, "skipped_by_reason", "current"), 3, "{again}");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let pulled: Value = http
-        .post(format!("{base}/subscriptions/pull-{id}:pull"))
-        .json(&json!({"maxMessages": 100, "returnImmediately": true}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(
-        pulled["receivedMessages"].as_array().is_none_or(|a| a.is_empty()),
-        "{pulled}"
-    );
+    let pulled = pubsub
+        .pull(&sub, json!({"maxMessages": 100, "returnImmediately": true}))
+        .await;
+    assert!(pulled.is_empty(), "{pulled:?}");
 }
 
 #[tokio::test]
