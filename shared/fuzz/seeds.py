@@ -93,7 +93,7 @@ def image_ref() -> None:
 def cache_records() -> None:
     import struct
 
-    # A feature record (shared/src/pipeline/record.rs, version 2): 58-byte header, then the
+    # A feature record (shared/src/analysis/record.rs, version 2): 58-byte header, then the
     # embedding as f32 LE. One without an embedding, one with four dimensions.
     header = bytearray(58)
     header[0:3] = b"OF\x02"
