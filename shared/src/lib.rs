@@ -37,6 +37,11 @@
 //! | [`style`] | style presets and their templates, the Gemini prompt writer, the thumbnail Gemini sees | call the diffusion model |
 //! | [`modules`] | which analysis modules a process serves | — |
 
+//!
+//! *The anchor*, in comments here, is the Python service Ongi replaces: its algorithms and
+//! constants are the baseline each analysis is measured against, and each departure from it
+//! is named where it is made.
+
 // No `unsafe` in Ongi's own code: untrusted bytes meet only safe Rust here.
 #![forbid(unsafe_code)]
 
