@@ -191,7 +191,11 @@ async fn fetch_installs_a_verified_file_and_skips_it_the_second_time() {
     assert!(first.status.success(), "{}\n{:?}", stdout(&first), stderr_lines(&first));
     assert!(stdout(&first).contains("installed  m.onnx"), "{}", stdout(&first));
     assert_eq!(std::fs::read(folder.join("m.onnx")).unwrap(), body);
-    assert_eq!(file_names(&folder), ["m.onnx", "manifest.toml"]);
+    assert_eq!(
+        file_names(&folder),
+        [".ongi-sha256", "m.onnx", "manifest.toml"],
+        "the verified download is stamped"
+    );
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 
     let second = ongi(&args, &[]).await;
@@ -272,7 +276,10 @@ async fn fetch_replaces_a_mismatching_file_only_with_a_verified_download_and_kee
         users,
         "the user's file is kept, byte for byte"
     );
-    assert_eq!(file_names(&folder), ["m.onnx", "m.onnx.replaced", "manifest.toml"]);
+    assert_eq!(
+        file_names(&folder),
+        [".ongi-sha256", "m.onnx", "m.onnx.replaced", "manifest.toml"]
+    );
     let line = out
         .lines()
         .find(|l| l.contains("m.onnx.replaced"))

@@ -338,7 +338,10 @@ fn start_up_installs_what_is_missing_and_never_touches_a_file_that_is_there() {
         1,
         "only n.onnx was downloaded"
     );
-    assert_eq!(file_names(&models), ["m.onnx", "manifest.toml", "n.onnx"]);
+    assert_eq!(
+        file_names(&models),
+        [".ongi-sha256", "m.onnx", "manifest.toml", "n.onnx"]
+    );
     let line = printed
         .iter()
         .find(|l| l.contains("m.onnx") && !l.contains("n.onnx"))

@@ -5,8 +5,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 use super::aesthetic::{AESTHETIC_FILE, AestheticHead};
 use super::clip::{ClipTextual, ClipVisual, TEXTUAL_FILE, VISUAL_FILE};
 use super::error::ModelError;
@@ -14,6 +12,7 @@ use super::face::mtcnn::Mtcnn;
 use super::face::yunet::{self, YuNet};
 use super::face::{DetectOptions, FaceDetector};
 use super::face_embed::{FACE_EMBED_FILE, FaceEmbedder};
+use super::manifest::sha256_stamped;
 use super::runtime;
 use super::runtime::SessionConfig;
 use crate::config::FaceDetector as DetectorChoice;
@@ -73,11 +72,24 @@ impl Models {
         let threads = runtime::intra_op_threads();
         let mut missing = Vec::new();
         let visual_path = dir.join(VISUAL_FILE);
-        let visual = if with_visual {
-            ClipVisual::load(env, &visual_path, threads).map(|m| Some(Arc::new(m)))
-        } else {
-            Ok(None)
-        };
+        let textual_path = dir.join(TEXTUAL_FILE);
+        // The two encoders are loaded side by side: building a session (reading the graph,
+        // optimising it) is most of a start-up, and each build uses one core.
+        let (visual, textual) = std::thread::scope(|scope| {
+            let textual = scope.spawn(|| ClipTextual::load(env, &textual_path, threads));
+            let visual = if with_visual {
+                ClipVisual::load(env, &visual_path, threads).map(|m| Some(Arc::new(m)))
+            } else {
+                Ok(None)
+            };
+            let textual = textual.join().unwrap_or_else(|_| {
+                Err(ModelError::Load {
+                    path: textual_path.clone(),
+                    reason: "the loading thread panicked".into(),
+                })
+            });
+            (visual, textual)
+        });
         let (clip_visual, clip_model_id) = match visual.and_then(|m| Ok((m, model_id("clip-vit-b32", &visual_path)?))) {
             Ok((m, id)) => (m, id),
             Err(e) => {
@@ -85,7 +97,7 @@ impl Models {
                 (None, PIXELS_ONLY.to_owned())
             }
         };
-        let clip_textual = match ClipTextual::load(env, &dir.join(TEXTUAL_FILE), threads) {
+        let clip_textual = match textual {
             Ok(m) => Some(Arc::new(m)),
             Err(e) => {
                 missing.push(e.to_string());
@@ -164,21 +176,18 @@ impl Models {
     }
 }
 
-/// `name@<first 12 hex digits of the file's SHA-256>`: changes whenever the weights do.
+/// `name@<first 12 hex digits of the file's SHA-256>`: changes whenever the weights do. The
+/// hash comes from the model folder's stamp while the file is unchanged (see
+/// `manifest::sha256_stamped`): a start-up does not read the 350 MB CLIP graph a second time.
 fn model_id(name: &str, path: &Path) -> Result<String, ModelError> {
-    let mut file = std::fs::File::open(path).map_err(|e| match e.kind() {
+    let sha256 = sha256_stamped(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => ModelError::Missing(path.to_owned()),
         _ => ModelError::Load {
             path: path.to_owned(),
             reason: e.to_string(),
         },
     })?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(|e| ModelError::Load {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
-    Ok(format!("{name}@{}", &hex::encode(hasher.finalize())[..12]))
+    Ok(format!("{name}@{}", &sha256[..12]))
 }
 
 #[cfg(test)]

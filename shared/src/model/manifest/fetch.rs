@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use super::download::{Failure, download, error_chain, free_aside_name, install};
 use super::schema::{MANIFEST_FILE, Manifest, ModelEntry};
-use super::verify::{ModelStatus, check_file};
+use super::stamp;
+use super::verify::{Hashing, ModelStatus, check_file};
 
 /// What [`fetch_with`] does with a file that is present but does not match its pin (wrong
 /// size, wrong hash, unreadable).
@@ -247,6 +248,8 @@ pub async fn fetch_with(
         };
         match outcome {
             Ok(aside) => {
+                // The download was checked against the pin byte by byte before its rename.
+                stamp::record(&path, &entry.sha256);
                 if let (Some(aside), Some(bad)) = (aside, &mismatched) {
                     on_event(FetchEvent::MovedAside {
                         model: entry,
@@ -278,10 +281,11 @@ pub async fn fetch_with(
     }
 }
 
-/// [`check_file`] on a blocking thread: hashing a 350 MB file must not stall the runtime.
+/// [`check_file`] on a blocking thread: hashing a 350 MB file must not stall the runtime. A
+/// file whose stamp says it is unchanged is not read again.
 async fn check_in_background(entry: &ModelEntry, path: &Path) -> ModelStatus {
     let (entry, path) = (entry.clone(), path.to_owned());
-    tokio::task::spawn_blocking(move || check_file(&entry, &path).1)
+    tokio::task::spawn_blocking(move || check_file(&entry, &path, Hashing::Stamped).1)
         .await
         .unwrap_or_else(|e| ModelStatus::Unreadable {
             reason: format!("the check failed: {e}"),
@@ -366,6 +370,12 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(folder.join(MANIFEST_FILE)).unwrap(),
             manifest.as_toml()
+        );
+        // The verified download is stamped: a start-up will not read it again.
+        let stamps = std::fs::read_to_string(folder.join(super::super::STAMP_FILE)).unwrap();
+        assert!(
+            stamps.starts_with(&sha256_hex(&body)) && stamps.ends_with(" m.onnx\n"),
+            "{stamps}"
         );
         assert!(verify(&folder).unwrap().is_ok());
         assert_eq!(hits.load(Ordering::SeqCst), 1);

@@ -6,7 +6,9 @@
 //! - The production manifest is `shared/src/model/production.toml`, embedded in every binary
 //!   ([`Manifest::production`]). A model folder may carry its own `manifest.toml`
 //!   ([`Manifest::load`]); the test models in `shared/tests/fixtures/models/` do.
-//! - A file is hashed while it is streamed, never read whole (the CLIP graphs are 350 MB).
+//! - A file is hashed while it is streamed, never read whole (the CLIP graphs are 350 MB),
+//!   and its hash is stamped with its size and modification time (`DIR/.ongi-sha256`), so a
+//!   start-up reads the stamp instead of the file while the file is unchanged.
 //! - A download goes to `DIR/.<file>.part` and is renamed to its final name only after its
 //!   size and SHA-256 match the manifest, so a file under its final name is never a partial
 //!   or unchecked download; a download that fails leaves no `.part` behind. A file whose hash
@@ -21,16 +23,19 @@
 //! - What `fetch` does is reported, file by file, to a callback as [`FetchEvent`]s (the CLI
 //!   draws its progress bars from them).
 //!
-//! The manifest's types and parsing are in `schema`, checking a folder in `verify`, installing
-//! a manifest's files in `fetch`, and one download (`.part`, checks, rename) in `download`.
+//! The manifest's types and parsing are in `schema`, checking a folder in `verify`, the hash
+//! stamps in `stamp`, installing a manifest's files in `fetch`, and one download (`.part`,
+//! checks, rename) in `download`.
 
 mod download;
 mod fetch;
 mod schema;
+mod stamp;
 #[cfg(test)]
 mod test_support;
 mod verify;
 
 pub use fetch::{FetchError, FetchEvent, FetchOptions, FetchReport, Mismatched, fetch_with};
 pub use schema::{DType, Dim, MANIFEST_FILE, Manifest, ManifestError, ModelEntry, PRODUCTION_ORIGIN, TensorSpec};
-pub use verify::{ModelCheck, ModelStatus, VerifyReport, sha256_file, verify};
+pub use stamp::{STAMP_FILE, sha256_stamped};
+pub use verify::{Hashing, ModelCheck, ModelStatus, VerifyReport, sha256_file, verify, verify_with};

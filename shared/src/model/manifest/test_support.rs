@@ -11,8 +11,12 @@ use tokio::net::TcpListener;
 
 use super::schema::{MANIFEST_FILE, Manifest};
 
-/// Names of the files in a folder, sorted.
-pub(super) use ongi_test_support::file_names as listing;
+/// Names of the files in a folder, sorted, but for the hash stamps (see `stamp`).
+pub(super) fn listing(dir: &Path) -> Vec<String> {
+    let mut names = ongi_test_support::file_names(dir);
+    names.retain(|n| n != super::STAMP_FILE);
+    names
+}
 
 pub(super) fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models")

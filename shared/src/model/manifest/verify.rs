@@ -1,5 +1,6 @@
 //! Checking a model folder against its manifest: presence, size and SHA-256 of every file
-//! ([`verify`], [`Manifest::verify`]), hashing each file while it is streamed.
+//! ([`verify`], [`Manifest::verify`]), hashing each file while it is streamed, or reading its
+//! hash from a stamp while the file is unchanged ([`Hashing::Stamped`], see `stamp`).
 
 use std::fmt;
 use std::fs::File;
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::schema::{Manifest, ManifestError, ModelEntry};
+use super::stamp;
 
 const HASH_BUFFER: usize = 1 << 20;
 
@@ -118,15 +120,30 @@ impl VerifyReport {
     }
 }
 
+/// How a check learns a file's SHA-256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hashing {
+    /// Reads every byte (`ongi models verify`: the full check), and stamps the result.
+    Full,
+    /// Trusts the file's stamp while its size and modification time are unchanged, else reads
+    /// it in full (a process's start-up).
+    Stamped,
+}
+
 impl Manifest {
-    /// Checks every file of the manifest in the folder `dir`: presence, size, SHA-256.
+    /// Checks every file of the manifest in the folder `dir`: presence, size, SHA-256 (every byte).
     pub fn verify(&self, dir: &Path) -> VerifyReport {
+        self.verify_with(dir, Hashing::Full)
+    }
+
+    /// [`Manifest::verify`], with the hashes learnt as `hashing` says.
+    pub fn verify_with(&self, dir: &Path, hashing: Hashing) -> VerifyReport {
         let checks = self
             .models()
             .iter()
             .map(|entry| {
                 let path = dir.join(&entry.file);
-                let (size, status) = check_file(entry, &path);
+                let (size, status) = check_file(entry, &path, hashing);
                 ModelCheck {
                     role: entry.role.clone(),
                     file: entry.file.clone(),
@@ -145,13 +162,18 @@ impl Manifest {
     }
 }
 
-/// Checks the model folder `dir` against its manifest ([`Manifest::load`]).
+/// Checks the model folder `dir` against its manifest ([`Manifest::load`]), every byte.
 pub fn verify(dir: &Path) -> Result<VerifyReport, ManifestError> {
-    Ok(Manifest::load(dir)?.verify(dir))
+    verify_with(dir, Hashing::Full)
+}
+
+/// [`verify`], with the hashes learnt as `hashing` says.
+pub fn verify_with(dir: &Path, hashing: Hashing) -> Result<VerifyReport, ManifestError> {
+    Ok(Manifest::load(dir)?.verify_with(dir, hashing))
 }
 
 /// Size on disk (when present) and status of one file.
-pub(super) fn check_file(entry: &ModelEntry, path: &Path) -> (Option<u64>, ModelStatus) {
+pub(super) fn check_file(entry: &ModelEntry, path: &Path, hashing: Hashing) -> (Option<u64>, ModelStatus) {
     let metadata = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return (None, ModelStatus::Missing),
@@ -167,7 +189,11 @@ pub(super) fn check_file(entry: &ModelEntry, path: &Path) -> (Option<u64>, Model
     {
         return (Some(size), ModelStatus::WrongSize { expected, actual: size });
     }
-    let actual = match sha256_file(path) {
+    let hashed = match hashing {
+        Hashing::Full => sha256_file(path).inspect(|hash| stamp::record(path, hash)),
+        Hashing::Stamped => stamp::sha256_stamped(path),
+    };
+    let actual = match hashed {
         Ok(hash) => hash,
         Err(e) => return (Some(size), ModelStatus::Unreadable { reason: e.to_string() }),
     };
