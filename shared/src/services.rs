@@ -51,15 +51,16 @@ impl Services {
     /// answer: Redis connects lazily, and `/readyz` reports what is unreachable.
     pub async fn from_settings(settings: Settings, modules: Modules) -> Result<Self, ServicesError> {
         let store = crate::storage::from_settings(&settings).await?;
-        let backend: Arc<dyn crate::cache::FeatureCache> = match &settings.redis_url {
-            Some(url) => Arc::new(RedisCache::new(url.expose()).map_err(|e| ServicesError::Cache(e.to_string()))?),
-            None => Arc::new(MemoryCache::default()),
+        let keyspace = Keyspace::new(settings.cache_prefix.clone());
+        let cache = match &settings.redis_url {
+            Some(url) => Cache::new(
+                Arc::new(RedisCache::new(url.expose()).map_err(|e| ServicesError::Cache(e.to_string()))?),
+                keyspace,
+                settings.cache_ttl,
+            )
+            .with_near(settings.near_cache_bytes),
+            None => Cache::new(Arc::new(MemoryCache::default()), keyspace, settings.cache_ttl),
         };
-        let cache = Cache::new(
-            backend,
-            Keyspace::new(settings.cache_prefix.clone()),
-            settings.cache_ttl,
-        );
         // Only the functions that use a model load one. On Cloud Run the analyses read features
         // from the cache and ask the embedding service for what is missing (`EMBEDDING_URL`);
         // in `ongi serve` everything runs in one process.

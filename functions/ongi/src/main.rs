@@ -129,6 +129,9 @@ enum BenchCommand {
         models: PathBuf,
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+        /// Also time this `ongi` binary (an older build), in alternate rounds, and compare.
+        #[arg(long, value_name = "FILE")]
+        baseline_bin: Option<PathBuf>,
     },
     /// Concurrent album calls against a real `ongi serve` (started here, loopback) for a fixed
     /// time: calls by status, p50/p99, the server's memory, a per-second timeline. Exits 1
@@ -160,6 +163,10 @@ enum BenchCommand {
         /// Keep the server's log in this file.
         #[arg(long, value_name = "FILE")]
         server_log: Option<PathBuf>,
+        /// First run the same load against this `ongi` binary (an older build), then against
+        /// this one, and compare.
+        #[arg(long, value_name = "FILE")]
+        baseline_bin: Option<PathBuf>,
     },
     /// Memory bombs (small files declaring huge images) sent at once to every route of a
     /// real `ongi serve` (started here, loopback, default settings), with its memory sampled:
@@ -284,6 +291,7 @@ async fn main() -> anyhow::Result<()> {
                     routes,
                     max_in_flight,
                     server_log,
+                    baseline_bin,
                 },
         } => {
             if !(duration.is_finite() && duration > 0.0) {
@@ -299,6 +307,7 @@ async fn main() -> anyhow::Result<()> {
                 routes,
                 max_in_flight,
                 server_log,
+                baseline_bin,
             })
             .await
         }
@@ -322,8 +331,13 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Command::Bench {
-            command: BenchCommand::Ready { models, rounds },
-        } => cmd::bench::album::ready(&models, rounds.max(1)),
+            command:
+                BenchCommand::Ready {
+                    models,
+                    rounds,
+                    baseline_bin,
+                },
+        } => cmd::bench::album::ready(&models, rounds.max(1), baseline_bin.as_deref()),
         Command::Bench {
             command:
                 BenchCommand::Faces {
@@ -389,9 +403,11 @@ async fn serve(port: Option<u16>, host: IpAddr, no_fetch: bool) -> anyhow::Resul
     Ok(())
 }
 
-/// Whether the model folder lacks a required production model (or does not exist).
+/// Whether the model folder lacks a required production model (or does not exist). Hashes
+/// come from the folder's stamps while the files are unchanged.
 fn models_missing(dir: &std::path::Path) -> bool {
-    match ongi_shared::model::manifest::verify(dir) {
+    use ongi_shared::model::manifest::{Hashing, verify_with};
+    match verify_with(dir, Hashing::Stamped) {
         Ok(report) => report
             .checks
             .iter()

@@ -109,6 +109,13 @@ fn concurrent_album_calls_are_answered_or_shed_with_retry_after_and_memory_stays
     let statuses: Vec<&String> = r["by_status"].as_object().unwrap().keys().collect();
     assert!(statuses.iter().all(|s| *s == "201" || *s == "503"), "{r}");
     assert!(r["p50_s"].as_f64().unwrap() <= r["p99_s"].as_f64().unwrap());
+    // Twelve clients drawing from the same 30 new photos: each photo computed at most once,
+    // however many calls asked for it at the same time.
+    let (computed, named) = (
+        r["photos_computed"].as_f64().unwrap(),
+        r["photos_named"].as_f64().unwrap(),
+    );
+    assert!(computed > 0.0 && computed <= named, "{r}");
     let peak = r["rss_peak_mib"].as_f64().unwrap();
     assert!(peak > 0.0 && peak < 1024.0, "the server's memory is not bounded: {r}");
 }

@@ -10,11 +10,32 @@ use crate::domain::{BucketName, ContentHash};
 pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CacheKey(String);
+pub struct CacheKey {
+    key: String,
+    immutable: bool,
+}
 
 impl CacheKey {
+    /// A key whose value never changes once written.
+    fn immutable(key: String) -> Self {
+        Self { key, immutable: true }
+    }
+
+    /// A key whose value a later write replaces.
+    fn mutable(key: String) -> Self {
+        Self { key, immutable: false }
+    }
+
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.key
+    }
+
+    /// Whether the value under this key can never change, so that a copy kept in this
+    /// process stays right (the near cache keeps only these): everything keyed by content
+    /// hash, by text, or by an object *generation* (whose bytes storage never changes). Not
+    /// so the `latest` alias (a new upload moves it), failure marks, or a batch run's state.
+    pub fn is_immutable(&self) -> bool {
+        self.immutable
     }
 }
 
@@ -28,8 +49,10 @@ impl Keyspace {
         Self { prefix: prefix.into() }
     }
 
+    /// `{prefix}v{schema}:{kind}:{model}:{id}` for a value computed from `id` (a content
+    /// hash or a text): the same input always gives the same value.
     fn key(&self, kind: &str, model: &str, id: &str) -> CacheKey {
-        CacheKey(format!("{}v{SCHEMA_VERSION}:{kind}:{model}:{id}", self.prefix))
+        CacheKey::immutable(format!("{}v{SCHEMA_VERSION}:{kind}:{model}:{id}", self.prefix))
     }
 
     /// The per-photo feature record computed by `model` from the photo's bytes.
@@ -39,7 +62,7 @@ impl Keyspace {
 
     /// `bucket/object#generation` → content hash, so a repeated upload event needs no download.
     pub fn alias(&self, bucket: &BucketName, object: &str, generation: i64) -> CacheKey {
-        CacheKey(format!(
+        CacheKey::immutable(format!(
             "{}v{SCHEMA_VERSION}:alias:{bucket}/{object}#{generation}",
             self.prefix
         ))
@@ -48,7 +71,7 @@ impl Keyspace {
     /// `bucket/object` → the generation and hash last computed for it: lets an album call
     /// find its photos' features in one round trip without asking storage for generations.
     pub fn latest(&self, bucket: &BucketName, object: &str) -> CacheKey {
-        CacheKey(format!("{}v{SCHEMA_VERSION}:latest:{bucket}/{object}", self.prefix))
+        CacheKey::mutable(format!("{}v{SCHEMA_VERSION}:latest:{bucket}/{object}", self.prefix))
     }
 
     /// The faces found in a photo by a detector + embedder pair.
@@ -64,7 +87,8 @@ impl Keyspace {
     /// A photo generation whose processing failed for good under `model` (it cannot be read:
     /// corrupt, unsupported, too large), with the reason: a batch run does not retry it.
     pub fn failure(&self, model: &str, bucket: &BucketName, object: &str, generation: i64) -> CacheKey {
-        self.key("failed", model, &format!("{bucket}/{object}#{generation}"))
+        let CacheKey { key, .. } = self.key("failed", model, &format!("{bucket}/{object}#{generation}"));
+        CacheKey::mutable(key)
     }
 
     /// Bytes that cannot be decoded (corrupt, unsupported, too large) under the limits and
@@ -77,12 +101,12 @@ impl Keyspace {
 
     /// Where a batch reprocessing run resumes (`run` names the bucket, prefix, since, steps and model).
     pub fn reprocess_cursor(&self, run: &str) -> CacheKey {
-        CacheKey(format!("{}v{SCHEMA_VERSION}:reprocess:cursor:{run}", self.prefix))
+        CacheKey::mutable(format!("{}v{SCHEMA_VERSION}:reprocess:cursor:{run}", self.prefix))
     }
 
     /// The lease of the call currently walking `run`: two overlapping calls would do the same work.
     pub fn reprocess_lease(&self, run: &str) -> CacheKey {
-        CacheKey(format!("{}v{SCHEMA_VERSION}:reprocess:lease:{run}", self.prefix))
+        CacheKey::mutable(format!("{}v{SCHEMA_VERSION}:reprocess:lease:{run}", self.prefix))
     }
 
     /// A text embedding of one of Ongi's own prompts (the taxonomy's, the quality pairs'),
@@ -115,5 +139,30 @@ mod tests {
         assert_eq!(ks.alias(&bucket, "a.jpg", 7).as_str(), "t1:v2:alias:uploads/a.jpg#7");
         assert_ne!(ks.text("m", "a dog"), ks.text("m", "a cat"));
         assert_ne!(ks.text("m", "a dog"), ks.concept_text("m", "a dog"));
+    }
+
+    #[test]
+    fn only_keys_whose_value_cannot_change_are_immutable() {
+        let ks = Keyspace::new("t1:");
+        let (h, bucket) = (ContentHash::of(b"photo"), BucketName::parse("uploads").unwrap());
+        for key in [
+            ks.features("m", &h),
+            ks.alias(&bucket, "a.jpg", 7),
+            ks.faces("m", &h),
+            ks.result("quality", "m", &h),
+            ks.undecodable("d", &h),
+            ks.text("m", "a dog"),
+            ks.concept_text("m", "a dog"),
+        ] {
+            assert!(key.is_immutable(), "{key:?}");
+        }
+        for key in [
+            ks.latest(&bucket, "a.jpg"),
+            ks.failure("m", &bucket, "a.jpg", 7),
+            ks.reprocess_cursor("run"),
+            ks.reprocess_lease("run"),
+        ] {
+            assert!(!key.is_immutable(), "{key:?}");
+        }
     }
 }

@@ -3,12 +3,17 @@
 //! - [`FeatureCache`] is the raw trait, implemented by [`redis::RedisCache`] (Memorystore)
 //!   and [`memory::MemoryCache`] (in-process, for `ongi serve` without `REDIS_URL`).
 //! - [`Cache`] is what the request path uses: it turns every cache failure into a miss,
-//!   logged and counted, because a cache outage must cost recomputation, never a 500.
+//!   logged and counted, because a cache outage must cost recomputation, never a 500. In
+//!   front of Redis it keeps a bounded in-process copy of recent *immutable* entries (the
+//!   near cache: features, text embeddings, generation aliases, never the `latest` alias),
+//!   so a hot photo costs no round trip, and a Redis outage costs no recomputation of what
+//!   this process saw recently.
 //! - [`keys::Keyspace`] builds every key (schema version, model id, content hash);
 //!   [`codec`] stores vectors as little-endian `f32`, not JSON.
 
 pub mod codec;
 pub mod keys;
+pub mod lru;
 pub mod memory;
 pub mod redis;
 
@@ -19,6 +24,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub use keys::{CacheKey, Keyspace};
+use lru::Lru;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -68,6 +74,13 @@ pub struct Cache {
     ttl: Duration,
     /// Until when the backend is skipped, after it was found unreachable.
     skip_until: Arc<Mutex<Option<Instant>>>,
+    /// Recent immutable entries, bounded in bytes (see [`Cache::with_near`]).
+    near: Option<Arc<Mutex<Lru<Bytes>>>>,
+}
+
+/// A near-cache entry's weight: its value and key bytes, plus the map's own bookkeeping.
+fn near_weight(key: &CacheKey, value: &Bytes) -> usize {
+    value.len() + 2 * key.as_str().len() + 96
 }
 
 impl Cache {
@@ -77,7 +90,38 @@ impl Cache {
             keyspace,
             ttl,
             skip_until: Arc::default(),
+            near: None,
         }
+    }
+
+    /// Keeps up to `max_bytes` of recent immutable entries in this process, in front of the
+    /// backend (nothing when 0). For a shared backend (Redis) only: an in-process backend
+    /// would hold every entry twice.
+    pub fn with_near(mut self, max_bytes: usize) -> Self {
+        self.near = (max_bytes > 0).then(|| Arc::new(Mutex::new(Lru::with_weight(usize::MAX, max_bytes))));
+        self
+    }
+
+    fn near(&self) -> Option<std::sync::MutexGuard<'_, Lru<Bytes>>> {
+        // Every operation on the map is a single insert, get or eviction loop that leaves it
+        // consistent, so a poisoned lock is still safe to use.
+        self.near.as_ref().map(|n| n.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Copies the immutable entries among `entries` into the near cache.
+    fn keep_near<'a>(&self, entries: impl IntoIterator<Item = (&'a CacheKey, &'a Bytes)>) {
+        if let Some(mut near) = self.near() {
+            for (key, value) in entries {
+                if key.is_immutable() {
+                    near.insert_weighted(key.as_str().to_owned(), value.clone(), near_weight(key, value));
+                }
+            }
+        }
+    }
+
+    /// How many entries and bytes the near cache holds.
+    pub fn near_usage(&self) -> (usize, usize) {
+        self.near().map_or((0, 0), |n| (n.len(), n.weight()))
     }
 
     /// Whether the backend was found unreachable less than [`OUTAGE_BACKOFF`] ago.
@@ -119,29 +163,46 @@ impl Cache {
         self.ttl
     }
 
-    /// Values aligned with `keys`; every key is a miss when the cache is down.
+    /// Values aligned with `keys`; every key the near cache does not hold is a miss when the
+    /// backend is down.
     pub async fn get_many(&self, keys: &[CacheKey]) -> Vec<Option<Bytes>> {
-        if keys.is_empty() {
-            return Vec::new();
+        let mut values: Vec<Option<Bytes>> = vec![None; keys.len()];
+        if let Some(mut near) = self.near() {
+            for (value, key) in values.iter_mut().zip(keys) {
+                if key.is_immutable() {
+                    *value = near.get(key.as_str());
+                }
+            }
         }
+        let near_hits = values.iter().filter(|v| v.is_some()).count() as u64;
+        metrics::counter!("ongi_cache_hits_total", "layer" => "near").increment(near_hits);
+        let wanted: Vec<usize> = (0..keys.len()).filter(|&i| values[i].is_none()).collect();
+        if wanted.is_empty() {
+            return values;
+        }
+        let far: Vec<CacheKey> = wanted.iter().map(|&i| keys[i].clone()).collect();
         if self.skipping() {
             metrics::counter!("ongi_cache_errors_total", "op" => "skipped").increment(1);
-            metrics::counter!("ongi_cache_misses_total").increment(keys.len() as u64);
-            return vec![None; keys.len()];
+            metrics::counter!("ongi_cache_misses_total").increment(far.len() as u64);
+            return values;
         }
-        match self.inner.get_many(keys).await {
-            Ok(values) => {
-                let hits = values.iter().filter(|v| v.is_some()).count() as u64;
-                metrics::counter!("ongi_cache_hits_total").increment(hits);
-                metrics::counter!("ongi_cache_misses_total").increment(keys.len() as u64 - hits);
+        match self.inner.get_many(&far).await {
+            Ok(found) => {
+                let hits = found.iter().filter(|v| v.is_some()).count() as u64;
+                metrics::counter!("ongi_cache_hits_total", "layer" => "shared").increment(hits);
+                metrics::counter!("ongi_cache_misses_total").increment(far.len() as u64 - hits);
+                self.keep_near(far.iter().zip(&found).filter_map(|(k, v)| Some((k, v.as_ref()?))));
+                for (i, value) in wanted.into_iter().zip(found) {
+                    values[i] = value;
+                }
                 values
             }
             Err(e) => {
                 self.note_failure(&e);
-                tracing::warn!(error = %e, keys = keys.len(), "cache read failed; computing instead");
+                tracing::warn!(error = %e, keys = far.len(), "cache read failed; computing instead");
                 metrics::counter!("ongi_cache_errors_total", "op" => "get").increment(1);
-                metrics::counter!("ongi_cache_misses_total").increment(keys.len() as u64);
-                vec![None; keys.len()]
+                metrics::counter!("ongi_cache_misses_total").increment(far.len() as u64);
+                values
             }
         }
     }
@@ -154,10 +215,13 @@ impl Cache {
 
     /// [`Cache::set_many`] with a time to live of its own (entries that must not stay as long
     /// as features, such as the text embeddings of callers' concepts).
+    /// The near cache keeps its copy whatever the backend does: a photo computed while Redis
+    /// is down is not computed again by this process.
     pub async fn set_many_for(&self, entries: &[(CacheKey, Bytes)], ttl: Duration) -> bool {
         if entries.is_empty() {
             return true;
         }
+        self.keep_near(entries.iter().map(|(k, v)| (k, v)));
         if self.skipping() {
             metrics::counter!("ongi_cache_errors_total", "op" => "skipped").increment(1);
             return false;
@@ -236,5 +300,48 @@ mod tests {
         tokio::time::sleep(OUTAGE_BACKOFF + Duration::from_millis(50)).await;
         assert_eq!(cache.get_many(&keys).await, vec![None, None]);
         assert_eq!(down.calls.load(Ordering::SeqCst), 2, "tried again after the window");
+    }
+
+    #[tokio::test]
+    async fn the_near_cache_serves_immutable_entries_through_an_outage_and_stays_bounded() {
+        let down = Arc::new(Down::default());
+        let ks = Keyspace::new("t:");
+        let cache = Cache::new(down.clone(), ks.clone(), Duration::from_secs(60)).with_near(64 << 10);
+        let bucket = crate::domain::BucketName::parse("uploads").unwrap();
+        let features = ks.features("m", &crate::domain::ContentHash::of(b"photo"));
+        let latest = ks.latest(&bucket, "a.jpg");
+        let value = Bytes::from(vec![7u8; 2048]);
+        // The backend is down: the write fails, the near copy stays.
+        assert!(
+            !cache
+                .set_many(&[(features.clone(), value.clone()), (latest.clone(), value.clone())])
+                .await
+        );
+        assert_eq!(down.calls.load(Ordering::SeqCst), 1);
+        let got = cache.get_many(&[features.clone(), latest.clone()]).await;
+        assert_eq!(
+            got[0].as_ref(),
+            Some(&value),
+            "features are immutable: served from memory"
+        );
+        assert_eq!(got[1], None, "the latest alias can move: never kept in memory");
+        // Only the near hit: the backend is not asked for what memory holds.
+        let calls = down.calls.load(Ordering::SeqCst);
+        assert_eq!(
+            cache.get_many(std::slice::from_ref(&features)).await[0].as_ref(),
+            Some(&value)
+        );
+        assert_eq!(down.calls.load(Ordering::SeqCst), calls);
+        // Bounded: a thousand more records never take it past its bytes.
+        for i in 0..1000u32 {
+            let key = ks.features("m", &crate::domain::ContentHash::of(&i.to_le_bytes()));
+            cache.set_many(&[(key, value.clone())]).await;
+            assert!(cache.near_usage().1 <= 64 << 10);
+        }
+        assert!(cache.near_usage().0 >= 20, "{:?}", cache.near_usage());
+        // Without a near cache nothing is kept.
+        let plain = Cache::new(down, ks, Duration::from_secs(60));
+        plain.set_many(&[(features.clone(), value)]).await;
+        assert_eq!(plain.near_usage(), (0, 0));
     }
 }

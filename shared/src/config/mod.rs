@@ -90,6 +90,9 @@ pub struct Settings {
     pub cache_ttl: Duration,
     /// `ONGI_CACHE_PREFIX`: prepended to every Redis key (tests use one per test).
     pub cache_prefix: String,
+    /// `ONGI_NEAR_CACHE_MB`, default 64: the in-process copy of recent immutable cache
+    /// entries kept in front of Redis (0: none). Unused without Redis.
+    pub near_cache_bytes: usize,
     /// `ONGI_STORAGE`: `local` or `gcs`; default `gcs` when `STORAGE_EMULATOR_HOST` is set, else `local`.
     pub storage: StorageBackend,
     /// `ONGI_BUCKET`, default `uploads`.
@@ -174,6 +177,9 @@ impl Settings {
             None => "ongi:".to_owned(),
             Some(v) => parse::key_prefix(&v).map_err(|e| SettingsError::malformed("ONGI_CACHE_PREFIX", &v, &e))?,
         };
+
+        let near_cache_mb = setting(&get, "ONGI_NEAR_CACHE_MB", 64usize, |v| parse::count(v, 0..=65_536))?;
+        let near_cache_bytes = near_cache_mb << 20;
 
         let storage_emulator_host = url_setting(&get, "STORAGE_EMULATOR_HOST", parse::http_base)?;
         let default_storage = if storage_emulator_host.is_some() {
@@ -260,6 +266,7 @@ impl Settings {
             redis_url,
             cache_ttl,
             cache_prefix,
+            near_cache_bytes,
             storage,
             bucket,
             results_bucket,

@@ -50,6 +50,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     doc("ONGI_CACHE_TTL_SECS", "2592000", "30 days", "time to live of cached features"),
     doc("ONGI_TEXT_CACHE_TTL_SECS", "86400", "1 day", "time to live of the text embeddings of callers' concepts"),
     doc("ONGI_CACHE_PREFIX", "ongi:", "", "prefix of every Redis key: 1-128 visible characters, no spaces"),
+    doc("ONGI_NEAR_CACHE_MB", "64", "", "in-process copy of recent features and text embeddings in front of Redis, in MiB (0: none)"),
     doc("ONGI_STORAGE", "local", "gcs when STORAGE_EMULATOR_HOST is set", "where photos are read from: local or gcs"),
     doc("ONGI_BUCKET", "uploads", "", "the photos bucket"),
     doc("ONGI_RESULTS_BUCKET", "results", "", "the style results bucket"),

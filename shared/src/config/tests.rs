@@ -37,6 +37,8 @@ fn malformed_settings_name_themselves_in_one_line() {
         ("ONGI_MAX_IMAGE_BYTES", "-1"),
         ("EMBEDDING_URL", "ftp://x"),
         ("ONGI_CACHE_TTL_SECS", "0"),
+        ("ONGI_NEAR_CACHE_MB", "lots"),
+        ("ONGI_NEAR_CACHE_MB", "70000"),
         ("ONGI_STYLE_MAX_ATTEMPTS", "0"),
         ("ONGI_STYLE_DEVICE", "tpu"),
         ("ONGI_PUBLISH", "yes"),

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::memo;
 use crate::analysis::FeatureRecord;
 use crate::analysis::category::{CategoryTags, TagVector};
 use crate::analysis::duplicate::{self, DupPhoto, Group};
@@ -14,6 +13,7 @@ use crate::analysis::quality::{self, PROMPT_PAIRS, QualityVerdict};
 use crate::analysis::taxonomy::{Tag, Taxonomy};
 use crate::cache::Cache;
 use crate::cache::codec::{decode_f32_le, encode_f32_le};
+use crate::cache::lru::Lru;
 use crate::config::AnalysisSettings;
 use crate::domain::ContentHash;
 use crate::model::clip::l2_normalize;
@@ -37,7 +37,7 @@ enum TextOrigin {
 /// Normalised text embeddings by prompt.
 struct TextMemo {
     ongi: HashMap<String, Arc<Vec<f32>>>,
-    callers: memo::Lru<Arc<Vec<f32>>>,
+    callers: Lru<Arc<Vec<f32>>>,
 }
 
 pub struct Analyzer {
@@ -55,7 +55,7 @@ impl Analyzer {
             settings,
             text_memo: Mutex::new(TextMemo {
                 ongi: HashMap::new(),
-                callers: memo::Lru::new(CONCEPT_MEMO_CAP),
+                callers: Lru::new(CONCEPT_MEMO_CAP),
             }),
         }
     }
@@ -79,6 +79,12 @@ impl Analyzer {
     /// cache, else computed (on the blocking pool) and stored in both.
     pub async fn text_embeddings(&self, prompts: &[String]) -> Result<Vec<Arc<Vec<f32>>>, ModelError> {
         self.embed_texts(prompts, TextOrigin::Ongi).await
+    }
+
+    /// Normalised text embeddings of callers' texts (a search query's prompts, the text
+    /// route): bounded in memory, short-lived in the cache, like callers' concepts.
+    pub async fn caller_text_embeddings(&self, texts: &[String]) -> Result<Vec<Arc<Vec<f32>>>, ModelError> {
+        self.embed_texts(texts, TextOrigin::Caller).await
     }
 
     async fn embed_texts(&self, prompts: &[String], origin: TextOrigin) -> Result<Vec<Arc<Vec<f32>>>, ModelError> {

@@ -5,6 +5,7 @@
 //! - [`photo`]: one decode → every pixel feature and the CLIP input.
 //! - [`batcher`]: cross-request batching of CLIP inference on a model thread.
 //! - [`service`]: cache-or-compute for an album or one uploaded object.
+//! - [`single_flight`]: concurrent calls that need the same photo compute it once.
 //! - [`steps`]: the per-photo steps (category, quality, score) over cached features.
 //! - [`reprocess`]: batch reprocessing, a bucket walk that resumes from a cursor (flow D).
 
@@ -13,11 +14,11 @@ pub mod batcher;
 pub mod decode_budget;
 pub mod face_record;
 pub mod faces;
-mod memo;
 pub mod photo;
 pub mod remote;
 pub mod reprocess;
 pub mod service;
+pub mod single_flight;
 pub mod steps;
 
 pub use service::{FeatureService, Features, PhotoError};

@@ -3,8 +3,10 @@
 //! For an album: one `MGET` for the `latest` aliases (object → generation + content hash),
 //! one `MGET` for the feature records they point at, then every miss is computed with
 //! bounded concurrency: download once, decode once (blocking pool), embed (batched), store
-//! the record under its content hash and both aliases. A photo that cannot be read is
-//! reported with its reason; the rest of the album goes on.
+//! the record under its content hash and both aliases. Calls that need the same new photo at
+//! once compute it once: the first leads, the others wait for its record (see
+//! `single_flight`). A photo that cannot be read is reported with its reason; the rest of the
+//! album goes on.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use super::batcher::{BatchError, Batcher};
 use super::decode_budget::DecodeBudget;
 use super::photo::{DECODE_FOR_FEATURES, analyse_decoded};
 use super::remote::EmbeddingClient;
+use super::single_flight::{SingleFlight, Turn};
 use crate::analysis::FeatureRecord;
 use crate::cache::{Cache, CacheKey};
 use crate::config::IngestLimits;
@@ -92,6 +95,8 @@ pub struct FeatureService {
     decoder: DecodeBudget,
     /// Where misses are computed when this process has no image encoder (Cloud Run).
     remote: Option<EmbeddingClient>,
+    /// The photos being computed now, by content hash, with the callers waiting for them.
+    in_flight: SingleFlight<ContentHash, Result<FeatureRecord, PhotoError>>,
 }
 
 /// A remembered decode failure: `reason\ndetail`, with a reason of [`ImageError::REASONS`].
@@ -140,6 +145,7 @@ impl FeatureService {
             compute_slots: Arc::new(Semaphore::new(concurrency)),
             decoder: DecodeBudget::new(limits),
             remote: embedding_url.as_deref().map(EmbeddingClient::new),
+            in_flight: SingleFlight::new(),
         }
     }
 
@@ -395,11 +401,51 @@ impl FeatureService {
     }
 
     async fn compute(&self, bucket: &BucketName, object: &str) -> Result<Features, PhotoError> {
-        let _slot = self.compute_slot().await?;
+        loop {
+            if let Some(done) = self.compute_once(bucket, object).await {
+                return done;
+            }
+            // Another call was computing these bytes and was cancelled (its client went
+            // away) before it finished: download again, and lead or follow anew.
+        }
+    }
+
+    /// Features of `bucket/object`: from the cache under its content hash, from a concurrent
+    /// call computing the same bytes, or computed here. `None`: the call this one waited for
+    /// was cancelled.
+    async fn compute_once(&self, bucket: &BucketName, object: &str) -> Option<Result<Features, PhotoError>> {
+        let slot = match self.compute_slot().await {
+            Ok(slot) => slot,
+            Err(e) => return Some(Err(e)),
+        };
         let started = Instant::now();
-        let stored = self.store.get(bucket, object, self.limits.max_bytes).await?;
+        let stored = match self.store.get(bucket, object, self.limits.max_bytes).await {
+            Ok(stored) => stored,
+            Err(e) => return Some(Err(e.into())),
+        };
         metrics::histogram!("ongi_download_seconds").record(started.elapsed().as_secs_f64());
         let hash = ContentHash::of(&stored.bytes);
+        // One call per content hash goes on; the others wait for its result. The leader looks
+        // in the cache only now, after joining: a leader stores its record before it leaves,
+        // so a call that joins after another finished finds that record here.
+        let leader = match self.in_flight.join(hash) {
+            Turn::Lead(leader) => leader,
+            Turn::Follow(follower) => {
+                // Waiting holds neither the bytes nor a compute slot.
+                let generation = stored.generation;
+                drop((stored, slot));
+                metrics::counter!("ongi_photos_joined_total").increment(1);
+                let result = follower.result().await?;
+                if result.as_ref().map_or_else(|e| !e.transient, |_| true) {
+                    self.remember(bucket, object, generation, &hash).await;
+                }
+                return Some(result.map(|record| Features {
+                    record,
+                    hash,
+                    computed: false,
+                }));
+            }
+        };
         // The same bytes under another name (or re-uploaded) are already computed, or known
         // to be undecodable.
         let known = self
@@ -409,23 +455,51 @@ impl FeatureService {
                 self.undecodable_key(DECODE_FOR_FEATURES, &hash),
             ])
             .await;
-        if let Some(Ok(record)) = known[0].as_deref().map(FeatureRecord::decode) {
+        let found = match (
+            known[0].as_deref().map(FeatureRecord::decode),
+            known[1].as_deref().and_then(decode_failure),
+        ) {
+            (Some(Ok(record)), _) => Some(Ok(record)),
+            (_, Some(e)) => Some(Err(e)),
+            _ => None,
+        };
+        if let Some(result) = found {
             self.remember(bucket, object, stored.generation, &hash).await;
-            return Ok(Features {
+            leader.finish(result.clone());
+            return Some(result.map(|record| Features {
                 record,
                 hash,
                 computed: false,
-            });
+            }));
         }
-        if let Some(e) = known[1].as_deref().and_then(decode_failure) {
-            self.remember(bucket, object, stored.generation, &hash).await;
-            return Err(e);
-        }
+        let result = self
+            .compute_record(bucket, object, stored.generation, hash, stored.bytes)
+            .await;
+        drop(slot);
+        leader.finish(result.clone());
+        Some(result.map(|record| Features {
+            record,
+            hash,
+            computed: true,
+        }))
+    }
+
+    /// Decodes, analyses and embeds one photo's bytes, and caches the record under its hash
+    /// and both aliases (a decode failure under the aliases too, so the next call skips the
+    /// download).
+    async fn compute_record(
+        &self,
+        bucket: &BucketName,
+        object: &str,
+        generation: i64,
+        hash: ContentHash,
+        bytes: Bytes,
+    ) -> Result<FeatureRecord, PhotoError> {
         let want_clip = self.batcher.is_some();
         let analysed = match self
             .decode_then(
                 &hash,
-                stored.bytes,
+                bytes,
                 DECODE_FOR_FEATURES,
                 |_| 0,
                 move |decoded| analyse_decoded(decoded, want_clip),
@@ -436,7 +510,7 @@ impl FeatureService {
             Err(e) => {
                 if !e.transient {
                     // The alias leads the next call to the remembered failure, without a download.
-                    self.remember(bucket, object, stored.generation, &hash).await;
+                    self.remember(bucket, object, generation, &hash).await;
                 }
                 return Err(e);
             }
@@ -451,13 +525,9 @@ impl FeatureService {
             record.embedding = Some(embedding);
         }
         let mut entries = vec![(self.feature_key(&hash), record.encode())];
-        entries.extend(self.alias_entries(bucket, object, stored.generation, &hash));
+        entries.extend(self.alias_entries(bucket, object, generation, &hash));
         self.cache.set_many(&entries).await;
         metrics::counter!("ongi_photos_processed_total").increment(1);
-        Ok(Features {
-            record,
-            hash,
-            computed: true,
-        })
+        Ok(record)
     }
 }

@@ -180,48 +180,68 @@ async fn upload(
     Ok(())
 }
 
-pub fn ready(models: &Path, rounds: usize) -> anyhow::Result<()> {
+pub fn ready(models: &Path, rounds: usize, baseline_bin: Option<&Path>) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the ongi binary")?;
-    let mut seconds = Vec::with_capacity(rounds);
-    for round in 0..rounds {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let data = std::env::temp_dir().join(format!("ongi-bench-ready-{}-{round}", std::process::id()));
-        let started = Instant::now();
-        let mut child = Command::new(&exe)
-            .args(["serve", "--no-fetch", "--port", &port.to_string()])
-            .env("ONGI_MODEL_DIR", models)
-            .env("ONGI_DATA_DIR", &data)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cannot start ongi serve")?;
-        let ready = loop {
-            if started.elapsed() > Duration::from_secs(120) {
-                break None;
-            }
-            if readyz(port) == Some(200) {
-                break Some(started.elapsed().as_secs_f64());
-            }
-            if let Ok(Some(exit)) = child.try_wait() {
-                bail!("ongi serve exited with {exit} before it was ready");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-        let _ = child.wait();
-        let _ = std::fs::remove_dir_all(&data);
-        let s = ready.context("ongi serve was not ready within 120 s")?;
-        println!("{}", json!({"config": "ready", "round": round, "ready_s": s}));
-        seconds.push(s);
+    // With a baseline, the two binaries take turns, so that both see the same machine state
+    // (the model files in the page cache, the other core's load).
+    let mut servers: Vec<(&str, &Path)> = Vec::new();
+    if let Some(bin) = baseline_bin {
+        servers.push(("baseline", bin));
     }
-    println!(
-        "{}",
-        json!({"config": "ready-summary", "rounds": rounds, "p50_s": percentile(&seconds, 0.5),
-               "max_s": percentile(&seconds, 1.0), "models": models.display().to_string()})
-    );
+    servers.push(("current", exe.as_path()));
+    let mut seconds: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); servers.len()];
+    for round in 0..rounds {
+        for (which, (name, bin)) in servers.iter().enumerate() {
+            let s = time_to_ready(bin, models, &format!("{round}-{name}"))?;
+            println!(
+                "{}",
+                json!({"config": "ready", "server": name, "round": round, "ready_s": s})
+            );
+            seconds[which].push(s);
+        }
+    }
+    for ((name, bin), seconds) in servers.iter().zip(&seconds) {
+        println!(
+            "{}",
+            json!({"config": "ready-summary", "server": name, "bin": bin.display().to_string(), "rounds": rounds,
+                   "p50_s": percentile(seconds, 0.5), "max_s": percentile(seconds, 1.0),
+                   "models": models.display().to_string()})
+        );
+    }
     Ok(())
+}
+
+/// Seconds from starting `bin serve` until its `/readyz` answers 200.
+fn time_to_ready(bin: &Path, models: &Path, tag: &str) -> anyhow::Result<f64> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let data = std::env::temp_dir().join(format!("ongi-bench-ready-{}-{tag}", std::process::id()));
+    let started = Instant::now();
+    let mut child = Command::new(bin)
+        .args(["serve", "--no-fetch", "--port", &port.to_string()])
+        .env("ONGI_MODEL_DIR", models)
+        .env("ONGI_DATA_DIR", &data)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {} serve", bin.display()))?;
+    let ready = loop {
+        if started.elapsed() > Duration::from_secs(120) {
+            break None;
+        }
+        if readyz(port) == Some(200) {
+            break Some(started.elapsed().as_secs_f64());
+        }
+        if let Ok(Some(exit)) = child.try_wait() {
+            bail!("{} serve exited with {exit} before it was ready", bin.display());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&data);
+    ready.context("ongi serve was not ready within 120 s")
 }
 
 /// The status of `GET /readyz`, or `None` while nothing listens. A raw HTTP/1.1 request:

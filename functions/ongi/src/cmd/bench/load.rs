@@ -7,12 +7,16 @@
 //! `--duration` has passed. Meanwhile the server's resident memory is sampled from /proc.
 //!
 //! One JSON line comes out: the calls by status, p50/p99 latency of the answered calls, the
-//! memory before and at its peak, and a per-second timeline (for fault tests: what a Redis
-//! restart did, and when the calls recovered). A call is *bad* when it got a 5xx other than
+//! memory before and at its peak, the photos the server computed (its
+//! `ongi_photos_processed_total`) against the distinct photos the calls named, and a
+//! per-second timeline (for fault tests: what a Redis restart did, and when the calls
+//! recovered). With `--baseline-bin`, the same load runs first against that binary (an
+//! older build), then against this one, over photos new to each run, and a last line
+//! compares the two. A call is *bad* when it got a 5xx other than
 //! a 503 with `Retry-After` (shed load or a dependency down, which callers retry), a 429
 //! without `Retry-After`, or no answer at all; the command exits 1 if any call was bad.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,6 +42,8 @@ pub struct LoadOptions {
     pub max_in_flight: Option<usize>,
     /// Where the server's log goes (default: its data folder, removed at the end).
     pub server_log: Option<PathBuf>,
+    /// Runs the same load against this `ongi` binary first, for a side-by-side comparison.
+    pub baseline_bin: Option<PathBuf>,
 }
 
 /// One finished call.
@@ -78,18 +84,23 @@ fn pool_names(files: &[PathBuf], pool: usize) -> Vec<String> {
         .collect()
 }
 
-fn start_server(options: &LoadOptions, files: &[PathBuf], names: &[String]) -> anyhow::Result<ServeChild> {
-    let data = std::env::temp_dir().join(format!("ongi-bench-load-{}", std::process::id()));
+fn start_server(
+    options: &LoadOptions,
+    server_bin: Option<&std::path::Path>,
+    run: &str,
+    files: &[PathBuf],
+    names: &[String],
+) -> anyhow::Result<ServeChild> {
+    let data = std::env::temp_dir().join(format!("ongi-bench-load-{}-{run}", std::process::id()));
     let bucket = data.join("uploads");
     std::fs::create_dir_all(bucket.join("load")).with_context(|| format!("cannot create {}", bucket.display()))?;
     for (i, name) in names.iter().enumerate() {
         let from = &files[i % files.len()];
         let mut bytes = std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
-        // Copies beyond the folder's photos differ by a trailer after the image's end, which
-        // decoders ignore and the content hash does not: every pool photo is its own.
-        if i >= files.len() {
-            bytes.extend_from_slice(format!("ongi-load-copy-{i}").as_bytes());
-        }
+        // Every photo gets a trailer after the image's end, which decoders ignore and the
+        // content hash does not: every pool photo is its own, and new to this run (a shared
+        // Redis has not seen it in an earlier run or under the other binary).
+        bytes.extend_from_slice(format!("ongi-load-{}-{run}-{i}", std::process::id()).as_bytes());
         std::fs::write(bucket.join(name), bytes)?;
     }
     let log_path = options.server_log.clone().unwrap_or_else(|| data.join("serve.log"));
@@ -98,7 +109,7 @@ fn start_server(options: &LoadOptions, files: &[PathBuf], names: &[String]) -> a
         .map(|limit| ("ONGI_MAX_IN_FLIGHT", limit.to_string()))
         .into_iter()
         .collect();
-    serve::start(None, &options.models, data, &env, &log_path)
+    serve::start(server_bin, &options.models, data, &env, &log_path)
 }
 
 /// The body of one album call to `route`.
@@ -126,7 +137,49 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<()> {
     let pool = options.pool.max(options.album);
     let options = LoadOptions { pool, ..options };
     let names = Arc::new(pool_names(&files, options.pool));
-    let server = start_server(&options, &files, &names)?;
+    let mut bad = 0;
+    let baseline = match &options.baseline_bin {
+        Some(bin) => {
+            let report = run_once(&options, Some(bin), "baseline", &files, &names).await?;
+            bad += report["bad"].as_u64().unwrap_or(0);
+            Some(report)
+        }
+        None => None,
+    };
+    let current = run_once(&options, None, "current", &files, &names).await?;
+    bad += current["bad"].as_u64().unwrap_or(0);
+    if let Some(baseline) = baseline {
+        let p50 = |r: &Value| r["p50_s"].as_f64();
+        println!(
+            "{}",
+            json!({
+                "config": "load-compare",
+                "baseline_bin": options.baseline_bin.as_ref().map(|b| b.display().to_string()),
+                "baseline_p50_s": p50(&baseline),
+                "current_p50_s": p50(&current),
+                "p50_speedup": p50(&baseline).zip(p50(&current)).map(|(b, c)| b / c),
+                "baseline_computed": baseline["photos_computed"],
+                "current_computed": current["photos_computed"],
+                "baseline_calls_ok": baseline["ok"],
+                "current_calls_ok": current["ok"],
+            })
+        );
+    }
+    if bad > 0 {
+        bail!("{bad} calls got a 5xx that was not shed load, or no answer");
+    }
+    Ok(())
+}
+
+/// One load run against `server_bin` (this binary when `None`); prints and returns its line.
+async fn run_once(
+    options: &LoadOptions,
+    server_bin: Option<&std::path::Path>,
+    run: &str,
+    files: &[PathBuf],
+    names: &Arc<Vec<String>>,
+) -> anyhow::Result<Value> {
+    let server = start_server(options, server_bin, run, files, names)?;
     let pid = server.pid();
     let base = server.base_url();
     let rss_start = rss_mib(pid).unwrap_or(0.0);
@@ -136,6 +189,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<()> {
         .pool_max_idle_per_host(options.concurrency)
         .build()?;
     let calls: Arc<Mutex<Vec<Call>>> = Arc::default();
+    let named: Arc<Mutex<HashSet<usize>>> = Arc::default();
     let began = Instant::now();
     let deadline = began + options.duration;
 
@@ -159,6 +213,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<()> {
     for id in 0..options.concurrency {
         let client = client.clone();
         let calls = calls.clone();
+        let named = named.clone();
         let base = base.clone();
         let routes = options.routes.clone();
         let names = names.clone();
@@ -169,9 +224,11 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<()> {
             while Instant::now() < deadline {
                 let route = &routes[n % routes.len()];
                 n += 1;
-                let refs: Vec<String> = (0..album)
-                    .map(|_| names[(next(&mut seed) % names.len() as u64) as usize].clone())
+                let picked: Vec<usize> = (0..album)
+                    .map(|_| (next(&mut seed) % names.len() as u64) as usize)
                     .collect();
+                named.lock().await.extend(picked.iter().copied());
+                let refs: Vec<String> = picked.iter().map(|&i| names[i].clone()).collect();
                 let started = Instant::now();
                 let answer = client
                     .post(format!("{base}/api/albums/{route}"))
@@ -210,16 +267,32 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<()> {
     let wall = began.elapsed().as_secs_f64();
     let rss_peak = sampler.await?.max(rss_start);
     let rss_end = rss_mib(pid).unwrap_or(0.0);
+    let computed = photos_computed(&client, &base).await;
     drop(server);
 
     let calls = calls.lock().await;
-    let report = summarise(&calls, &options, wall, rss_start, rss_peak, rss_end);
+    let mut report = summarise(&calls, options, wall, rss_start, rss_peak, rss_end);
+    report["server"] = json!(run);
+    report["photos_computed"] = json!(computed);
+    report["photos_named"] = json!(named.lock().await.len());
     println!("{report}");
-    let bad = report["bad"].as_u64().unwrap_or(0);
-    if bad > 0 {
-        bail!("{bad} calls got a 5xx that was not shed load, or no answer");
-    }
-    Ok(())
+    Ok(report)
+}
+
+/// The server's count of photos it computed (`ongi_photos_processed_total` on /metrics).
+async fn photos_computed(client: &reqwest::Client, base: &str) -> Option<f64> {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .filter(|l| l.starts_with("ongi_photos_processed_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .reduce(|a, b| a + b)
 }
 
 fn summarise(calls: &[Call], options: &LoadOptions, wall: f64, rss_start: f64, rss_peak: f64, rss_end: f64) -> Value {
