@@ -365,7 +365,21 @@ impl ObjectStore for GcsStore {
         with_timeout("listing", async {
             match &self.lister {
                 Lister::Control(control) => Self::list_control(control, bucket, query).await,
-                Lister::Json { http, endpoint } => Self::list_json(http, endpoint, bucket, query).await,
+                Lister::Json { http, endpoint } => {
+                    // The same patience as the official client's retry policy (3 attempts,
+                    // within 8 s), which this hand-made request does not go through.
+                    let mut attempt = 1;
+                    loop {
+                        match Self::list_json(http, endpoint, bucket, query).await {
+                            Err(StorageError::Unavailable(why)) if attempt < 3 => {
+                                tracing::warn!(attempt, %why, "listing failed; trying again");
+                                tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
+                                attempt += 1;
+                            }
+                            other => break other,
+                        }
+                    }
+                }
             }
         })
         .await
