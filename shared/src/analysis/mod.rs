@@ -7,6 +7,7 @@
 //! - [`quality`]: blur, exposure and CLIP prompt pairs, each a stated reason.
 //! - [`score`]: highlights, from the aesthetic head's scores.
 //! - [`people`]: faces grouped by identity.
+//! - [`search`]: a text query (English, or the taxonomy's Korean) → photos ranked by CLIP similarity.
 //! - [`record`]: the per-photo feature record and its binary form.
 
 pub mod category;
@@ -15,6 +16,7 @@ pub mod people;
 pub mod quality;
 pub mod record;
 pub mod score;
+pub mod search;
 pub mod taxonomy;
 
 pub use record::FeatureRecord;

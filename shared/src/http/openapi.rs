@@ -4,7 +4,7 @@ use utoipa::OpenApi;
 
 use super::error::ErrorBody;
 use super::request::{CategoriesRequest, ImagesRequest, ScoreCategory, ScoreRequest, StyleRequest};
-use super::routes::{albums, analyses, batch, events, health, people, per_photo, style};
+use super::routes::{albums, analyses, batch, events, health, people, per_photo, search, style};
 use crate::album;
 use crate::album::InvalidImage;
 
@@ -13,6 +13,8 @@ use crate::album::InvalidImage;
     info(title = "Ongi", description = "The AI back end of a photo-album app"),
     paths(
         albums::embedding,
+        search::text_embedding,
+        search::search,
         analyses::categories,
         analyses::duplicates,
         analyses::quality,
@@ -41,6 +43,18 @@ use crate::album::InvalidImage;
         health::Check,
         health::ModelsStatus,
         albums::EmbeddingSummary,
+        albums::PhotoEmbedding,
+        albums::Include,
+        search::VectorEncoding,
+        search::Vector,
+        search::TextEmbeddingRequest,
+        search::TextEmbedding,
+        search::TextEmbeddings,
+        search::SearchRequest,
+        search::SearchQuery,
+        search::Translation,
+        search::SearchHit,
+        search::SearchAnswer,
         style::StyleSubmitted,
         style::StyleJobView,
         events::EventOutcome,

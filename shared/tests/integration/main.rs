@@ -24,5 +24,6 @@ mod pixel_features;
 mod redis_cache;
 mod reprocess;
 mod reprocess_listing;
+mod search_api;
 mod style_queue;
 mod support;

@@ -37,7 +37,7 @@ async fn album(state: &AppState, refs: &[ImageRef]) -> Result<AlbumFeatures, Api
     split(refs, results)
 }
 
-fn model_unavailable(what: &str, e: impl std::fmt::Display) -> ApiError {
+pub(super) fn model_unavailable(what: &str, e: impl std::fmt::Display) -> ApiError {
     ApiError::Unavailable {
         message: format!("{what} is unavailable: {e}"),
         retry_after: Duration::from_secs(30),
@@ -45,7 +45,7 @@ fn model_unavailable(what: &str, e: impl std::fmt::Display) -> ApiError {
 }
 
 /// Photos without an embedding (computed without CLIP) cannot be categorised or scored.
-fn with_embeddings(album: AlbumFeatures) -> AlbumFeatures {
+pub(super) fn with_embeddings(album: AlbumFeatures) -> AlbumFeatures {
     let AlbumFeatures { photos, mut invalid } = album;
     let mut kept = Vec::new();
     for (r, f) in photos {

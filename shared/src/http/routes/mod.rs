@@ -8,6 +8,7 @@ pub mod events;
 pub mod health;
 pub mod people;
 pub mod per_photo;
+pub mod search;
 pub mod style;
 
 use std::collections::BTreeMap;
@@ -57,6 +58,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         routes = match module {
             Module::Embedding => routes
                 .post("/api/albums/embedding", albums::embedding)
+                .post("/api/albums/search", search::search)
+                .post("/api/text/embedding", search::text_embedding)
                 .post("/events/storage", events::storage),
             Module::Category => routes.post("/api/albums/categories", analyses::categories),
             Module::Duplicate => routes.post("/api/albums/duplicates", analyses::duplicates),

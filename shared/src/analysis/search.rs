@@ -1,0 +1,175 @@
+//! Search by text: a query in English or in the taxonomy's Korean, turned into CLIP prompts,
+//! and an album's photos ranked by cosine similarity to them.
+//!
+//! CLIP ViT-B/32's text encoder was trained on English only: Korean text gives it tokens it
+//! never learnt, and rankings that mean nothing. So Korean is not sent to CLIP. Every Korean
+//! word or phrase of the query that is a name in the taxonomy (a tag's display name, or an
+//! app concept) is replaced by that tag's English name; a query that still holds Hangul
+//! after that is refused, naming the words that are not known, rather than answered badly.
+//! The English query is then put into the taxonomy's prompt templates (`a photo of {}`, …),
+//! as the categories do with a caller's concept, and the mean of those prompt embeddings is
+//! the query vector.
+
+use super::taxonomy::Taxonomy;
+
+/// A query as it goes to CLIP.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnglishQuery {
+    /// The query with every known Korean name replaced by its English name.
+    pub english: String,
+    /// Each replacement made: (the Korean name, the English name).
+    pub translated: Vec<(String, String)>,
+}
+
+/// Why a query cannot be searched for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("the query is empty")]
+    Empty,
+    #[error(
+        "the query holds Korean words the taxonomy does not name ({}): CLIP understands English only, \
+         and Korean is translated only through the taxonomy's names; write those words in English",
+        .0.join(", ")
+    )]
+    UnknownKorean(Vec<String>),
+}
+
+fn is_hangul(c: char) -> bool {
+    matches!(c, '\u{1100}'..='\u{11FF}' | '\u{3130}'..='\u{318F}' | '\u{AC00}'..='\u{D7AF}')
+}
+
+/// Every Korean name the taxonomy knows with its English name: tag names, and app concepts
+/// (named by their first tag's English name). Longest first, so that "음식과 음료" is
+/// replaced whole before "음료" could be.
+fn korean_names(taxonomy: &Taxonomy) -> Vec<(&str, &str)> {
+    let mut names: Vec<(&str, &str)> = taxonomy
+        .tags
+        .iter()
+        .map(|t| (t.name.as_str(), t.english.as_str()))
+        .chain(taxonomy.concepts.iter().filter_map(|c| {
+            let first = taxonomy.tag(c.tags.first()?)?;
+            Some((c.name.as_str(), first.english.as_str()))
+        }))
+        .filter(|(ko, _)| ko.chars().any(is_hangul))
+        .collect();
+    names.sort_by(|a, b| b.0.chars().count().cmp(&a.0.chars().count()).then(a.0.cmp(b.0)));
+    names.dedup_by(|a, b| a.0 == b.0);
+    names
+}
+
+/// Turns a caller's query into English (see the module comment).
+pub fn to_english(taxonomy: &Taxonomy, query: &str) -> Result<EnglishQuery, QueryError> {
+    let query = query.split_whitespace().collect::<Vec<_>>().join(" ");
+    if query.is_empty() {
+        return Err(QueryError::Empty);
+    }
+    let mut english = query.clone();
+    let mut translated = Vec::new();
+    if english.chars().any(is_hangul) {
+        for (ko, en) in korean_names(taxonomy) {
+            if english.contains(ko) {
+                english = english.replace(ko, &en.to_lowercase());
+                translated.push((ko.to_owned(), en.to_owned()));
+            }
+        }
+    }
+    let unknown: Vec<String> = english
+        .split_whitespace()
+        .filter(|w| w.chars().any(is_hangul))
+        .map(str::to_owned)
+        .collect();
+    if !unknown.is_empty() {
+        return Err(QueryError::UnknownKorean(unknown));
+    }
+    Ok(EnglishQuery { english, translated })
+}
+
+/// The prompts whose mean embedding stands for the query.
+pub fn prompts(taxonomy: &Taxonomy, query: &EnglishQuery) -> Vec<String> {
+    taxonomy
+        .prompt_templates
+        .iter()
+        .map(|t| t.replace("{}", &query.english))
+        .collect()
+}
+
+/// The mean of normalised prompt embeddings, normalised again: its dot with a normalised
+/// photo embedding is a cosine similarity.
+pub fn query_vector(prompt_embeddings: &[&[f32]]) -> Vec<f32> {
+    let dim = prompt_embeddings.first().map_or(0, |e| e.len());
+    let mut mean = vec![0.0f32; dim];
+    for e in prompt_embeddings {
+        mean.iter_mut().zip(e.iter()).for_each(|(m, x)| *m += x);
+    }
+    let norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        mean.iter_mut().for_each(|x| *x /= norm);
+    }
+    mean
+}
+
+/// Photo indices with their similarity to `query`, best first (ties in input order), at most
+/// `limit`.
+pub fn rank(embeddings: &[&[f32]], query: &[f32], limit: usize) -> Vec<(usize, f32)> {
+    let mut scored: Vec<(usize, f32)> = embeddings
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i, e.iter().zip(query).map(|(a, b)| a * b).sum()))
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored.truncate(limit);
+    scored
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn english_queries_pass_through_with_white_space_tidied() {
+        let t = Taxonomy::builtin();
+        let q = to_english(t, "  a dog   on the beach ").unwrap();
+        assert_eq!(q.english, "a dog on the beach");
+        assert!(q.translated.is_empty());
+        let prompts = prompts(t, &q);
+        assert_eq!(prompts.len(), t.prompt_templates.len());
+        assert!(prompts.iter().all(|p| p.contains("a dog on the beach")), "{prompts:?}");
+        assert_eq!(to_english(t, " \n ").unwrap_err(), QueryError::Empty);
+    }
+
+    #[test]
+    fn korean_names_of_the_taxonomy_are_translated_and_other_korean_is_refused() {
+        let t = Taxonomy::builtin();
+        // Every tag's own Korean name comes back as its English name.
+        for tag in t.tags.iter().filter(|tag| tag.name.chars().any(is_hangul)) {
+            let q = to_english(t, &tag.name).unwrap_or_else(|e| panic!("{}: {e}", tag.name));
+            assert!(!q.english.chars().any(is_hangul), "{} → {}", tag.name, q.english);
+            assert!(!q.translated.is_empty());
+        }
+        // A concept of several words is replaced whole, inside a mixed query.
+        let q = to_english(t, "음식과 음료 at night").unwrap();
+        assert_eq!(q.translated.first().map(|(ko, _)| ko.as_str()), Some("음식과 음료"));
+        assert!(
+            q.english.ends_with(" at night") && q.english.is_ascii(),
+            "{}",
+            q.english
+        );
+        // Korean the taxonomy does not name is refused, naming the words.
+        let err = to_english(t, "동물 우주선").unwrap_err();
+        assert_eq!(err, QueryError::UnknownKorean(vec!["우주선".into()]));
+        assert!(err.to_string().contains("우주선") && err.to_string().contains("English"));
+    }
+
+    #[test]
+    fn photos_are_ranked_by_cosine_with_ties_in_input_order() {
+        let a = [1.0f32, 0.0];
+        let b = [0.0f32, 1.0];
+        let c = [0.6f32, 0.8];
+        let query = query_vector(&[&[1.0, 0.0], &[0.8, 0.6]]);
+        assert!((query.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-6);
+        let ranked = rank(&[&b, &a, &c, &a], &query, 3);
+        assert_eq!(ranked.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 3, 2]);
+        assert!(ranked[0].1 > ranked[2].1 && ranked[2].1 > 0.0);
+        assert!(rank(&[&a], &query, 0).is_empty());
+    }
+}

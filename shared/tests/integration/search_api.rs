@@ -1,0 +1,255 @@
+//! The vectors and search by text, through the real application with the tiny CLIP models
+//! and real Redis: `?include=embedding` on the embedding route, `POST /api/text/embedding`,
+//! `POST /api/albums/search`, and concurrent calls for the same new photos computing each
+//! photo once.
+
+use std::path::Path;
+
+use base64::Engine;
+use ongi_shared::model::clip::{ClipTextual, TEXTUAL_FILE};
+use serde_json::{Value, json};
+
+use crate::clip_parity::models_dir;
+use crate::embedding_api::embedding_app;
+use crate::support::{TestApp, ort_env, session_config, unique_prefix};
+
+const PHOTOS: [&str; 7] = [
+    "images/baseline.jpg",
+    "images/large.jpg",
+    "images/progressive.jpg",
+    "images/cmyk.jpg",
+    "images/gray8.png",
+    "models/ref_images/ref_0.png",
+    "models/ref_images/ref_1.png",
+];
+
+/// Writes the fixture photos into the uploads bucket as `album/0.jpg`, …; returns their names.
+fn upload(app: &TestApp) -> Vec<String> {
+    let dir = app.data_dir().join("uploads/album");
+    std::fs::create_dir_all(&dir).unwrap();
+    PHOTOS
+        .iter()
+        .enumerate()
+        .map(|(i, rel)| {
+            let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel);
+            let ext = Path::new(rel).extension().unwrap().to_str().unwrap();
+            let name = format!("album/{i}.{ext}");
+            std::fs::copy(from, app.data_dir().join("uploads").join(&name)).unwrap();
+            name
+        })
+        .collect()
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("an array: {v}"))
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn assert_unit(v: &[f32]) {
+    assert_eq!(v.len(), 512);
+    assert!((dot(v, v) - 1.0).abs() < 1e-4, "not unit length: {}", dot(v, v));
+}
+
+async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
+    let resp = app.post_json(path, &body).await;
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn embeddings_are_returned_on_request_in_json_or_base64() {
+    let app = embedding_app(&unique_prefix()).await;
+    let mut images = upload(&app);
+    images.push("album/missing.jpg".into());
+
+    let (status, plain) = post(&app, "/api/albums/embedding", json!({ "images": images })).await;
+    assert_eq!(status, 201, "{plain}");
+    assert!(
+        plain["data"].get("embeddings").is_none(),
+        "counts only by default: {plain}"
+    );
+
+    let (status, body) = post(
+        &app,
+        "/api/albums/embedding?include=embedding",
+        json!({ "images": images }),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let listed = body["data"]["embeddings"].as_array().unwrap();
+    let names: Vec<&str> = listed.iter().map(|e| e["image"].as_str().unwrap()).collect();
+    assert_eq!(names, images[..PHOTOS.len()], "readable photos, in order");
+    assert_eq!(body["invalid_images"][0]["image"], "album/missing.jpg");
+    // Each vector is the one the features service holds for the photo.
+    let refs: Vec<_> = images[..PHOTOS.len()]
+        .iter()
+        .map(|n| ongi_shared::domain::ImageRef::parse(n).unwrap())
+        .collect();
+    let held = app.state.features.album(&refs).await;
+    for (entry, features) in listed.iter().zip(&held) {
+        let vector = floats(&entry["embedding"]);
+        assert_unit(&vector);
+        let expected = features.as_ref().unwrap().record.embedding.clone().unwrap();
+        assert_eq!(vector, expected, "{}", entry["image"]);
+    }
+
+    let (status, b64) = post(
+        &app,
+        "/api/albums/embedding?include=embedding&encoding=base64",
+        json!({ "images": images }),
+    )
+    .await;
+    assert_eq!(status, 201, "{b64}");
+    for (a, b) in listed.iter().zip(b64["data"]["embeddings"].as_array().unwrap()) {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b["embedding"].as_str().unwrap())
+            .unwrap();
+        let decoded: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(decoded, floats(&a["embedding"]));
+    }
+
+    for bad in ["include=vectors", "include=embedding&encoding=hex"] {
+        let (status, err) = post(
+            &app,
+            &format!("/api/albums/embedding?{bad}"),
+            json!({ "images": images }),
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}: {err}");
+        assert_eq!(err["message"], "invalid_request", "{err}");
+    }
+}
+
+#[tokio::test]
+async fn text_embeddings_are_the_text_encoders_normalised_and_bad_texts_are_named() {
+    let app = embedding_app(&unique_prefix()).await;
+    let texts = ["a photo of a dog", "a beach at sunset"];
+    let (status, body) = post(&app, "/api/text/embedding", json!({ "texts": texts })).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(body["data"]["model"].as_str().unwrap().starts_with("clip-vit-b32@"));
+    let encoder = ClipTextual::load(ort_env(), &models_dir().join(TEXTUAL_FILE), session_config()).unwrap();
+    let mut expected = encoder.embed(&texts).unwrap();
+    for (entry, (text, want)) in body["data"]["embeddings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(texts.iter().zip(&mut expected))
+    {
+        assert_eq!(entry["text"], *text);
+        ongi_shared::model::clip::l2_normalize(want);
+        let got = floats(&entry["embedding"]);
+        assert_unit(&got);
+        assert!(got.iter().zip(want.iter()).all(|(a, b)| (a - b).abs() < 1e-5), "{text}");
+    }
+
+    let too_many: Vec<String> = (0..65).map(|i| format!("text {i}")).collect();
+    for (body, named) in [
+        (json!({ "texts": [] }), "texts has 0"),
+        (json!({ "texts": too_many }), "texts has 65"),
+        (json!({ "texts": ["ok", "  "] }), "texts[1]"),
+        (json!({ "texts": ["a\u{0}b"] }), "control character"),
+        (json!({ "texts": ["x".repeat(1001)] }), "longer than 1000"),
+        (json!({ "text": ["a"] }), "unknown field"),
+    ] {
+        let (status, err) = post(&app, "/api/text/embedding", body).await;
+        assert_eq!(status, 400, "{err}");
+        let message = err["error"].as_str().unwrap();
+        assert!(message.contains(named), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn search_ranks_the_album_by_similarity_to_the_query() {
+    let app = embedding_app(&unique_prefix()).await;
+    let mut images = upload(&app);
+    images.push("album/missing.jpg".into());
+    let (_, vectors) = post(
+        &app,
+        "/api/albums/embedding?include=embedding",
+        json!({ "images": images }),
+    )
+    .await;
+    let photo_vectors: Vec<(String, Vec<f32>)> = vectors["data"]["embeddings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["image"].as_str().unwrap().to_owned(), floats(&e["embedding"])))
+        .collect();
+
+    let (status, body) = post(
+        &app,
+        "/api/albums/search",
+        json!({ "images": images, "query": "반려묘 on a sofa", "limit": 5 }),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let data = &body["data"];
+    assert_eq!(
+        data["query"]["english"], "pet cat on a sofa",
+        "the taxonomy's name: {data}"
+    );
+    assert_eq!(data["query"]["translated"][0]["korean"], "반려묘");
+    assert_eq!(body["invalid_images"][0]["image"], "album/missing.jpg");
+
+    // The ranking, recomputed here: the query vector is the normalised mean of the prompt
+    // embeddings (the taxonomy's templates around the English query).
+    let templates = &ongi_shared::analysis::taxonomy::Taxonomy::builtin().prompt_templates;
+    let prompts: Vec<String> = templates.iter().map(|t| t.replace("{}", "pet cat on a sofa")).collect();
+    let (_, texts) = post(&app, "/api/text/embedding", json!({ "texts": prompts })).await;
+    let mut query = vec![0f32; 512];
+    for e in texts["data"]["embeddings"].as_array().unwrap() {
+        query.iter_mut().zip(floats(&e["embedding"])).for_each(|(q, x)| *q += x);
+    }
+    let norm = dot(&query, &query).sqrt();
+    query.iter_mut().for_each(|q| *q /= norm);
+    let mut expected: Vec<(String, f32)> = photo_vectors.iter().map(|(n, v)| (n.clone(), dot(v, &query))).collect();
+    expected.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let results = data["results"].as_array().unwrap();
+    assert_eq!(results.len(), 5, "the limit");
+    for (hit, (name, similarity)) in results.iter().zip(&expected) {
+        assert_eq!(hit["image"], name.as_str());
+        assert!((hit["similarity"].as_f64().unwrap() as f32 - similarity).abs() < 1e-4);
+    }
+
+    for (body, named) in [
+        (json!({ "images": images, "query": "우주선" }), "우주선"),
+        (json!({ "images": images, "query": " " }), "query"),
+        (json!({ "images": images, "query": "cat", "limit": 0 }), "limit is 0"),
+        (json!({ "images": [], "query": "cat" }), "images is empty"),
+    ] {
+        let (status, err) = post(&app, "/api/albums/search", body).await;
+        assert_eq!(status, 400, "{err}");
+        let message = err["error"].as_str().unwrap();
+        assert!(message.contains(named), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_calls_for_the_same_new_photos_compute_each_once() {
+    let app = embedding_app(&unique_prefix()).await;
+    let images = upload(&app);
+    let calls = (0..6).map(|_| post(&app, "/api/albums/embedding", json!({ "images": images })));
+    let answers = futures::future::join_all(calls).await;
+    let mut computed = 0;
+    for (status, body) in &answers {
+        assert_eq!(*status, 201, "{body}");
+        assert_eq!(
+            body["data"]["computed"].as_u64().unwrap() + body["data"]["cached"].as_u64().unwrap(),
+            PHOTOS.len() as u64
+        );
+        computed += body["data"]["computed"].as_u64().unwrap();
+    }
+    // Six calls at once over the same seven new photos: every photo computed by one call,
+    // the others waiting for its result (or finding it cached).
+    assert_eq!(computed, PHOTOS.len() as u64, "{answers:?}");
+}
