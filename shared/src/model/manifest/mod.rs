@@ -28,9 +28,11 @@ mod download;
 mod fetch;
 mod schema;
 #[cfg(test)]
-mod test_support;
+pub(in crate::model) mod test_support;
 mod verify;
 
+pub(in crate::model) use download::{Failure, download};
+pub(in crate::model) use fetch::http_client;
 pub use fetch::{FetchError, FetchEvent, FetchOptions, FetchReport, Mismatched, fetch_with};
 pub use schema::{DType, Dim, MANIFEST_FILE, Manifest, ManifestError, ModelEntry, PRODUCTION_ORIGIN, TensorSpec};
 pub use verify::{ModelCheck, ModelStatus, VerifyReport, sha256_file, verify};
