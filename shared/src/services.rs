@@ -98,12 +98,10 @@ impl Services {
                     }
                     Err(e) => Models::without_runtime(&dir, &e),
                 };
-                if people {
-                    let library = match &models.runtime {
-                        Runtime::Loaded { library, .. } => Some(library.clone()),
-                        _ => None,
-                    };
-                    models.load_faces(&dir, library.as_deref(), detector);
+                // Without the runtime the face models are missing too, which its line already says.
+                if people && let Runtime::Loaded { library, .. } = &models.runtime {
+                    let library = library.clone();
+                    models.load_faces(&dir, Some(&library), detector);
                 }
                 models
             })

@@ -85,6 +85,19 @@ pub enum OrtFetchError {
     NoPinnedRelease(String),
     #[error("{} is already there but holds no loadable library: move it away to fetch the library again", .0.display())]
     Occupied(PathBuf),
+    #[error("cannot download {archive} from {host}: {reason}")]
+    Unreachable {
+        archive: String,
+        host: String,
+        reason: String,
+    },
+    #[error("the download of {archive} from {host} broke off after {received} bytes: {reason}")]
+    Interrupted {
+        archive: String,
+        host: String,
+        received: u64,
+        reason: String,
+    },
     #[error("{0}")]
     Download(FetchError),
     #[error("cannot install {archive}: {why}")]
@@ -122,7 +135,7 @@ pub async fn fetch_library(
     on_event(FetchEvent::DownloadFinished { model: &entry });
     let part = match downloaded {
         Ok(part) => part,
-        Err(manifest::Failure::Stop(e)) => return Err(OrtFetchError::Download(e)),
+        Err(manifest::Failure::Stop(e)) => return Err(stopped(e)),
         Err(manifest::Failure::File(why)) => {
             on_event(FetchEvent::Failed {
                 model: &entry,
@@ -159,6 +172,31 @@ pub async fn fetch_library(
     // The real file (`libonnxruntime.so.1.31.0`) rather than a link to it: the longest name.
     let best = names.iter().max_by_key(|n| n.len()).cloned().unwrap_or_default();
     Ok(target.join("lib").join(best))
+}
+
+/// A download that stopped, said for the archive (the model downloader's own message points
+/// at the model folder's manifest).
+fn stopped(e: FetchError) -> OrtFetchError {
+    match e {
+        FetchError::Unreachable { file, host, reason, .. } => OrtFetchError::Unreachable {
+            archive: file,
+            host,
+            reason,
+        },
+        FetchError::Interrupted {
+            file,
+            host,
+            received,
+            reason,
+            ..
+        } => OrtFetchError::Interrupted {
+            archive: file,
+            host,
+            received,
+            reason,
+        },
+        other => OrtFetchError::Download(other),
+    }
 }
 
 #[cfg(test)]
@@ -270,9 +308,11 @@ mod tests {
         )
         .await
         .unwrap_err();
+        assert!(matches!(e, OrtFetchError::Unreachable { .. }), "{e:?}");
         assert!(
-            matches!(e, OrtFetchError::Download(FetchError::Unreachable { .. })),
-            "{e:?}"
+            e.to_string()
+                .starts_with("cannot download onnxruntime-linux-x64-1.32.0.tgz from 127.0.0.1: "),
+            "{e}"
         );
         assert_one_line(&e.to_string());
         assert!(listing(dir.path()).is_empty());
