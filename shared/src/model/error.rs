@@ -6,7 +6,9 @@ use std::path::PathBuf;
 pub enum ModelError {
     #[error("no ONNX Runtime library is loaded: it is needed for {0}")]
     RuntimeNotConfigured(&'static str),
-    #[error("no ONNX Runtime library found ({0})")]
+    #[error(
+        "no ONNX Runtime library found ({0}; `ongi models fetch`, `pip install onnxruntime==1.32.0` or ORT_DYLIB_PATH=…/libonnxruntime.so.1.32.0 adds one)"
+    )]
     RuntimeNotFound(String),
     #[error("cannot load the ONNX Runtime library {path}: {reason}")]
     RuntimeLoad { path: PathBuf, reason: String },

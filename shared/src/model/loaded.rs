@@ -139,9 +139,9 @@ impl Models {
     /// which failed to load, what still runs, and how to add them.
     pub fn missing_line(&self) -> Option<String> {
         (!self.missing.is_empty()).then(|| {
+            // The runtime's own line names its other fixes (pip, ORT_DYLIB_PATH).
             let fix = if self.runtime == Runtime::Missing {
-                "run `ongi models fetch` (the models and the ONNX Runtime library), or `pip install onnxruntime==1.32.0`, \
-                 or set ORT_DYLIB_PATH to libonnxruntime.so.1.32.0"
+                "run `ongi models fetch` (the models and the ONNX Runtime library)"
             } else {
                 "run `ongi models fetch`"
             };
@@ -221,8 +221,12 @@ mod tests {
         let mut models = Models::without_runtime(dir.path(), &ModelError::RuntimeNotFound("searched here".into()));
         let line = models.missing_line().expect("a line when models are missing");
         assert!(
-            line.contains("(no ONNX Runtime library found (searched here); model file"),
+            line.contains("(no ONNX Runtime library found (searched here; "),
             "{line}"
+        );
+        assert!(
+            line.contains("ONNX Runtime library)"),
+            "the fix names the library: {line}"
         );
         assert!(line.contains(AESTHETIC_FILE), "{line}");
         assert!(
@@ -238,6 +242,7 @@ mod tests {
             library: "libonnxruntime.so".into(),
             found_in: "the model folder".into(),
         };
+        models.missing = vec![ModelError::Missing("models/clip.onnx".into()).to_string()];
         let line = models.missing_line().expect("still a line");
         assert!(line.contains("ongi models fetch"), "{line}");
         assert!(
