@@ -10,7 +10,8 @@ use std::time::Duration;
 use crate::cache::{Cache, Keyspace, memory::MemoryCache, redis::RedisCache};
 use crate::config::Settings;
 use crate::events::publish::Publisher;
-use crate::model::Models;
+use crate::model::loaded::Runtime;
+use crate::model::{Models, ort_library};
 use crate::modules::{Module, Modules};
 use crate::pipeline::FeatureService;
 use crate::pipeline::analyzer::Analyzer;
@@ -78,13 +79,30 @@ impl Services {
         let embeds_here = modules.contains(Module::Embedding) || settings.embedding_url.is_none();
         let models = if needs_models || modules.contains(Module::People) {
             let dir = settings.model_dir.clone();
-            let ort = settings.ort_dylib_path.clone();
+            let search = ort_library::Search::from_settings(&settings);
             let people = modules.contains(Module::People);
             let detector = settings.face_detector;
             tokio::task::spawn_blocking(move || {
-                let mut models = Models::load(&dir, ort.as_deref(), embeds_here);
-                if people {
-                    models.load_faces(&dir, ort.as_deref(), detector);
+                let mut models = match ort_library::load_first(&search) {
+                    Ok(library) => {
+                        tracing::info!(
+                            library = %library.path.display(),
+                            found_in = %library.found_in,
+                            "ONNX Runtime library loaded"
+                        );
+                        let mut models = Models::load(&dir, Some(&library.path), embeds_here);
+                        models.runtime = Runtime::Loaded {
+                            library: library.path,
+                            found_in: library.found_in.to_string(),
+                        };
+                        models
+                    }
+                    Err(e) => Models::without_runtime(&dir, &e),
+                };
+                // Without the runtime the face models are missing too, which its line already says.
+                if people && let Runtime::Loaded { library, .. } = &models.runtime {
+                    let library = library.clone();
+                    models.load_faces(&dir, Some(&library), detector);
                 }
                 models
             })

@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ongi_shared::config::Settings;
 use ongi_shared::http::{Application, shutdown};
+use ongi_shared::model::loaded::Runtime;
 use ongi_shared::modules::Modules;
 
 #[derive(Parser)]
@@ -226,12 +227,14 @@ enum EvalCommand {
 #[derive(Subcommand)]
 enum ModelsCommand {
     /// Download the production weights into the model folder (valid files are kept), and
-    /// write the manifest there as manifest.toml.
+    /// write the manifest there as manifest.toml; and the ONNX Runtime library (the pinned
+    /// official release archive, SHA-256 checked) when none is found on this machine.
     Fetch {
         /// The model folder.
         #[arg(long, value_name = "DIR", env = "ONGI_MODEL_DIR", default_value = "models")]
         models: PathBuf,
-        /// Fetch the files listed in this manifest instead of the embedded production manifest.
+        /// Fetch the files listed in this manifest instead of the embedded production manifest
+        /// (and not the ONNX Runtime library).
         #[arg(long, value_name = "FILE")]
         manifest: Option<PathBuf>,
     },
@@ -361,7 +364,11 @@ async fn main() -> anyhow::Result<()> {
         },
         Command::Reprocess { args } => cmd::reprocess::run(args).await,
         Command::Models { command } => match command {
-            ModelsCommand::Fetch { models, manifest } => cmd::models::fetch(&models, manifest.as_deref()).await,
+            ModelsCommand::Fetch { models, manifest } => {
+                let mut settings = Settings::from_env()?;
+                settings.model_dir = models;
+                cmd::models::fetch(&settings, manifest.as_deref()).await
+            }
             ModelsCommand::Verify { models } => cmd::models::verify(&models),
         },
     }
@@ -388,15 +395,21 @@ async fn serve(port: Option<u16>, host: IpAddr, no_fetch: bool) -> anyhow::Resul
     // First run: fetch what is missing (SHA-256 checked, with progress); offline, this fails
     // in one line and the service starts with what needs no model. Files already in the
     // folder are never touched here, even ones that do not match their pin.
-    if !no_fetch
-        && models_missing(&settings.model_dir)
-        && let Err(e) = cmd::models::fetch_missing(&settings.model_dir).await
-    {
-        eprintln!("ongi serve: models not fetched: {e}");
+    if !no_fetch {
+        if models_missing(&settings.model_dir)
+            && let Err(e) = cmd::models::fetch_missing(&settings.model_dir).await
+        {
+            eprintln!("ongi serve: models not fetched: {e}");
+        }
+        // The ONNX Runtime library too, when it is nowhere on this machine.
+        if let Err(e) = cmd::models::fetch_runtime(&settings).await {
+            eprintln!("ongi serve: {e}");
+        }
     }
     let app = Application::build(settings, Modules::all())
         .await
         .context("cannot start ongi serve")?;
+    report_runtime(&app);
     report_missing_parts(&app);
     println!("ongi serve: listening on http://{}", app.address());
     app.run_until_stopped(shutdown::signal()).await?;
@@ -413,6 +426,13 @@ fn models_missing(dir: &std::path::Path) -> bool {
             .iter()
             .any(|c| c.required && c.status == ongi_shared::model::manifest::ModelStatus::Missing),
         Err(_) => true,
+    }
+}
+
+/// One line naming the ONNX Runtime library and where it was found.
+fn report_runtime(app: &Application) {
+    if let Runtime::Loaded { library, found_in } = &app.state().models.runtime {
+        println!("ongi serve: ONNX Runtime from {found_in}: {}", library.display());
     }
 }
 

@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::Ordering;
 
-use common::serve_files;
-use ongi_test_support::file_names;
+use ongi_test_support::{file_names, serve_files};
 use sha2::{Digest, Sha256};
 
 const VISUAL: &str = "clip-vit-b32-visual.onnx";

@@ -6,8 +6,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{run_with_timeout, serve_files};
-use ongi_test_support::file_names;
+use common::run_with_timeout;
+use ongi_test_support::{file_names, serve_files};
 use sha2::{Digest, Sha256};
 
 struct Server {
@@ -352,4 +352,95 @@ fn start_up_installs_what_is_missing_and_never_touches_a_file_that_is_there() {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The README's run command on a machine with an installed Python `onnxruntime` package and
+/// the models in the model folder: no `ORT_DYLIB_PATH`, and CLIP loads. The package is the
+/// wheel's layout (`onnxruntime/capi/libonnxruntime.so.1.32.0`, the real library) under a
+/// folder on `PYTHONPATH`, found by asking the real `python3`.
+#[tokio::test]
+async fn serve_finds_onnx_runtime_in_the_python_package_and_loads_clip() {
+    let real = ongi_test_support::required_env("ORT_DYLIB_PATH");
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site-packages");
+    let capi = site.join("onnxruntime/capi");
+    std::fs::create_dir_all(&capi).unwrap();
+    std::fs::write(site.join("onnxruntime/__init__.py"), "").unwrap();
+    let library = capi.join("libonnxruntime.so.1.32.0");
+    std::os::unix::fs::symlink(&real, &library).unwrap();
+    let models = common::clip_model_folder();
+
+    let (server, printed) = start_with(
+        dir.path(),
+        &["--no-fetch"],
+        &[
+            ("PYTHONPATH", site.to_str().unwrap()),
+            ("ONGI_MODEL_DIR", models.path().to_str().unwrap()),
+        ],
+    );
+    let line = printed
+        .iter()
+        .find(|l| l.contains("ONNX Runtime"))
+        .unwrap_or_else(|| panic!("the start-up names the library: {printed:?}"));
+    assert!(line.contains("the Python onnxruntime package"), "{line}");
+    assert!(line.contains(library.to_str().unwrap()), "{line}");
+    let ready: serde_json::Value = reqwest::get(format!("{}/readyz", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let clip = ready["models"]["clip"].as_str().unwrap_or_default();
+    assert!(clip.starts_with("clip-vit-b32@"), "CLIP is loaded: {ready}");
+    let missing = ready["models"]["missing"].to_string();
+    assert!(!missing.contains("ONNX Runtime"), "{missing}");
+}
+
+/// Where no library is found, start-up downloads the pinned release archive from
+/// `ONGI_ORT_DOWNLOAD_URL`; bytes that are not the pinned archive are refused, nothing is
+/// left in the model folder, and the service starts all the same.
+#[tokio::test]
+async fn start_up_refuses_a_runtime_archive_that_is_not_the_pinned_one_and_serves_anyway() {
+    let Some(release) = ongi_shared::model::ort_library::OrtRelease::pinned() else {
+        return;
+    };
+    let route = format!("v{}/{}", release.version, release.archive());
+    let (base, hits) = serve_files(vec![(&route, b"not the release archive".to_vec())]);
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    // Every model the folder's manifest lists is there: only the library is fetched.
+    let body = b"a tiny model".to_vec();
+    std::fs::write(models.join("m.onnx"), &body).unwrap();
+    std::fs::write(
+        models.join("manifest.toml"),
+        format!(
+            "[[model]]\nrole = \"m\"\nfile = \"m.onnx\"\nsha256 = \"{}\"\nbytes = {}\nlicence = \"MIT\"\n\
+             source = \"\"\nrequired = true\n",
+            hex(&Sha256::digest(&body)),
+            body.len()
+        ),
+    )
+    .unwrap();
+
+    let (server, printed) = start_with(
+        dir.path(),
+        &[],
+        &[
+            ("ONGI_MODEL_DIR", models.to_str().unwrap()),
+            ("ONGI_ORT_DOWNLOAD_URL", &base),
+        ],
+    );
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1, "{printed:?}");
+    let line = printed
+        .iter()
+        .find(|l| l.contains(&release.archive()))
+        .unwrap_or_else(|| panic!("one line says the archive was refused: {printed:?}"));
+    assert!(
+        line.contains(&hex(&Sha256::digest(b"not the release archive"))),
+        "{line}"
+    );
+    assert_eq!(file_names(&models), ["m.onnx", "manifest.toml"]);
+    let health = reqwest::get(format!("{}/healthz", server.base)).await.unwrap();
+    assert_eq!(health.status(), 200);
 }

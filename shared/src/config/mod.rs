@@ -45,6 +45,9 @@ pub use secret::{Secret, SecretUrl, redact_url};
 pub use style::{StyleDevice, StyleSettings};
 pub use table::{SETTINGS, SettingDoc, settings_help};
 
+/// Where the official ONNX Runtime release archives are published (GitHub releases).
+pub const DEFAULT_ORT_DOWNLOAD_URL: &str = "https://github.com/microsoft/onnxruntime/releases/download";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     /// One JSON object per line in Cloud Logging's format (Cloud Run).
@@ -82,8 +85,16 @@ pub struct Settings {
     pub host: IpAddr,
     /// `ONGI_MODEL_DIR`, default `./models`.
     pub model_dir: PathBuf,
-    /// `ORT_DYLIB_PATH`: the ONNX Runtime shared library.
+    /// `ORT_DYLIB_PATH`: the ONNX Runtime shared library, when the user names it. Unset,
+    /// the library is looked for (the model folder, a Python `onnxruntime` package, the
+    /// library path) where models are loaded; set, it is the only one tried.
     pub ort_dylib_path: Option<PathBuf>,
+    /// `ONGI_ORT_DOWNLOAD_URL`: where the ONNX Runtime release archives are downloaded
+    /// from (`<url>/v<version>/<archive>`); the archive's SHA-256 is pinned in the code
+    /// whatever the URL.
+    pub ort_download_url: String,
+    /// `LD_LIBRARY_PATH`: folders searched for the ONNX Runtime library, before the system's.
+    pub library_path: Vec<PathBuf>,
     /// `REDIS_URL`: the shared feature cache and the style queue; in-process when absent.
     pub redis_url: Option<SecretUrl>,
     /// `ONGI_CACHE_TTL_SECS`, default 30 days.
@@ -166,6 +177,19 @@ impl Settings {
         let host = setting(&get, "ONGI_HOST", IpAddr::V4(Ipv4Addr::UNSPECIFIED), parse::ip)?;
         let model_dir = get("ONGI_MODEL_DIR").map_or_else(|| PathBuf::from("models"), PathBuf::from);
         let ort_dylib_path = get("ORT_DYLIB_PATH").map(PathBuf::from);
+        let ort_download_url = setting(
+            &get,
+            "ONGI_ORT_DOWNLOAD_URL",
+            DEFAULT_ORT_DOWNLOAD_URL.to_owned(),
+            parse::http_base,
+        )?;
+        let library_path = get("LD_LIBRARY_PATH")
+            .map(|v| {
+                std::env::split_paths(&v)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
 
         let redis_url = url_setting(&get, "REDIS_URL", parse::redis_url)?;
         let cache_ttl = setting(&get, "ONGI_CACHE_TTL_SECS", DEFAULT_CACHE_TTL, |v| {
@@ -263,6 +287,8 @@ impl Settings {
             host,
             model_dir,
             ort_dylib_path,
+            ort_download_url,
+            library_path,
             redis_url,
             cache_ttl,
             cache_prefix,

@@ -4,8 +4,12 @@ use std::path::PathBuf;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ModelError {
-    #[error("ORT_DYLIB_PATH is not set: ONNX Runtime is needed for {0} (it comes from the PyPI onnxruntime wheel)")]
+    #[error("no ONNX Runtime library is loaded: it is needed for {0}")]
     RuntimeNotConfigured(&'static str),
+    #[error(
+        "no ONNX Runtime library found ({0}; `ongi models fetch`, `pip install onnxruntime==1.32.0` or ORT_DYLIB_PATH=…/libonnxruntime.so.1.32.0 adds one)"
+    )]
+    RuntimeNotFound(String),
     #[error("cannot load the ONNX Runtime library {path}: {reason}")]
     RuntimeLoad { path: PathBuf, reason: String },
     #[error("model file {0} is missing (run `ongi models fetch`, or set ONGI_MODEL_DIR)")]

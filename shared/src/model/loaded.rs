@@ -2,7 +2,7 @@
 //! what is missing is recorded (and said in one line at start), and the analyses that need
 //! no model (pixel features: duplicates, blur, exposure) still run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::aesthetic::{AESTHETIC_FILE, AestheticHead};
@@ -35,6 +35,20 @@ pub struct Models {
     pub clip_model_id: String,
     /// One line per model that could not be loaded.
     pub missing: Vec<String>,
+    /// The ONNX Runtime library the models run on, and where it was found.
+    pub runtime: Runtime,
+}
+
+/// The ONNX Runtime library behind a process's models.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Runtime {
+    /// This process loads no ONNX model.
+    NotNeeded,
+    /// Loaded from `library`, found in `found_in` (as the start-up log says it; empty when
+    /// the caller named the library).
+    Loaded { library: PathBuf, found_in: String },
+    /// Needed but not found or not loadable: the ONNX models are missing.
+    Missing,
 }
 
 impl Models {
@@ -49,7 +63,20 @@ impl Models {
             face_model_id: String::new(),
             clip_model_id: PIXELS_ONLY.to_owned(),
             missing: vec![reason.into()],
+            runtime: Runtime::NotNeeded,
         }
+    }
+
+    /// Only the models that need no ONNX Runtime (the aesthetic head), for a process whose
+    /// runtime could not be loaded: `why` is the first missing line.
+    pub fn without_runtime(dir: &Path, why: &ModelError) -> Self {
+        let mut models = Self::none(why.to_string());
+        models.runtime = Runtime::Missing;
+        match AestheticHead::load(&dir.join(AESTHETIC_FILE)) {
+            Ok(head) => models.aesthetic = Some(head),
+            Err(e) => models.missing.push(e.to_string()),
+        }
+        models
     }
 
     /// Loads the CLIP text encoder and the aesthetic head from `dir` with ONNX Runtime from
@@ -57,18 +84,11 @@ impl Models {
     /// itself): the analysis functions on Cloud Run ask the embedding service instead and
     /// need only the image encoder's id, for cache keys, not its 350 MB session.
     pub fn load(dir: &Path, ort_library: Option<&Path>, with_visual: bool) -> Self {
-        let aesthetic = AestheticHead::load(&dir.join(AESTHETIC_FILE));
         let env = match runtime::environment(ort_library, "CLIP") {
             Ok(env) => env,
-            Err(e) => {
-                let mut models = Self::none(e.to_string());
-                match aesthetic {
-                    Ok(head) => models.aesthetic = Some(head),
-                    Err(e) => models.missing.push(e.to_string()),
-                }
-                return models;
-            }
+            Err(e) => return Self::without_runtime(dir, &e),
         };
+        let aesthetic = AestheticHead::load(&dir.join(AESTHETIC_FILE));
         let threads = runtime::intra_op_threads();
         let mut missing = Vec::new();
         let visual_path = dir.join(VISUAL_FILE);
@@ -120,6 +140,10 @@ impl Models {
             face_model_id: String::new(),
             clip_model_id,
             missing,
+            runtime: Runtime::Loaded {
+                library: ort_library.map(Path::to_owned).unwrap_or_default(),
+                found_in: String::new(),
+            },
         }
     }
 
@@ -127,9 +151,15 @@ impl Models {
     /// which failed to load, what still runs, and how to add them.
     pub fn missing_line(&self) -> Option<String> {
         (!self.missing.is_empty()).then(|| {
+            // The runtime's own line names its other fixes (pip, ORT_DYLIB_PATH).
+            let fix = if self.runtime == Runtime::Missing {
+                "run `ongi models fetch` (the models and the ONNX Runtime library)"
+            } else {
+                "run `ongi models fetch`"
+            };
             format!(
                 "running without some models ({}): the pixel analyses (duplicates by pHash, blur, exposure) still run; \
-                 to add them, run `ongi models fetch` and set ORT_DYLIB_PATH to libonnxruntime.so (PyPI onnxruntime wheel)",
+                 to add them, {fix}",
                 self.missing.join("; ")
             )
         })
@@ -196,15 +226,36 @@ mod tests {
 
     #[test]
     fn the_missing_line_names_each_failure_and_the_fix() {
-        let mut models = Models::none("no ONNX Runtime");
-        models.missing.push("model file clip.onnx is missing".into());
+        let dir = tempfile::tempdir().unwrap();
+        let mut models = Models::without_runtime(dir.path(), &ModelError::RuntimeNotFound("searched here".into()));
         let line = models.missing_line().expect("a line when models are missing");
         assert!(
-            line.contains("(no ONNX Runtime; model file clip.onnx is missing)"),
+            line.contains("(no ONNX Runtime library found (searched here; "),
             "{line}"
         );
         assert!(
-            line.contains("ongi models fetch") && line.contains("ORT_DYLIB_PATH"),
+            line.contains("ONNX Runtime library)"),
+            "the fix names the library: {line}"
+        );
+        assert!(line.contains(AESTHETIC_FILE), "{line}");
+        assert!(
+            line.contains("ongi models fetch")
+                && line.contains("pip install onnxruntime==1.32.0")
+                && line.contains("ORT_DYLIB_PATH"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'), "one line: {line}");
+
+        // With the runtime loaded, only the models are to add.
+        models.runtime = Runtime::Loaded {
+            library: "libonnxruntime.so".into(),
+            found_in: "the model folder".into(),
+        };
+        models.missing = vec![ModelError::Missing("models/clip.onnx".into()).to_string()];
+        let line = models.missing_line().expect("still a line");
+        assert!(line.contains("ongi models fetch"), "{line}");
+        assert!(
+            !line.contains("pip install") && !line.contains("ORT_DYLIB_PATH"),
             "{line}"
         );
         models.missing.clear();

@@ -1,7 +1,9 @@
 //! Models: the ONNX Runtime environment, the CLIP encoders and their preprocessing, and the
 //! model folder's manifest.
 //!
-//! - [`runtime`]: loads ONNX Runtime from `ORT_DYLIB_PATH` once per process; builds sessions.
+//! - [`runtime`]: loads ONNX Runtime once per process; builds sessions.
+//! - [`ort_library`]: finds the ONNX Runtime library (`ORT_DYLIB_PATH`, the model folder, a
+//!   Python `onnxruntime` package, the library path) and fetches the pinned release archive.
 //! - [`clip`]: the image and text encoders and the standard CLIP preprocessing.
 //! - [`aesthetic`]: the LAION aesthetic linear head on CLIP image embeddings.
 //! - [`error`]: [`ModelError`], one line per failure.
@@ -15,6 +17,7 @@ pub mod face;
 pub mod face_embed;
 pub mod loaded;
 pub mod manifest;
+pub mod ort_library;
 pub mod runtime;
 
 pub use error::ModelError;

@@ -1,12 +1,12 @@
-//! The ONNX Runtime environment: loaded once per process from `ORT_DYLIB_PATH` (the
-//! `load-dynamic` feature: nothing is downloaded at build time), and sessions built on it
-//! with intra-op threads sized to the CPUs this process may use.
+//! The ONNX Runtime environment: loaded once per process from the library that
+//! [`super::ort_library`] found (the `load-dynamic` feature: nothing is downloaded at build
+//! time), and sessions built on it with intra-op threads sized to the CPUs this process may use.
 //!
 //! `ort` reads `ORT_DYLIB_PATH` by itself on first use and panics if the library is
 //! missing; calling `ort::init_from` here first turns that into a [`ModelError`].
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use ort::environment::Environment;
 use ort::session::Session;
@@ -14,42 +14,43 @@ use ort::session::builder::GraphOptimizationLevel;
 
 use super::error::ModelError;
 
-static ENVIRONMENT: OnceLock<Result<(PathBuf, Environment), ModelError>> = OnceLock::new();
+static ENVIRONMENT: OnceLock<(PathBuf, Environment)> = OnceLock::new();
+/// Held while a library is being loaded, so two threads never load two.
+static LOADING: Mutex<()> = Mutex::new(());
 
 /// The process's ONNX Runtime, loading the library on first call. Only one library can be
-/// loaded per process: later calls with another path get the first one.
+/// loaded per process: later calls with another path get the first one. A library that
+/// fails to load is not remembered, so the caller may try another
+/// ([`super::ort_library::load_first`]).
 pub fn environment(library: Option<&Path>, needed_for: &'static str) -> Result<&'static Environment, ModelError> {
-    // Without a path, only an environment loaded earlier can serve; nothing is recorded, so
-    // a later call that names the library can still load it.
-    let Some(path) = library.or_else(|| {
-        ENVIRONMENT
-            .get()
-            .and_then(|l| l.as_ref().ok())
-            .map(|(p, _)| p.as_path())
-    }) else {
+    if let Some((_, env)) = ENVIRONMENT.get() {
+        return Ok(env);
+    }
+    let Some(path) = library else {
         return Err(ModelError::RuntimeNotConfigured(needed_for));
     };
-    let loaded = ENVIRONMENT.get_or_init(|| {
-        if !path.is_file() {
-            return Err(ModelError::RuntimeLoad {
-                path: path.to_owned(),
-                reason: "no such file".into(),
-            });
-        }
-        let builder = ort::init_from(path).map_err(|e| ModelError::RuntimeLoad {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
-        let env = builder.with_name("ongi").build().map_err(|e| ModelError::RuntimeLoad {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
-        Ok((path.to_owned(), env))
-    });
-    match loaded {
-        Ok((_, env)) => Ok(env),
-        Err(e) => Err(e.clone()),
+    let _loading = LOADING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, env)) = ENVIRONMENT.get() {
+        return Ok(env);
     }
+    if !path.is_file() {
+        return Err(ModelError::RuntimeLoad {
+            path: path.to_owned(),
+            reason: "no such file".into(),
+        });
+    }
+    let load_error = |reason: String| ModelError::RuntimeLoad {
+        path: path.to_owned(),
+        reason,
+    };
+    // `ort` refuses a library older than its API level here (`BadVersion`), with a message
+    // that names both versions.
+    let builder = ort::init_from(path).map_err(|e| load_error(e.to_string()))?;
+    let env = builder
+        .with_name("ongi")
+        .build()
+        .map_err(|e| load_error(e.to_string()))?;
+    Ok(&ENVIRONMENT.get_or_init(|| (path.to_owned(), env)).1)
 }
 
 /// Threads for one session: every CPU this process may use (Cloud Run's CPU limit shows up

@@ -8,18 +8,65 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use ongi_shared::config::Settings;
 use ongi_shared::model::manifest::{self, FetchEvent, FetchOptions, Manifest, Mismatched, ModelStatus};
+use ongi_shared::model::ort_library::{self, OrtRelease};
 
 /// `ongi models fetch`: installs every file of the production manifest (or of
 /// `manifest_file`) into `dir`, and writes the manifest there. The user asked for it, so a
 /// file that does not match its pin is replaced, but only by a verified download, and kept
 /// aside as `<file>.replaced`.
-pub async fn fetch(dir: &Path, manifest_file: Option<&Path>) -> anyhow::Result<()> {
+/// With the production manifest, then the ONNX Runtime library the production models run
+/// on, when none is found ([`fetch_runtime`]); a manifest of one's own is only its files.
+pub async fn fetch(settings: &Settings, manifest_file: Option<&Path>) -> anyhow::Result<()> {
     let manifest = match manifest_file {
         Some(path) => Manifest::from_file(path).map_err(|e| anyhow!("{e}"))?,
         None => Manifest::production(),
     };
-    run_fetch(&manifest, dir, Mismatched::ReplaceKeepingAside).await
+    let models = run_fetch(&manifest, &settings.model_dir, Mismatched::ReplaceKeepingAside).await;
+    if manifest_file.is_some() {
+        return models;
+    }
+    let runtime = fetch_runtime(settings).await;
+    models.and(runtime)
+}
+
+/// Installs the pinned ONNX Runtime release into the model folder when no library is found
+/// on this machine (nor named by `ORT_DYLIB_PATH`); says in one line where the library is.
+pub async fn fetch_runtime(settings: &Settings) -> anyhow::Result<()> {
+    let search = ort_library::Search::from_settings(settings);
+    let located = tokio::task::spawn_blocking(move || ort_library::locate(&search))
+        .await
+        .map_err(|e| anyhow!("the ONNX Runtime library search failed: {e}"))?
+        .map_err(|e| anyhow!("{e}"))?;
+    if let Some(found) = located.candidates.first() {
+        println!("present    ONNX Runtime library {found}");
+        return Ok(());
+    }
+    let Some(release) = OrtRelease::pinned() else {
+        bail!(
+            "{}",
+            ort_library::OrtFetchError::NoPinnedRelease(format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH))
+        );
+    };
+    let mut progress = Progress { bar: None };
+    let installed = ort_library::fetch_library(
+        &release,
+        &settings.ort_download_url,
+        &settings.model_dir,
+        &FetchOptions::default(),
+        |event| progress.show(event),
+    )
+    .await;
+    progress.clear();
+    let path = installed.map_err(|e| {
+        anyhow!(
+            "the ONNX Runtime library was not installed: {e}; `pip install onnxruntime==1.32.0`, or set ORT_DYLIB_PATH \
+             to libonnxruntime.so.1.32.0"
+        )
+    })?;
+    println!("installed  ONNX Runtime {} at {}", release.version, path.display());
+    Ok(())
 }
 
 /// `ongi serve`'s first-run download: installs what is missing from the folder's own

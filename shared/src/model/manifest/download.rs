@@ -57,7 +57,7 @@ pub(super) async fn install(part: PartFile, path: &Path, replacing: bool) -> Res
     Ok(aside)
 }
 
-pub(super) enum Failure {
+pub(in crate::model) enum Failure {
     /// Stop fetching.
     Stop(FetchError),
     /// This file could not be installed; go on with the next.
@@ -65,9 +65,16 @@ pub(super) enum Failure {
 }
 
 /// Deletes the `.part` file when dropped, unless it was renamed into place.
-pub(super) struct PartFile {
+pub(in crate::model) struct PartFile {
     path: PathBuf,
     armed: bool,
+}
+
+impl PartFile {
+    /// Where the verified download is, until it is installed or dropped.
+    pub(in crate::model) fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 impl Drop for PartFile {
@@ -80,7 +87,7 @@ impl Drop for PartFile {
 
 /// Downloads `entry` to `DIR/.<file>.part` and checks its size and SHA-256; the verified
 /// file is returned still armed, so it is deleted unless [`install`] puts it in place.
-pub(super) async fn download(
+pub(in crate::model) async fn download(
     client: &reqwest::Client,
     entry: &ModelEntry,
     dir: &Path,

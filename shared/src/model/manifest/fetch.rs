@@ -162,14 +162,7 @@ pub async fn fetch_with(
         reason: e.to_string(),
     })?;
     write_manifest(manifest, dir, options.mismatched)?;
-    let client = reqwest::Client::builder()
-        .connect_timeout(options.connect_timeout)
-        .read_timeout(options.read_timeout)
-        .user_agent(concat!("ongi/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| FetchError::Client {
-            reason: error_chain(&e),
-        })?;
+    let client = http_client(options)?;
 
     let mut report = FetchReport::default();
     let mut failures = Vec::new();
@@ -279,6 +272,18 @@ pub async fn fetch_with(
             failures,
         })
     }
+}
+
+/// The HTTP client of every download, with `options`' timeouts.
+pub(in crate::model) fn http_client(options: &FetchOptions) -> Result<reqwest::Client, FetchError> {
+    reqwest::Client::builder()
+        .connect_timeout(options.connect_timeout)
+        .read_timeout(options.read_timeout)
+        .user_agent(concat!("ongi/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| FetchError::Client {
+            reason: error_chain(&e),
+        })
 }
 
 /// [`check_file`] on a blocking thread: hashing a 350 MB file must not stall the runtime. A

@@ -32,9 +32,11 @@ mod fetch;
 mod schema;
 mod stamp;
 #[cfg(test)]
-mod test_support;
+pub(in crate::model) mod test_support;
 mod verify;
 
+pub(in crate::model) use download::{Failure, download};
+pub(in crate::model) use fetch::http_client;
 pub use fetch::{FetchError, FetchEvent, FetchOptions, FetchReport, Mismatched, fetch_with};
 pub use schema::{DType, Dim, MANIFEST_FILE, Manifest, ManifestError, ModelEntry, PRODUCTION_ORIGIN, TensorSpec};
 pub use stamp::{STAMP_FILE, sha256_stamped};

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use super::schema::{MANIFEST_FILE, Manifest};
 
 /// Names of the files in a folder, sorted, but for the hash stamps (see `stamp`).
-pub(super) fn listing(dir: &Path) -> Vec<String> {
+pub(in crate::model) fn listing(dir: &Path) -> Vec<String> {
     let mut names = ongi_test_support::file_names(dir);
     names.retain(|n| n != super::STAMP_FILE);
     names
@@ -36,7 +36,7 @@ pub(super) fn fixture_copy() -> tempfile::TempDir {
     dir
 }
 
-pub(super) fn sha256_hex(bytes: &[u8]) -> String {
+pub(in crate::model) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
@@ -55,14 +55,14 @@ pub(super) fn one_model_manifest(
     .unwrap()
 }
 
-pub(super) fn assert_one_line(message: &str) {
+pub(in crate::model) fn assert_one_line(message: &str) {
     assert!(!message.contains('\n'), "one line: {message:?}");
     assert!(!message.is_empty());
 }
 
 /// A tiny HTTP/1.1 server: `GET /<name>` answers the body served under that name, or 404.
 /// Counts the requests it answered.
-pub(super) async fn serve(routes: Vec<(&'static str, Vec<u8>)>) -> (String, Arc<AtomicUsize>) {
+pub(in crate::model) async fn serve(routes: Vec<(&'static str, Vec<u8>)>) -> (String, Arc<AtomicUsize>) {
     serve_claiming(routes, 0).await
 }
 
