@@ -22,8 +22,8 @@ static IN_USE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 
 // SAFETY: every call is forwarded unchanged to `System`; the counters are only arithmetic.
-// (The one `unsafe` of the workspace: a global allocator cannot be written without it, and
-// it lives in this test binary alone.)
+// (A global allocator cannot be written without `unsafe`; it lives in this test binary
+// alone. The only other `unsafe` of the workspace is the libheif FFI in shared/heif.)
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let p = unsafe { System.alloc(layout) };

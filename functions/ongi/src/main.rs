@@ -81,7 +81,7 @@ enum BenchCommand {
     /// CLIP image-embedding throughput end to end and for inference alone, one JSON line per
     /// configuration (needs ORT_DYLIB_PATH).
     Embed {
-        /// A folder of photos (JPEG, PNG, WebP).
+        /// A folder of photos (JPEG, PNG, WebP; HEIC and AVIF with the `heif` feature).
         #[arg(long, value_name = "DIR")]
         photos: PathBuf,
         /// The model folder holding clip-vit-b32-visual.onnx.

@@ -42,6 +42,8 @@ fn format_code(f: ImageFormat) -> u8 {
         ImageFormat::Jpeg => 1,
         ImageFormat::Png => 2,
         ImageFormat::WebP => 3,
+        ImageFormat::Heic => 4,
+        ImageFormat::Avif => 5,
     }
 }
 
@@ -94,6 +96,8 @@ impl FeatureRecord {
             1 => ImageFormat::Jpeg,
             2 => ImageFormat::Png,
             3 => ImageFormat::WebP,
+            4 => ImageFormat::Heic,
+            5 => ImageFormat::Avif,
             _ => return Err(RecordError("unknown format")),
         };
         let dim = usize::from(u16::from_le_bytes([b[48], b[49]]));

@@ -12,7 +12,7 @@ pub enum Reason {
     Empty,
     /// The bytes are not a readable image.
     Corrupt,
-    /// An image format Ongi does not decode (HEIC, GIF…).
+    /// An image format Ongi does not decode (GIF, TIFF…; HEIC and AVIF without the `heif` feature).
     UnsupportedFormat,
     /// Over the size or pixel limits.
     TooLarge,

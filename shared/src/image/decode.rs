@@ -3,7 +3,8 @@
 //! JPEG goes through `jpeg-decoder`, which can decode at 1/2, 1/4 or 1/8 scale straight from
 //! the DCT coefficients (the `image` crate's JPEG decoder cannot), and handles CMYK and
 //! progressive files. PNG and WebP go through `image`. EXIF orientation is applied in both
-//! paths, so callers always see the photo the right way up.
+//! paths, so callers always see the photo the right way up. HEIC and AVIF go through libheif
+//! (`heif.rs`, cargo feature `heif`; without it they are `unsupported_format`).
 
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -57,7 +58,7 @@ pub struct DecodeCost {
 }
 
 /// Room for the decoders' fixed-size buffers (Huffman and inflate tables, row buffers).
-const DECODER_SLACK_BYTES: u64 = 1 << 20;
+pub(super) const DECODER_SLACK_BYTES: u64 = 1 << 20;
 
 /// The cost of decoding `bytes` with `options`, from the header alone: every check of
 /// [`decode`] that needs no pixel (size, format, declared pixels, a JPEG's data too short for
@@ -68,6 +69,7 @@ pub fn estimate(bytes: &[u8], limits: &IngestLimits, options: DecodeOptions) -> 
     guarded(|| match format {
         ImageFormat::Jpeg => jpeg_header(bytes, limits, options).map(|(_, cost)| cost),
         ImageFormat::Png | ImageFormat::WebP => image_header(bytes, format, limits).map(|(_, cost)| cost),
+        ImageFormat::Heic | ImageFormat::Avif => heif_estimate(bytes, format, limits),
     })
 }
 
@@ -77,7 +79,28 @@ pub fn decode(bytes: &[u8], limits: &IngestLimits, options: DecodeOptions) -> Re
     guarded(|| match format {
         ImageFormat::Jpeg => decode_jpeg(bytes, limits, options),
         ImageFormat::Png | ImageFormat::WebP => decode_with_image(bytes, format, limits),
+        ImageFormat::Heic | ImageFormat::Avif => heif_decode(bytes, format, limits),
     })
+}
+
+#[cfg(feature = "heif")]
+fn heif_estimate(bytes: &[u8], format: ImageFormat, limits: &IngestLimits) -> Result<DecodeCost, ImageError> {
+    super::heif::header(bytes, format, limits).map(|(_, cost)| cost)
+}
+
+#[cfg(feature = "heif")]
+fn heif_decode(bytes: &[u8], format: ImageFormat, limits: &IngestLimits) -> Result<DecodedImage, ImageError> {
+    super::heif::decode(bytes, format, limits)
+}
+
+#[cfg(not(feature = "heif"))]
+fn heif_estimate(_: &[u8], format: ImageFormat, _: &IngestLimits) -> Result<DecodeCost, ImageError> {
+    Err(ImageError::NotBuiltIn(format.name()))
+}
+
+#[cfg(not(feature = "heif"))]
+fn heif_decode(_: &[u8], format: ImageFormat, _: &IngestLimits) -> Result<DecodedImage, ImageError> {
+    Err(ImageError::NotBuiltIn(format.name()))
 }
 
 /// The third-party decoders are fed untrusted bytes. They are expected to return errors,
@@ -105,7 +128,7 @@ fn check_bytes(bytes: &[u8], limits: &IngestLimits) -> Result<ImageFormat, Image
         Sniffed::Unknown if looks_like_text(bytes) => {
             Err(ImageError::Corrupt("the bytes are text, not an image".into()))
         }
-        Sniffed::Unknown => Err(ImageError::Corrupt("no JPEG, PNG or WebP signature".into())),
+        Sniffed::Unknown => Err(ImageError::Corrupt("no JPEG, PNG, WebP, HEIC or AVIF signature".into())),
     }
 }
 
@@ -114,7 +137,7 @@ fn looks_like_text(bytes: &[u8]) -> bool {
     std::str::from_utf8(head).is_ok_and(|s| s.chars().all(|c| !c.is_control() || c.is_whitespace()))
 }
 
-fn check_pixels(width: u32, height: u32, limits: &IngestLimits) -> Result<(), ImageError> {
+pub(super) fn check_pixels(width: u32, height: u32, limits: &IngestLimits) -> Result<(), ImageError> {
     if width == 0 || height == 0 {
         return Err(ImageError::Corrupt(format!(
             "the header declares {width}x{height} pixels"
@@ -131,7 +154,7 @@ fn check_pixels(width: u32, height: u32, limits: &IngestLimits) -> Result<(), Im
 }
 
 /// Refuses a decode whose memory estimate is over the limit, naming both.
-fn check_memory(cost: DecodeCost, what: &str, limits: &IngestLimits) -> Result<DecodeCost, ImageError> {
+pub(super) fn check_memory(cost: DecodeCost, what: &str, limits: &IngestLimits) -> Result<DecodeCost, ImageError> {
     if cost.peak_bytes > limits.max_decode_bytes {
         return Err(ImageError::TooLarge(format!(
             "decoding this {}x{} {what} needs about {} MiB, over the {} MiB decode limit (ONGI_DECODE_MEMORY_MB)",
@@ -249,19 +272,23 @@ fn decode_jpeg(bytes: &[u8], limits: &IngestLimits, options: DecodeOptions) -> R
     let (out_w, out_h) = (u32::from(info.width), u32::from(info.height));
     let rgb = to_rgb(&data, info.pixel_format, out_w, out_h)?;
     drop(data);
-    let exif_orientation = decoder
-        .exif_data()
+    // The APP1 EXIF block, from its TIFF header on (jpeg-decoder strips the `Exif\0\0`).
+    let exif = decoder.exif_data();
+    let exif_orientation = exif
         .and_then(Orientation::from_exif_chunk)
         .map_or(1, Orientation::to_exif);
+    let captured_at = exif.and_then(super::exif::capture_time);
     let scale_denominator = (width / out_w.max(1)).max(1);
-    Ok(oriented(
+    let mut decoded = oriented(
         rgb,
         ImageFormat::Jpeg,
         width,
         height,
         scale_denominator,
         exif_orientation,
-    ))
+    );
+    decoded.captured_at = captured_at;
+    Ok(decoded)
 }
 
 /// Converts jpeg-decoder's output to RGB.
@@ -289,15 +316,8 @@ fn to_rgb(data: &[u8], format: jpeg_decoder::PixelFormat, w: u32, h: u32) -> Res
     RgbImage::from_raw(w, h, out).ok_or_else(|| ImageError::Corrupt("JPEG: inconsistent pixel buffer".into()))
 }
 
-fn image_name(format: ImageFormat) -> &'static str {
-    match format {
-        ImageFormat::Png => "PNG",
-        _ => "WebP",
-    }
-}
-
 fn image_error(format: ImageFormat) -> impl Fn(image::ImageError) -> ImageError {
-    let name = image_name(format);
+    let name = format.name();
     move |e| match e {
         image::ImageError::Limits(l) => ImageError::TooLarge(format!("{name}: {l}")),
         other => ImageError::Corrupt(format!("{name}: {other}")),
@@ -335,7 +355,7 @@ fn image_header<'a>(
         peak_bytes: pixels * per_pixel + DECODER_SLACK_BYTES,
         output_bytes: pixels * 3,
     };
-    let what = format!("{:?} {}", decoder.color_type(), image_name(format));
+    let what = format!("{:?} {}", decoder.color_type(), format.name());
     let cost = check_memory(cost, &what, limits)?;
     let mut decoder_limits = Limits::default();
     decoder_limits.max_alloc = Some(limits.max_decode_bytes);
@@ -384,5 +404,23 @@ fn oriented(
             1
         },
         captured_at: None,
+    }
+}
+
+#[cfg(all(test, not(feature = "heif")))]
+mod without_heif {
+    use super::*;
+
+    #[test]
+    fn heic_and_avif_say_how_to_enable_them() {
+        for (bytes, name) in [
+            (&b"\0\0\0\x18ftypheic\0\0\0\0mif1heic"[..], "HEIC"),
+            (b"\0\0\0\x18ftypavif\0\0\0\0mif1avif", "AVIF"),
+        ] {
+            let e = decode(bytes, &IngestLimits::default(), DecodeOptions::default()).unwrap_err();
+            assert_eq!(e, ImageError::NotBuiltIn(name));
+            assert_eq!(e.reason(), crate::domain::Reason::UnsupportedFormat);
+            assert!(e.to_string().contains("--features ongi-shared/heif"), "{e}");
+        }
     }
 }

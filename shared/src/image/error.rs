@@ -9,8 +9,13 @@ pub enum ImageError {
     Empty,
     #[error("the file is not a readable image: {0}")]
     Corrupt(String),
-    #[error("{0} is not a supported format (JPEG, PNG and WebP are)")]
+    #[error("{0} is not a supported format (JPEG, PNG, WebP, HEIC and AVIF are)")]
     UnsupportedFormat(&'static str),
+    /// A format this build was compiled without (the cargo feature `heif`).
+    #[error(
+        "{0} is not supported by this build: it was built without the HEIF decoder (install libheif-dev and build with `--features ongi-shared/heif`)"
+    )]
+    NotBuiltIn(&'static str),
     #[error("the image is too large: {0}")]
     TooLarge(String),
 }
@@ -33,7 +38,7 @@ impl ImageError {
         match self {
             Self::Empty => Reason::Empty,
             Self::Corrupt(_) => Reason::Corrupt,
-            Self::UnsupportedFormat(_) => Reason::UnsupportedFormat,
+            Self::UnsupportedFormat(_) | Self::NotBuiltIn(_) => Reason::UnsupportedFormat,
             Self::TooLarge(_) => Reason::TooLarge,
         }
     }

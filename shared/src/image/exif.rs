@@ -1,36 +1,25 @@
 //! The capture time from EXIF (`DateTimeOriginal`), for telling a burst of the same scene
-//! from the same scene shot on another day. EXIF gives local wall-clock time without a
-//! zone, so the value is "seconds since 1970-01-01 00:00 local": good for differences
-//! between photos of one camera, not for absolute time.
+//! from the same scene shot on another day. EXIF gives local wall-clock time, so the value is
+//! "seconds since 1970-01-01 00:00 local": good for differences between photos, not for
+//! absolute time.
+//!
+//! `OffsetTimeOriginal` (EXIF 2.31, written by recent phones) is read by kamadak-exif but
+//! deliberately not applied: most cameras and older phones write no offset, and an album
+//! mixing photos with and without one would then compare UTC with local time, hours apart.
+//! Naive local time keeps every photo of one trip on one clock, which is what the
+//! "shot within minutes" test of the duplicate tiers needs.
 
-use exif::{In, Reader, Tag, Value};
+use exif::{DateTime, In, Reader, Tag, Value};
 
-/// Parses `YYYY:MM:DD HH:MM:SS` (EXIF's format) into naive seconds since 1970.
+/// Parses EXIF's `YYYY:MM:DD HH:MM:SS` (kamadak-exif's parser) into naive seconds since
+/// 1970, or `None` when it is blank or not a real date and time.
 pub fn parse_exif_datetime(text: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(text).ok()?.trim_matches(char::from(0)).trim();
-    let b = s.as_bytes();
-    let separators = b.len() == 19
-        && [(4, b':'), (7, b':'), (10, b' '), (13, b':'), (16, b':')]
-            .iter()
-            .all(|&(i, c)| b[i] == c);
-    if !separators {
-        return None;
-    }
-    let num = |a: usize, b: usize| s.get(a..b)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    let valid = (1..=12).contains(&mo) && (1..=31).contains(&d) && h < 24 && mi < 60 && sec < 61 && y > 0;
-    valid.then(|| days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let t = DateTime::from_ascii(text).ok()?;
+    // kamadak-exif leaves range checks to the caller: `time` refuses month 13, Feb 30, 25 h.
+    let month = time::Month::try_from(t.month).ok()?;
+    let date = time::Date::from_calendar_date(i32::from(t.year), month, t.day).ok()?;
+    let clock = time::Time::from_hms(t.hour, t.minute, t.second).ok()?;
+    Some(time::PrimitiveDateTime::new(date, clock).assume_utc().unix_timestamp())
 }
 
 /// `DateTimeOriginal` (or `DateTime`) from a raw EXIF block (starting at the TIFF header).
@@ -63,6 +52,8 @@ mod tests {
             b"    :  :     :  :  ",
             b"2024-07-14T10:20:30x",
             b"2024:13:01 00:00:00",
+            b"2023:02:29 00:00:00",
+            b"2024:07:14 24:00:00",
         ] {
             assert_eq!(parse_exif_datetime(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }

@@ -1,15 +1,33 @@
 //! Format sniffing from magic bytes. The name of a file says nothing (the app renames
 //! every upload to `<uuid>.webp`); its first bytes do. Formats we cannot decode are still
-//! recognised, so the caller is told "HEIC is not supported" rather than "corrupt".
+//! recognised, so the caller is told "GIF is not supported" rather than "corrupt".
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageFormat {
     Jpeg,
     Png,
     WebP,
+    /// HEIF with HEVC (the iPhone's default), decoded by libheif (cargo feature `heif`).
+    Heic,
+    /// HEIF with AV1, decoded by libheif (cargo feature `heif`).
+    Avif,
 }
 
-/// What the first bytes say.
+impl ImageFormat {
+    /// The format's usual name, as messages say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Jpeg => "JPEG",
+            Self::Png => "PNG",
+            Self::WebP => "WebP",
+            Self::Heic => "HEIC",
+            Self::Avif => "AVIF",
+        }
+    }
+}
+
+/// What the first bytes say. HEIC and AVIF are `Supported` whether or not this build has
+/// their decoder: the decoder says which it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sniffed {
     Supported(ImageFormat),
@@ -35,10 +53,15 @@ pub fn sniff(bytes: &[u8]) -> Sniffed {
     if bytes.len() >= 12 && &bytes[4..8] == b"ftyp" {
         // ISO base media: the major brand names the codec.
         return match &bytes[8..12] {
-            b"heic" | b"heix" | b"hevc" | b"hevx" | b"heim" | b"heis" | b"hevm" | b"hevs" | b"mif1" | b"msf1" => {
-                Sniffed::Unsupported("HEIC")
+            b"heic" | b"heix" | b"hevc" | b"hevx" | b"heim" | b"heis" | b"hevm" | b"hevs" => {
+                Sniffed::Supported(ImageFormat::Heic)
             }
-            b"avif" | b"avis" => Sniffed::Unsupported("AVIF"),
+            // The generic HEIF brands: the compatible brands say whether it is AV1.
+            b"mif1" | b"msf1" if compatible_brands(bytes).any(|b| b == b"avif" || b == b"avis") => {
+                Sniffed::Supported(ImageFormat::Avif)
+            }
+            b"mif1" | b"msf1" => Sniffed::Supported(ImageFormat::Heic),
+            b"avif" | b"avis" => Sniffed::Supported(ImageFormat::Avif),
             _ => Sniffed::Unsupported("ISO media (MP4/MOV)"),
         };
     }
@@ -63,6 +86,15 @@ pub fn sniff(bytes: &[u8]) -> Sniffed {
     Sniffed::Unknown
 }
 
+/// The compatible brands of an ISO base media file's `ftyp` box (size, `ftyp`, major brand,
+/// minor version, then brands), as far as the box and the bytes go.
+fn compatible_brands(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let size = bytes
+        .get(..4)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    bytes.get(16..size.min(bytes.len())).unwrap_or_default().chunks_exact(4)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,8 +104,31 @@ mod tests {
         assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Sniffed::Supported(ImageFormat::Jpeg));
         assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Sniffed::Supported(ImageFormat::WebP));
         assert_eq!(sniff(b"RIFF\0\0\0\0WAVEfmt "), Sniffed::Unknown);
-        assert_eq!(sniff(b"\0\0\0\x18ftypheic\0\0\0\0"), Sniffed::Unsupported("HEIC"));
-        assert_eq!(sniff(b"\0\0\0\x1cftypavif\0\0\0\0"), Sniffed::Unsupported("AVIF"));
+        assert_eq!(
+            sniff(b"\0\0\0\x18ftypheic\0\0\0\0"),
+            Sniffed::Supported(ImageFormat::Heic)
+        );
+        assert_eq!(
+            sniff(b"\0\0\0\x18ftypmif1\0\0\0\0"),
+            Sniffed::Supported(ImageFormat::Heic)
+        );
+        assert_eq!(
+            sniff(b"\0\0\0\x1cftypavif\0\0\0\0"),
+            Sniffed::Supported(ImageFormat::Avif)
+        );
+        assert_eq!(
+            sniff(b"\0\0\0\x18ftypmif1\0\0\0\0miafavif"),
+            Sniffed::Supported(ImageFormat::Avif)
+        );
+        // A brand past the box's own size is not the box's.
+        assert_eq!(
+            sniff(b"\0\0\0\x14ftypmif1\0\0\0\0miafavif"),
+            Sniffed::Supported(ImageFormat::Heic)
+        );
+        assert_eq!(
+            sniff(b"\0\0\0\x1cftypisom\0\0\0\0"),
+            Sniffed::Unsupported("ISO media (MP4/MOV)")
+        );
         assert_eq!(sniff(b"GIF89a\x01\0"), Sniffed::Unsupported("GIF"));
         assert_eq!(sniff(b"hello"), Sniffed::Unknown);
         assert_eq!(sniff(b""), Sniffed::Unknown);

@@ -5,13 +5,17 @@
 //! format is sniffed from the magic bytes (never from the name), then the header is read and
 //! the pixel count checked, and only then are pixels decoded. JPEG, which is what phones
 //! upload, is decoded at a reduced DCT scale (1/2, 1/4, 1/8) when the caller needs only a
-//! small image: a 12 MP photo needed at 224 px costs a 1/8-scale decode.
+//! small image: a 12 MP photo needed at 224 px costs a 1/8-scale decode. HEIC and AVIF (the
+//! cargo feature `heif`, through libheif) are decoded at full size: their codecs have no
+//! such shortcut.
 
 mod decode;
 mod error;
 pub mod exif;
 pub mod features;
 mod format;
+#[cfg(feature = "heif")]
+mod heif;
 mod names;
 
 pub use decode::{DecodeCost, DecodeOptions, DecodedImage, decode, estimate};

@@ -49,11 +49,11 @@ async fn album_features_are_computed_once_cached_and_reported_per_photo() {
     std::fs::write(uploads.join("album/large.jpg"), fixture("images/large.jpg")).unwrap();
     std::fs::write(uploads.join("album/rotated.jpg"), fixture("images/orientation-6.jpg")).unwrap();
     std::fs::write(uploads.join("album/text.jpg"), fixture("images/text.jpg")).unwrap();
-    std::fs::write(uploads.join("album/photo.heic"), fixture("images/fake.heic")).unwrap();
+    std::fs::write(uploads.join("album/photo.bmp"), fixture("images/tiny.bmp")).unwrap();
 
     let images = json!({"images": [
         "album/ref_0.png", "album/baseline.jpg", "gs://uploads/album/large.jpg", "album/rotated.jpg",
-        "album/text.jpg", "album/photo.heic", "album/missing.jpg", "album/ref_0.png"
+        "album/text.jpg", "album/photo.bmp", "album/missing.jpg", "album/ref_0.png"
     ]});
     let resp = app.post_json("/api/albums/embedding", &images).await;
     assert_eq!(resp.status(), 201);
@@ -78,7 +78,7 @@ async fn album_features_are_computed_once_cached_and_reported_per_photo() {
         invalid,
         vec![
             ("album/text.jpg".to_owned(), "corrupt".to_owned()),
-            ("album/photo.heic".to_owned(), "unsupported_format".to_owned()),
+            ("album/photo.bmp".to_owned(), "unsupported_format".to_owned()),
             ("album/missing.jpg".to_owned(), "not_found".to_owned()),
         ]
     );

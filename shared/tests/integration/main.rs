@@ -5,6 +5,7 @@
 //! one line saying so; nothing here is mocked.
 
 mod analyses_api;
+mod capture_time;
 mod clip_parity;
 mod decode_corpus;
 mod e2e_album;
@@ -16,6 +17,8 @@ mod face_detect_yunet;
 mod face_embed;
 mod faults;
 mod gcs_store;
+#[cfg(feature = "heif")]
+mod heif_decode;
 mod hostile;
 mod http_api;
 mod local_store;
