@@ -6,8 +6,9 @@
 
 use crate::domain::{BucketName, ContentHash};
 
-/// Bumped whenever the layout of a cached record changes.
-pub const SCHEMA_VERSION: u32 = 2;
+/// Bumped whenever the layout or the meaning of a cached record changes (3: JPEG records
+/// carry their EXIF capture time, which the duplicate tiers read).
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CacheKey {
@@ -133,10 +134,10 @@ mod tests {
         let h = ContentHash::of(b"photo");
         let a = ks.features("clip-a", &h);
         let b = ks.features("clip-b", &h);
-        assert!(a.as_str().starts_with("t1:v2:feat:clip-a:"));
+        assert!(a.as_str().starts_with("t1:v3:feat:clip-a:"));
         assert_ne!(a, b, "a new model must never read the old model's vectors");
         let bucket = BucketName::parse("uploads").unwrap();
-        assert_eq!(ks.alias(&bucket, "a.jpg", 7).as_str(), "t1:v2:alias:uploads/a.jpg#7");
+        assert_eq!(ks.alias(&bucket, "a.jpg", 7).as_str(), "t1:v3:alias:uploads/a.jpg#7");
         assert_ne!(ks.text("m", "a dog"), ks.text("m", "a cat"));
         assert_ne!(ks.text("m", "a dog"), ks.concept_text("m", "a dog"));
     }

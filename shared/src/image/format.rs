@@ -26,6 +26,15 @@ impl ImageFormat {
     }
 }
 
+/// The formats this build decodes, as a word: part of the key under which a decode failure
+/// is remembered, so a build that decodes more (HEIC and AVIF with the `heif` feature) gives
+/// photos another build refused their chance again.
+pub const DECODERS: &str = if cfg!(feature = "heif") {
+    "jpeg+png+webp+heic+avif"
+} else {
+    "jpeg+png+webp"
+};
+
 /// What the first bytes say. HEIC and AVIF are `Supported` whether or not this build has
 /// their decoder: the decoder says which it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

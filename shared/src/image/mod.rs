@@ -20,5 +20,5 @@ mod names;
 
 pub use decode::{DecodeCost, DecodeOptions, DecodedImage, decode, estimate};
 pub use error::ImageError;
-pub use format::{ImageFormat, sniff};
+pub use format::{DECODERS, ImageFormat, sniff};
 pub use names::{PHOTO_EXTENSIONS, is_photo_name};

@@ -203,13 +203,20 @@ impl FeatureService {
             .collect()
     }
 
-    /// Where a decode failure of `hash` is remembered: the limits and decode options are part
-    /// of the key, because a photo too large for one decode may fit another (or new limits).
+    /// Where a decode failure of `hash` is remembered: the limits, decode options and the
+    /// formats this build decodes are part of the key, because a photo too large for one
+    /// decode may fit another (or new limits), and one unsupported here may be supported by
+    /// another build.
     fn undecodable_key(&self, options: DecodeOptions, hash: &ContentHash) -> CacheKey {
         let l = &self.limits;
         let tag = format!(
-            "{}:{}:{}:{:?}:{:?}",
-            l.max_bytes, l.max_pixels, l.max_decode_bytes, options.min_short_side, options.min_long_side
+            "{}:{}:{}:{:?}:{:?}:{}",
+            l.max_bytes,
+            l.max_pixels,
+            l.max_decode_bytes,
+            options.min_short_side,
+            options.min_long_side,
+            crate::image::DECODERS
         );
         let tag = ContentHash::of(tag.as_bytes()).to_hex();
         self.cache.keyspace().undecodable(&tag[..12], hash)

@@ -123,7 +123,7 @@ async fn a_walk_processes_once_resumes_from_its_cursor_and_skips_what_is_current
     );
     assert_eq!(first["cursor"], "album/p03.png");
     assert_eq!(first["run"], run.as_str(), "the run is the same whatever cuts the call");
-    let cursor_key = format!("{prefix}v2:reprocess:cursor:{run}");
+    let cursor_key = format!("{prefix}v3:reprocess:cursor:{run}");
     let saved: Value = serde_json::from_str(&redis_get(&cursor_key).await.expect("the cursor is in Redis")).unwrap();
     assert_eq!(saved["after"], "album/p03.png");
 
@@ -161,13 +161,13 @@ async fn a_walk_processes_once_resumes_from_its_cursor_and_skips_what_is_current
 
     // What the cache holds: one alias per object read (the broken one's leads to its
     // remembered decode failure), one feature record and one quality result per photo.
-    assert_eq!(redis_keys(&prefix, "v2:alias:uploads/album/*").await.len(), 13);
-    assert_eq!(redis_keys(&prefix, "v2:undecodable:*").await.len(), 1);
-    assert_eq!(redis_keys(&prefix, "v2:feat:pixels-only:*").await.len(), 12);
-    assert_eq!(redis_keys(&prefix, "v2:result:quality:pixels-only:*").await.len(), 12);
-    assert_eq!(redis_keys(&prefix, "v2:failed:pixels-only:*").await.len(), 1);
+    assert_eq!(redis_keys(&prefix, "v3:alias:uploads/album/*").await.len(), 13);
+    assert_eq!(redis_keys(&prefix, "v3:undecodable:*").await.len(), 1);
+    assert_eq!(redis_keys(&prefix, "v3:feat:pixels-only:*").await.len(), 12);
+    assert_eq!(redis_keys(&prefix, "v3:result:quality:pixels-only:*").await.len(), 12);
+    assert_eq!(redis_keys(&prefix, "v3:failed:pixels-only:*").await.len(), 1);
     assert!(
-        redis_keys(&prefix, "v2:reprocess:lease:*").await.is_empty(),
+        redis_keys(&prefix, "v3:reprocess:lease:*").await.is_empty(),
         "the lease is released"
     );
 
@@ -303,9 +303,9 @@ async fn an_analysis_function_reprocesses_its_step_with_the_embedding_services_f
         error.contains("embedding_unavailable") && error.contains("resumes"),
         "{answer}"
     );
-    assert!(redis_keys(&orphan_prefix, "v2:reprocess:cursor:*").await.is_empty());
+    assert!(redis_keys(&orphan_prefix, "v3:reprocess:cursor:*").await.is_empty());
     assert!(
-        redis_keys(&orphan_prefix, "v2:failed:*").await.is_empty(),
+        redis_keys(&orphan_prefix, "v3:failed:*").await.is_empty(),
         "an outage is not the photo's fault"
     );
 
@@ -318,14 +318,14 @@ async fn an_analysis_function_reprocesses_its_step_with_the_embedding_services_f
     let model = report["model"].as_str().unwrap();
     assert!(model.starts_with("clip-vit-b32@"), "{model}");
     // The features are the embedding function's: CLIP records, with their embeddings.
-    let features = redis_keys(&prefix, &format!("v2:feat:{model}:*")).await;
+    let features = redis_keys(&prefix, &format!("v3:feat:{model}:*")).await;
     assert_eq!(features.len(), 3);
     for key in &features {
         let record = FeatureRecord::decode(&redis_get_bytes(key).await.unwrap()).unwrap();
         assert!(record.embedding.is_some(), "{key} has no embedding");
     }
     assert_eq!(
-        redis_keys(&prefix, &format!("v2:result:quality:{model}:*")).await.len(),
+        redis_keys(&prefix, &format!("v3:result:quality:{model}:*")).await.len(),
         3
     );
     let again = reprocess(&quality, body).await;
@@ -417,7 +417,7 @@ async fn an_overlapping_call_is_told_to_come_back() {
     let body = json!({"bucket": "uploads", "prefix": "x/"});
     let dry = reprocess(&app, json!({"bucket": "uploads", "prefix": "x/", "dry_run": true})).await;
     // Another call holds the run's lease.
-    let lease = format!("{prefix}v2:reprocess:lease:{}", dry["run"].as_str().unwrap());
+    let lease = format!("{prefix}v3:reprocess:lease:{}", dry["run"].as_str().unwrap());
     let client = redis::Client::open(redis_url()).unwrap();
     let mut con = client.get_multiplexed_async_connection().await.unwrap();
     redis::cmd("SET")
