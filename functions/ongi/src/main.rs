@@ -168,6 +168,10 @@ enum BenchCommand {
         /// this one, and compare.
         #[arg(long, value_name = "FILE")]
         baseline_bin: Option<PathBuf>,
+        /// Every client sends the same sequence of albums (several app servers asking about
+        /// the same new album at once), instead of albums of its own.
+        #[arg(long)]
+        same_albums: bool,
     },
     /// Memory bombs (small files declaring huge images) sent at once to every route of a
     /// real `ongi serve` (started here, loopback, default settings), with its memory sampled:
@@ -295,6 +299,7 @@ async fn main() -> anyhow::Result<()> {
                     max_in_flight,
                     server_log,
                     baseline_bin,
+                    same_albums,
                 },
         } => {
             if !(duration.is_finite() && duration > 0.0) {
@@ -311,6 +316,7 @@ async fn main() -> anyhow::Result<()> {
                 max_in_flight,
                 server_log,
                 baseline_bin,
+                same_albums,
             })
             .await
         }

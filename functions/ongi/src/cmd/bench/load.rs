@@ -44,6 +44,9 @@ pub struct LoadOptions {
     pub server_log: Option<PathBuf>,
     /// Runs the same load against this `ongi` binary first, for a side-by-side comparison.
     pub baseline_bin: Option<PathBuf>,
+    /// Every client draws the same sequence of albums (as several app servers asking about
+    /// the same new album at once), instead of albums of its own.
+    pub same_albums: bool,
 }
 
 /// One finished call.
@@ -218,8 +221,10 @@ async fn run_once(
         let routes = options.routes.clone();
         let names = names.clone();
         let album = options.album;
+        let same_albums = options.same_albums;
         clients.push(tokio::spawn(async move {
-            let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ (id as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            let client_seed = if same_albums { 0 } else { id as u64 + 1 };
+            let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ client_seed.wrapping_mul(0xBF58_476D_1CE4_E5B9);
             let mut n = id;
             while Instant::now() < deadline {
                 let route = &routes[n % routes.len()];
@@ -325,6 +330,7 @@ fn summarise(calls: &[Call], options: &LoadOptions, wall: f64, rss_start: f64, r
         "pool": options.pool,
         "routes": options.routes,
         "max_in_flight": options.max_in_flight,
+        "same_albums": options.same_albums,
         "calls": calls.len(),
         "calls_per_s": calls.len() as f64 / wall,
         "by_status": by_status,
