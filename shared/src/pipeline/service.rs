@@ -1,7 +1,8 @@
 //! Cache-or-compute for photos: the one way any module gets a photo's features.
 //!
-//! For an album: one `MGET` for the `latest` aliases (object → generation + content hash),
-//! one `MGET` for the feature records they point at, then every miss is computed with
+//! For an album: one `MGET` for the `latest` aliases (object → generation + content hash;
+//! in a local folder, where no upload event moves them, checked against the files' current
+//! generations), one `MGET` for the feature records they point at, then every miss is computed with
 //! bounded concurrency: download once, decode once (blocking pool), embed (batched), store
 //! the record under its content hash and both aliases. Calls that need the same new photo at
 //! once compute it once: the first leads, the others wait for its record (see
@@ -304,12 +305,50 @@ impl FeatureService {
     ) -> Vec<Option<ContentHash>> {
         let ks = self.cache.keyspace();
         let latest_keys: Vec<CacheKey> = refs.iter().map(|r| ks.latest(&bucket_of(r), r.object())).collect();
-        self.cache
+        let aliases: Vec<Option<(i64, ContentHash)>> = self
+            .cache
             .get_many(&latest_keys)
             .await
             .iter()
-            .map(|a| a.as_deref().and_then(decode_alias).map(|(_, h)| h))
+            .map(|a| a.as_deref().and_then(decode_alias))
+            .collect();
+        let current = self.current_generations(refs, bucket_of).await;
+        aliases
+            .into_iter()
+            .enumerate()
+            .map(|(i, alias)| {
+                let (generation, hash) = alias?;
+                // An alias to an older generation names the bytes the object held before.
+                match current.as_ref().map(|c| c[i]) {
+                    Some(now) if now != Some(generation) => None,
+                    _ => Some(hash),
+                }
+            })
             .collect()
+    }
+
+    /// The objects' current generations, where the store's objects change without an upload
+    /// event (see [`ObjectStore::unannounced_generations`]); `None` where events keep the
+    /// aliases current.
+    async fn current_generations(
+        &self,
+        refs: &[&ImageRef],
+        bucket_of: &impl Fn(&ImageRef) -> BucketName,
+    ) -> Option<Vec<Option<i64>>> {
+        // One lookup per bucket, in the references' order.
+        let mut current = vec![None; refs.len()];
+        let mut by_bucket: HashMap<BucketName, Vec<usize>> = HashMap::new();
+        for (i, r) in refs.iter().enumerate() {
+            by_bucket.entry(bucket_of(r)).or_default().push(i);
+        }
+        for (bucket, indices) in by_bucket {
+            let objects: Vec<&str> = indices.iter().map(|&i| refs[i].object()).collect();
+            let found = self.store.unannounced_generations(&bucket, &objects).await?;
+            for (i, generation) in indices.into_iter().zip(found) {
+                current[i] = generation;
+            }
+        }
+        Some(current)
     }
 
     /// Records that `bucket/object#generation` holds the bytes with `hash` (both aliases).

@@ -362,6 +362,23 @@ impl ObjectStore for LocalStore {
         Ok(generation_of(&meta))
     }
 
+    async fn unannounced_generations(&self, bucket: &BucketName, objects: &[&str]) -> Option<Vec<Option<i64>>> {
+        // The same generation `get` reports: the file's (or its link target's) last write.
+        let paths: Vec<Option<PathBuf>> = objects.iter().map(|o| self.lexical_path(bucket, o).ok()).collect();
+        tokio::task::spawn_blocking(move || {
+            paths
+                .iter()
+                .map(|p| {
+                    p.as_ref()
+                        .and_then(|p| std::fs::metadata(p).ok())
+                        .map(|m| generation_of(&m))
+                })
+                .collect()
+        })
+        .await
+        .ok()
+    }
+
     async fn list(&self, bucket: &BucketName, query: &ListQuery) -> Result<ObjectPage, StorageError> {
         let bucket_dir = self.bucket_dir(bucket);
         let (bucket, query) = (bucket.to_string(), query.clone());

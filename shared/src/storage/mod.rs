@@ -154,6 +154,17 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// A cheap round trip proving the store answers (for `/readyz`).
     async fn check(&self, bucket: &BucketName) -> Result<(), StorageError>;
 
+    /// The current generation of each object (`None` for one that cannot be read), from a
+    /// store whose objects change without an upload event: a local folder, where a user
+    /// replaces a photo by copying a file over it. An album call checks its `latest` aliases
+    /// against these, so a replaced photo is computed again rather than answered from the
+    /// old photo's record. `None` (the default) for a store that announces every write
+    /// (Cloud Storage: the finalize event recomputes the photo and moves its alias), where a
+    /// lookup per photo would cost a round trip each.
+    async fn unannounced_generations(&self, _bucket: &BucketName, _objects: &[&str]) -> Option<Vec<Option<i64>>> {
+        None
+    }
+
     /// A short name for logs and `/readyz`.
     fn kind(&self) -> &'static str;
 }

@@ -138,6 +138,41 @@ async fn album_features_are_computed_once_cached_and_reported_per_photo() {
 }
 
 #[tokio::test]
+async fn a_photo_replaced_in_the_local_folder_is_computed_again_not_answered_from_the_old_record() {
+    let prefix = unique_prefix();
+    let app = embedding_app(&prefix).await;
+    let uploads = app.data_dir().join("uploads");
+    std::fs::create_dir_all(uploads.join("album")).unwrap();
+    let (first, second) = (fixture("images/baseline.jpg"), fixture("models/ref_images/ref_0.png"));
+    std::fs::write(uploads.join("album/photo.jpg"), &first).unwrap();
+    let images = json!({"images": ["album/photo.jpg"]});
+    let call = || async {
+        app.post_json("/api/albums/embedding", &images)
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    assert_eq!(call().await["data"]["computed"], 1);
+    assert_eq!(call().await["data"]["cached"], 1, "unchanged: from the cache");
+
+    // Another photo copied over the same name: no upload event tells the cache.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    std::fs::write(uploads.join("album/photo.jpg"), &second).unwrap();
+    let body = call().await;
+    assert_eq!(body["data"]["computed"], 1, "the new bytes are computed: {body}");
+    let ks = Keyspace::new(prefix.clone());
+    let bucket = BucketName::parse("uploads").unwrap();
+    let alias = redis_get(ks.latest(&bucket, "album/photo.jpg").as_str()).await.unwrap();
+    assert_eq!(
+        &alias[8..],
+        ContentHash::of(&second).to_bytes().as_slice(),
+        "the alias names the new bytes"
+    );
+    assert_eq!(call().await["data"]["cached"], 1);
+}
+
+#[tokio::test]
 async fn without_models_the_pixel_features_are_still_computed() {
     let app = spawn_app(Modules::only(Module::Embedding), &[("ONGI_MODEL_DIR", "/nonexistent")]).await;
     let uploads = app.data_dir().join("uploads");
