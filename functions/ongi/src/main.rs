@@ -172,6 +172,11 @@ enum BenchCommand {
         /// the same new album at once), instead of albums of its own.
         #[arg(long)]
         same_albums: bool,
+        /// Each client stops after this many calls (or at --duration, whichever comes
+        /// first): with a few calls per client the run measures the calls that compute new
+        /// photos, not the cache hits that follow once the pool is computed.
+        #[arg(long, value_name = "N")]
+        calls_per_client: Option<usize>,
     },
     /// Memory bombs (small files declaring huge images) sent at once to every route of a
     /// real `ongi serve` (started here, loopback, default settings), with its memory sampled:
@@ -300,6 +305,7 @@ async fn main() -> anyhow::Result<()> {
                     server_log,
                     baseline_bin,
                     same_albums,
+                    calls_per_client,
                 },
         } => {
             if !(duration.is_finite() && duration > 0.0) {
@@ -317,6 +323,7 @@ async fn main() -> anyhow::Result<()> {
                 server_log,
                 baseline_bin,
                 same_albums,
+                calls_per_client,
             })
             .await
         }

@@ -120,6 +120,62 @@ fn concurrent_album_calls_are_answered_or_shed_with_retry_after_and_memory_stays
     assert!(peak > 0.0 && peak < 1024.0, "the server's memory is not bounded: {r}");
 }
 
+/// Every report line `ongi bench load` prints, in order (one per server it ran).
+fn reports(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .filter(|l| l.contains("\"config\":\"load\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn clients_asking_for_the_same_new_album_at_once_get_every_photo_computed_once_in_each_run() {
+    let photos = photo_folder();
+    let models = clip_model_folder();
+    // Two runs in one command (this binary as its own baseline), in one Redis under one
+    // prefix: the second run's photos must be new to it too, names included.
+    let cmd = load_command(
+        photos.path(),
+        models.path(),
+        &required_env("REDIS_URL"),
+        &[
+            "--concurrency",
+            "4",
+            "--same-albums",
+            "--calls-per-client",
+            "1",
+            "--duration",
+            "120",
+            "--pool",
+            "30",
+            "--baseline-bin",
+            env!("CARGO_BIN_EXE_ongi"),
+        ],
+    );
+    let output = common::run_with_timeout(cmd, Duration::from_secs(300));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "{}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let runs = reports(&stdout);
+    assert_eq!(runs.len(), 2, "a baseline and a current run: {stdout}");
+    for r in &runs {
+        // Each client stopped after its one call, long before the deadline.
+        assert_eq!(r["calls"], 4, "{r}");
+        assert_eq!(r["ok"], 4, "{r}");
+        assert!(r["wall_s"].as_f64().unwrap() < 120.0, "{r}");
+        // Four calls named the same new photos at the same moment; each was computed once.
+        let named = r["photos_named"].as_f64().unwrap();
+        assert!(named > 0.0, "{r}");
+        assert_eq!(r["photos_computed"].as_f64(), Some(named), "{r}");
+    }
+}
+
 #[test]
 fn redis_killed_and_restarted_under_load_costs_no_failed_call_and_the_cache_recovers_without_a_restart() {
     let photos = photo_folder();

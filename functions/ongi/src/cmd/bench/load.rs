@@ -47,6 +47,8 @@ pub struct LoadOptions {
     /// Every client draws the same sequence of albums (as several app servers asking about
     /// the same new album at once), instead of albums of its own.
     pub same_albums: bool,
+    /// Each client stops after this many calls, if it gets there before `duration`.
+    pub calls_per_client: Option<usize>,
 }
 
 /// One finished call.
@@ -73,8 +75,8 @@ impl Call {
     }
 }
 
-/// The pool's object names, `load/0000.jpg` …, each with its source's extension.
-fn pool_names(files: &[PathBuf], pool: usize) -> Vec<String> {
+/// The pool's object names, `{folder}/0000.jpg` …, each with its source's extension.
+fn pool_names(files: &[PathBuf], pool: usize, folder: &str) -> Vec<String> {
     (0..pool)
         .map(|i| {
             let ext = files[i % files.len()]
@@ -82,9 +84,16 @@ fn pool_names(files: &[PathBuf], pool: usize) -> Vec<String> {
                 .and_then(|e| e.to_str())
                 .unwrap_or("jpg")
                 .to_ascii_lowercase();
-            format!("load/{i:04}.{ext}")
+            format!("{folder}/{i:04}.{ext}")
         })
         .collect()
+}
+
+/// The pool's folder for one run: its own names as well as its own bytes, because an album
+/// call finds a photo's features through the name's `latest` alias in the cache, which an
+/// earlier run under the same name (in a shared Redis) would have left there.
+fn pool_folder(run: &str) -> String {
+    format!("load-{}-{run}", std::process::id())
 }
 
 fn start_server(
@@ -96,7 +105,8 @@ fn start_server(
 ) -> anyhow::Result<ServeChild> {
     let data = std::env::temp_dir().join(format!("ongi-bench-load-{}-{run}", std::process::id()));
     let bucket = data.join("uploads");
-    std::fs::create_dir_all(bucket.join("load")).with_context(|| format!("cannot create {}", bucket.display()))?;
+    std::fs::create_dir_all(bucket.join(pool_folder(run)))
+        .with_context(|| format!("cannot create {}", bucket.display()))?;
     for (i, name) in names.iter().enumerate() {
         let from = &files[i % files.len()];
         let mut bytes = std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
@@ -139,17 +149,16 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<()> {
     let files = list_photos(&options.photos, None)?;
     let pool = options.pool.max(options.album);
     let options = LoadOptions { pool, ..options };
-    let names = Arc::new(pool_names(&files, options.pool));
     let mut bad = 0;
     let baseline = match &options.baseline_bin {
         Some(bin) => {
-            let report = run_once(&options, Some(bin), "baseline", &files, &names).await?;
+            let report = run_once(&options, Some(bin), "baseline", &files).await?;
             bad += report["bad"].as_u64().unwrap_or(0);
             Some(report)
         }
         None => None,
     };
-    let current = run_once(&options, None, "current", &files, &names).await?;
+    let current = run_once(&options, None, "current", &files).await?;
     bad += current["bad"].as_u64().unwrap_or(0);
     if let Some(baseline) = baseline {
         let p50 = |r: &Value| r["p50_s"].as_f64();
@@ -180,9 +189,9 @@ async fn run_once(
     server_bin: Option<&std::path::Path>,
     run: &str,
     files: &[PathBuf],
-    names: &Arc<Vec<String>>,
 ) -> anyhow::Result<Value> {
-    let server = start_server(options, server_bin, run, files, names)?;
+    let names = Arc::new(pool_names(files, options.pool, &pool_folder(run)));
+    let server = start_server(options, server_bin, run, files, &names)?;
     let pid = server.pid();
     let base = server.base_url();
     let rss_start = rss_mib(pid).unwrap_or(0.0);
@@ -196,9 +205,12 @@ async fn run_once(
     let began = Instant::now();
     let deadline = began + options.duration;
 
+    // Stops at the deadline, or when the clients have made their calls.
+    let clients_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampling = clients_done.clone();
     let sampler = tokio::spawn(async move {
         let mut peak = 0f64;
-        while Instant::now() < deadline {
+        while Instant::now() < deadline && !sampling.load(std::sync::atomic::Ordering::Relaxed) {
             if let Some(mib) = rss_mib(pid) {
                 peak = peak.max(mib);
             }
@@ -222,11 +234,14 @@ async fn run_once(
         let names = names.clone();
         let album = options.album;
         let same_albums = options.same_albums;
+        let max_calls = options.calls_per_client.unwrap_or(usize::MAX);
         clients.push(tokio::spawn(async move {
             let client_seed = if same_albums { 0 } else { id as u64 + 1 };
             let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ client_seed.wrapping_mul(0xBF58_476D_1CE4_E5B9);
             let mut n = id;
-            while Instant::now() < deadline {
+            let mut made = 0;
+            while Instant::now() < deadline && made < max_calls {
+                made += 1;
                 let route = &routes[n % routes.len()];
                 n += 1;
                 let picked: Vec<usize> = (0..album)
@@ -269,6 +284,7 @@ async fn run_once(
     for c in clients {
         c.await?;
     }
+    clients_done.store(true, std::sync::atomic::Ordering::Relaxed);
     let wall = began.elapsed().as_secs_f64();
     let rss_peak = sampler.await?.max(rss_start);
     let rss_end = rss_mib(pid).unwrap_or(0.0);
@@ -331,6 +347,7 @@ fn summarise(calls: &[Call], options: &LoadOptions, wall: f64, rss_start: f64, r
         "routes": options.routes,
         "max_in_flight": options.max_in_flight,
         "same_albums": options.same_albums,
+        "calls_per_client": options.calls_per_client,
         "calls": calls.len(),
         "calls_per_s": calls.len() as f64 / wall,
         "by_status": by_status,
