@@ -170,8 +170,7 @@ async fn an_undecodable_photo_costs_one_decode_under_any_name_and_later_no_downl
     assert_eq!(invalid(&first, "broken.jpg")["reason"], "corrupt", "{first}");
     assert_eq!(decoder.decodes(), 1);
 
-    // Asked again, after the file is gone: the failure is remembered, nothing is read.
-    std::fs::remove_file(dir.join("broken.jpg")).unwrap();
+    // Asked again, the file unchanged: the failure is remembered, nothing is decoded.
     let again: Value = app
         .post_json("/api/albums/quality", &json!({"images": ["broken.jpg"]}))
         .await
@@ -179,6 +178,16 @@ async fn an_undecodable_photo_costs_one_decode_under_any_name_and_later_no_downl
         .await
         .unwrap();
     assert_eq!(invalid(&again, "broken.jpg")["reason"], "corrupt", "{again}");
+    assert_eq!(decoder.decodes(), 1);
+    // Once the file is gone, the answer follows the folder, not the remembered failure.
+    std::fs::remove_file(dir.join("broken.jpg")).unwrap();
+    let gone: Value = app
+        .post_json("/api/albums/quality", &json!({"images": ["broken.jpg"]}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(invalid(&gone, "broken.jpg")["reason"], "not_found", "{gone}");
 
     // The same bytes under ten other names: downloaded once each, never decoded again.
     let names: Vec<String> = (0..10).map(|i| format!("copy-{i}.jpg")).collect();
