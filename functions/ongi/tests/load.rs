@@ -50,12 +50,24 @@ fn load_command(photos: &Path, models: &Path, redis: &str, args: &[&str]) -> Com
 
 /// The report line `ongi bench load` prints.
 fn report(stdout: &str) -> Value {
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.contains("\"config\":\"load\""))
-        .unwrap_or_else(|| panic!("no load report in:\n{stdout}"));
-    serde_json::from_str(line).unwrap()
+    reports(stdout)
+        .pop()
+        .unwrap_or_else(|| panic!("no load report in:\n{stdout}"))
+}
+
+/// Runs `ongi bench load` to its end, prints its report lines and returns them; fails the
+/// test, with both outputs, where the command failed.
+fn run_ok(cmd: Command, limit: Duration) -> String {
+    let output = common::run_with_timeout(cmd, limit);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "{}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
 }
 
 fn timeline(report: &Value) -> Vec<[u64; 3]> {
@@ -90,15 +102,7 @@ fn concurrent_album_calls_are_answered_or_shed_with_retry_after_and_memory_stays
             "30",
         ],
     );
-    let output = common::run_with_timeout(cmd, Duration::from_secs(240));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    println!("{stdout}");
-    assert!(
-        output.status.success(),
-        "{}\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = run_ok(cmd, Duration::from_secs(240));
     let r = report(&stdout);
     assert_eq!(r["bad"], 0, "{r}");
     assert!(r["ok"].as_u64().unwrap() >= 4, "too few calls answered: {r}");
@@ -153,15 +157,7 @@ fn clients_asking_for_the_same_new_album_at_once_get_every_photo_computed_once_i
             env!("CARGO_BIN_EXE_ongi"),
         ],
     );
-    let output = common::run_with_timeout(cmd, Duration::from_secs(300));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    println!("{stdout}");
-    assert!(
-        output.status.success(),
-        "{}\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = run_ok(cmd, Duration::from_secs(300));
     let runs = reports(&stdout);
     assert_eq!(runs.len(), 2, "a baseline and a current run: {stdout}");
     for r in &runs {

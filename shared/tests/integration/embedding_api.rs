@@ -146,13 +146,7 @@ async fn a_photo_replaced_in_the_local_folder_is_computed_again_not_answered_fro
     let (first, second) = (fixture("images/baseline.jpg"), fixture("models/ref_images/ref_0.png"));
     std::fs::write(uploads.join("album/photo.jpg"), &first).unwrap();
     let images = json!({"images": ["album/photo.jpg"]});
-    let call = || async {
-        app.post_json("/api/albums/embedding", &images)
-            .await
-            .json::<Value>()
-            .await
-            .unwrap()
-    };
+    let call = || app.post_for_json("/api/albums/embedding", &images);
     assert_eq!(call().await["data"]["computed"], 1);
     assert_eq!(call().await["data"]["cached"], 1, "unchanged: from the cache");
 

@@ -161,32 +161,23 @@ async fn an_undecodable_photo_costs_one_decode_under_any_name_and_later_no_downl
     std::fs::write(dir.join("broken.jpg"), &broken).unwrap();
     let decoder = app.state.features.decoder();
 
-    let first: Value = app
-        .post_json("/api/albums/quality", &json!({"images": ["broken.jpg"]}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let first = app
+        .post_for_json("/api/albums/quality", &json!({"images": ["broken.jpg"]}))
+        .await;
     assert_eq!(invalid(&first, "broken.jpg")["reason"], "corrupt", "{first}");
     assert_eq!(decoder.decodes(), 1);
 
     // Asked again, the file unchanged: the failure is remembered, nothing is decoded.
-    let again: Value = app
-        .post_json("/api/albums/quality", &json!({"images": ["broken.jpg"]}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let again = app
+        .post_for_json("/api/albums/quality", &json!({"images": ["broken.jpg"]}))
+        .await;
     assert_eq!(invalid(&again, "broken.jpg")["reason"], "corrupt", "{again}");
     assert_eq!(decoder.decodes(), 1);
     // Once the file is gone, the answer follows the folder, not the remembered failure.
     std::fs::remove_file(dir.join("broken.jpg")).unwrap();
-    let gone: Value = app
-        .post_json("/api/albums/quality", &json!({"images": ["broken.jpg"]}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let gone = app
+        .post_for_json("/api/albums/quality", &json!({"images": ["broken.jpg"]}))
+        .await;
     assert_eq!(invalid(&gone, "broken.jpg")["reason"], "not_found", "{gone}");
 
     // The same bytes under ten other names: downloaded once each, never decoded again.

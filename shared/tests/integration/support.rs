@@ -168,6 +168,15 @@ impl TestApp {
             .expect("the server answers")
     }
 
+    /// `post_json`, and the answer's body as JSON (whatever its status).
+    pub async fn post_for_json(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
+        self.post_json(path, body)
+            .await
+            .json()
+            .await
+            .expect("the answer is JSON")
+    }
+
     /// Triggers the same graceful shutdown SIGTERM does.
     pub fn stop(&mut self) {
         if let Some(tx) = self.stop.take() {
