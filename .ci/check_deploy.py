@@ -18,6 +18,8 @@ it fails on the files that had the problem (docs/deploy.md, "What the offline ch
   build-cache       Cloud Build exports a cache of every build stage (mode=max)
   build-context     the functions' build context leaves out the Stable Diffusion weights
   cuda-toolkit      the worker image compiles with the toolkit .ci/cuda-build checks
+  build-source      `gcloud builds submit` as the deployer stages its source in a bucket the
+                    deployer can read (--gcs-source-staging-dir)
 
   python3 .ci/check_deploy.py [--root DIR]     (DIR: another checkout, e.g. an older commit)
 
@@ -82,6 +84,31 @@ class Tree:
                         if not name.startswith("__"):
                             found.append((unquote(name), body))
         return found
+
+    def named_blocks(self, kind: str) -> dict[str, dict]:
+        """Every `<kind> "NAME" { ... }` block (output, variable), by name."""
+        found = {}
+        for doc in self.tf.values():
+            for block in blocks(doc.get(kind)):
+                for key, body in block.items():
+                    if not key.startswith("__"):
+                        found[unquote(key)] = body
+        return found
+
+    def locals(self) -> dict:
+        found = {}
+        for doc in self.tf.values():
+            for block in blocks(doc.get("locals")):
+                found.update({k: v for k, v in block.items() if not k.startswith("__")})
+        return found
+
+    def expand_locals(self, text: str, depth: int = 3) -> str:
+        """text with each local.NAME followed by the text of its value (references kept)."""
+        values = self.locals()
+        for _ in range(depth):
+            text = re.sub(r"\blocal\.([A-Za-z0-9_]+)",
+                          lambda m: f"local.{m.group(1)} ({text_of(values.get(m.group(1), ''))})", text)
+        return text
 
     def variable_default(self, name: str):
         for doc in self.tf.values():
@@ -329,6 +356,66 @@ def cuda_toolkit(t: Tree) -> list[str]:
     return problems
 
 
+STORAGE_READERS = {"roles/storage.objectViewer", "roles/storage.objectUser", "roles/storage.objectAdmin",
+                   "roles/storage.admin", "roles/storage.legacyObjectReader"}
+
+
+def shell_commands(text: str, start: str) -> list[str]:
+    """The shell commands of a document that begin with `start`, continuation lines joined."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    return [line.strip() for line in joined.splitlines() if line.strip().startswith(start)]
+
+
+def build_source(t: Tree) -> list[str]:
+    problems = []
+    docs = sorted((t.root / "docs").glob("*.md")) + [t.root / "cloudbuild" / "README.md"]
+    outputs = t.named_blocks("output")
+    buckets = {name: unquote(text_of(body.get("name"))) for name, body in t.resources("google_storage_bucket")}
+    readable = {
+        m.group(1)
+        for _, body in t.resources("google_storage_bucket_iam_member")
+        if unquote(body.get("role")) in STORAGE_READERS
+        and "google_service_account.deployer.email" in text_of(body.get("member"))
+        for m in [re.search(r"google_storage_bucket\.([A-Za-z0-9_]+)\.name", text_of(body.get("bucket")))] if m
+    }
+    for path in docs:
+        if not path.exists():
+            continue
+        for command in shell_commands(path.read_text(), "gcloud builds submit"):
+            if "--service-account" not in command:
+                continue
+            where = f"{path.relative_to(t.root)}: `gcloud builds submit --service-account`"
+            flag = re.search(r"--gcs-source-staging-dir[= ](\"\$\([^)]*\)\"|\S+)", command)
+            if not flag:
+                problems.append(
+                    f"{where} has no --gcs-source-staging-dir: the source goes to gs://<project>_cloudbuild, "
+                    "which the deployer cannot read, and the build fails to fetch it"
+                )
+                continue
+            value = flag.group(1)
+            output = re.search(r"output\s+-raw\s+([A-Za-z0-9_]+)", value)
+            if output:
+                if output.group(1) not in outputs:
+                    problems.append(f"{where}: --gcs-source-staging-dir reads output {output.group(1)}, which is not declared")
+                    continue
+                named = re.findall(r"google_storage_bucket\.([A-Za-z0-9_]+)", text_of(outputs[output.group(1)].get("value")))
+            else:
+                # A literal gs://BUCKET/...: the buckets whose name (locals expanded) holds every
+                # fixed part of BUCKET between its shell variables.
+                bucket = re.sub(r"^[\"']?gs://", "", value).split("/", 1)[0]
+                parts = [p for p in re.split(r"\$\{?[A-Za-z_]+\}?", bucket) if len(p) > 2]
+                named = [n for n, template in buckets.items()
+                         if parts and all(p in t.expand_locals(template) for p in parts)]
+            if not named:
+                problems.append(f"{where}: --gcs-source-staging-dir {value} is not a bucket Terraform creates")
+            elif not any(n in readable for n in named):
+                problems.append(
+                    f"{where}: --gcs-source-staging-dir {value} is google_storage_bucket.{named[0]}, which the "
+                    "deployer cannot read (no objectViewer grant): the build fails to fetch its source"
+                )
+    return problems
+
+
 CHECKS = [
     ("image-pull", image_pull),
     ("results-rewrite", results_rewrite),
@@ -343,6 +430,7 @@ CHECKS = [
     ("build-cache", build_cache),
     ("build-context", build_context),
     ("cuda-toolkit", cuda_toolkit),
+    ("build-source", build_source),
 ]
 
 

@@ -279,6 +279,36 @@ resource "google_storage_bucket_iam_member" "deployer_models" {
   member = "serviceAccount:${google_service_account.deployer.email}"
 }
 
+# ...read the source that `gcloud builds submit` staged for it (a build run as a user-chosen
+# service account fetches its source as that account; storage.tf)...
+resource "google_storage_bucket_iam_member" "deployer_build_source" {
+  bucket = google_storage_bucket.build_source.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.deployer.email}"
+}
+
+# Who runs `gcloud builds submit` by hand: gcloud reads the staging bucket's metadata
+# (storage.buckets.get: legacyBucketReader) and uploads the source (objectUser), and the
+# build runs as the deployer (serviceAccountUser on it). Owners and Editors have all three.
+resource "google_storage_bucket_iam_member" "submitters_build_source" {
+  for_each = {
+    for pair in setproduct(["roles/storage.objectUser", "roles/storage.legacyBucketReader"], var.build_submitters) :
+    "${pair[0]} ${pair[1]}" => { role = pair[0], member = pair[1] }
+  }
+
+  bucket = google_storage_bucket.build_source.name
+  role   = each.value.role
+  member = each.value.member
+}
+
+resource "google_service_account_iam_member" "submitters_act_as_deployer" {
+  for_each = toset(var.build_submitters)
+
+  service_account_id = google_service_account.deployer.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = each.value
+}
+
 resource "google_project_iam_member" "deployer_logs" {
   project = var.project_id
   role    = "roles/logging.logWriter"

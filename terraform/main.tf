@@ -30,6 +30,9 @@ locals {
   results_bucket = var.results_bucket_name != "" ? var.results_bucket_name : "${var.project_id}-${var.env}-results"
   models_bucket  = var.models_bucket_name != "" ? var.models_bucket_name : "${var.project_id}-${var.env}-models"
 
+  # Where `gcloud builds submit` stages the source of a build run by hand (docs/deploy.md §4).
+  build_source_bucket = "${var.project_id}-${var.env}-build-source"
+
   image_repository = "${var.region}-docker.pkg.dev/${var.project_id}/${var.repository_id}"
 
   # Where the images keep their model folder (functions/Dockerfile, gpu-job/Dockerfile).

@@ -15,12 +15,18 @@ output "service_urls" {
 }
 
 output "buckets" {
-  description = "The uploads, results and models buckets."
+  description = "The uploads, results, models and build-source buckets."
   value = {
-    uploads = google_storage_bucket.uploads.name
-    results = google_storage_bucket.results.name
-    models  = google_storage_bucket.models.name
+    uploads      = google_storage_bucket.uploads.name
+    results      = google_storage_bucket.results.name
+    models       = google_storage_bucket.models.name
+    build_source = google_storage_bucket.build_source.name
   }
+}
+
+output "build_source_staging_dir" {
+  description = "The --gcs-source-staging-dir of `gcloud builds submit` as the deployer (docs/deploy.md §4): a bucket the deployer can read."
+  value       = "gs://${google_storage_bucket.build_source.name}/source"
 }
 
 output "topics" {

@@ -192,6 +192,12 @@ variable "bootstrap_image" {
   default     = "us-docker.pkg.dev/cloudrun/container/hello"
 }
 
+variable "build_submitters" {
+  description = "IAM members who run `gcloud builds submit` by hand as the deployer (docs/deploy.md §4), e.g. \"group:ongi-developers@example.com\": they may upload to the build-source bucket and act as the deployer. Project Owners and Editors need no entry. Each also needs roles/cloudbuild.builds.editor on the project, which Terraform does not grant."
+  type        = list(string)
+  default     = []
+}
+
 variable "repository_id" {
   description = "Artifact Registry Docker repository of the images (cloudbuild/cloudbuild.yaml's _REPOSITORY)."
   type        = string
