@@ -20,6 +20,8 @@ it fails on the files that had the problem (docs/deploy.md, "What the offline ch
   cuda-toolkit      the worker image compiles with the toolkit .ci/cuda-build checks
   build-source      `gcloud builds submit` as the deployer stages its source in a bucket the
                     deployer can read (--gcs-source-staging-dir)
+  dead-letter-holds every dead-letter topic has a hold subscription, and the dead-letter alert
+                    and dashboard watch every hold subscription
 
   python3 .ci/check_deploy.py [--root DIR]     (DIR: another checkout, e.g. an older commit)
 
@@ -416,6 +418,71 @@ def build_source(t: Tree) -> list[str]:
     return problems
 
 
+def push_configs(body: dict) -> list[tuple[dict, str | None]]:
+    """A subscription's push_config blocks: (body, None) for a static block, (content, for_each)
+    for a `dynamic "push_config"` block."""
+    found = [(b, None) for b in blocks(body.get("push_config"))]
+    for dynamic in blocks(body.get("dynamic")):
+        for label, dyn in dynamic.items():
+            if unquote(label) == "push_config":
+                found += [(c, text_of(dyn.get("for_each"))) for c in blocks(dyn.get("content"))]
+    return found
+
+
+def instance_names(name_template: str, keys: list[str]) -> list[str]:
+    """The names of a resource's instances: ${each.key} replaced by each for_each key."""
+    if "each.key" in name_template and keys:
+        return [re.sub(r"\$\{each\.key\}", k, name_template) for k in keys]
+    return [name_template]
+
+
+def dead_letter_holds(t: Tree) -> list[str]:
+    problems = []
+    subscriptions = t.resources("google_pubsub_subscription")
+    # Dead-letter topics: named in a dead_letter_policy here, or named as one (ongi-results-dead-letter
+    # is for the app backend's own subscriptions).
+    dead_topics = {
+        m for _, body in subscriptions for policy in blocks(body.get("dead_letter_policy"))
+        for m in re.findall(r"google_pubsub_topic\.([A-Za-z0-9_]+)", text_of(policy.get("dead_letter_topic")))
+    }
+    dead_topics |= {name for name, body in t.resources("google_pubsub_topic") if "dead-letter" in text_of(body.get("name"))}
+    holds: dict[str, tuple[str, list[str]]] = {}   # topic -> (subscription resource, instance names)
+    for name, body in subscriptions:
+        if push_configs(body):
+            continue
+        template = unquote(text_of(body.get("name")))
+        for_each = body.get("for_each")
+        if "each.value" in text_of(body.get("topic")) and isinstance(for_each, dict):
+            for key, value in for_each.items():
+                for topic in re.findall(r"google_pubsub_topic\.([A-Za-z0-9_]+)", text_of(value)):
+                    holds[topic] = (name, instance_names(template, [key]))
+        else:
+            for topic in re.findall(r"google_pubsub_topic\.([A-Za-z0-9_]+)", text_of(body.get("topic"))):
+                holds[topic] = (name, instance_names(template, list(for_each) if isinstance(for_each, dict) else []))
+    for topic in sorted(dead_topics):
+        if topic not in holds:
+            problems.append(
+                f"dead-letter topic google_pubsub_topic.{topic} has no pull subscription: a topic keeps nothing "
+                "without one, so its dead letters are discarded"
+            )
+    watchers = [(f"alert policy {n}", text_of(b.get("conditions")))
+                for n, b in t.resources("google_monitoring_alert_policy") if "dead" in n or "dead" in text_of(b.get("display_name"))]
+    watchers += [(f"dashboard {n}", text_of(b.get("dashboard_json"))) for n, b in t.resources("google_monitoring_dashboard")]
+    if not any(w.startswith("alert") for w, _ in watchers):
+        problems.append("no dead-letter alert policy")
+    for watcher, text in watchers:
+        text = t.expand_locals(text)
+        for topic, (resource, names) in sorted(holds.items()):
+            if topic not in dead_topics:
+                continue
+            # Covered when named, or when the filter is built from every instance of the resource.
+            derived = re.search(rf"for \w+ in google_pubsub_subscription\.{resource}\b(?!\[)", text)
+            for sub in names:
+                if sub not in text and not derived:
+                    problems.append(f"{watcher}: its filter does not cover the hold subscription {sub}")
+    return problems
+
+
 CHECKS = [
     ("image-pull", image_pull),
     ("results-rewrite", results_rewrite),
@@ -431,6 +498,7 @@ CHECKS = [
     ("build-context", build_context),
     ("cuda-toolkit", cuda_toolkit),
     ("build-source", build_source),
+    ("dead-letter-holds", dead_letter_holds),
 ]
 
 

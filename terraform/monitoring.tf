@@ -21,7 +21,7 @@ locals {
 
   service_filter  = "resource.labels.service_name = one_of(${join(", ", [for f in local.functions : "\"${local.service_names[f]}\""])})"
   features_subs   = "resource.labels.subscription_id = one_of(${join(", ", [for f in local.per_photo_functions : "\"ongi-features-${f}\""])})"
-  dead_letter_sub = "resource.labels.subscription_id = one_of(\"ongi-features-dead-letter-hold\", \"ongi-results-dead-letter-hold\")"
+  dead_letter_sub = "resource.labels.subscription_id = one_of(${join(", ", [for s in google_pubsub_subscription.dead_letters : "\"${s.name}\""])})"
   gpu_filter      = "resource.type = \"gce_instance\" AND metadata.user_labels.ongi_role = \"gpu-worker\" AND metadata.user_labels.env = \"${var.env}\""
 }
 
@@ -168,7 +168,7 @@ resource "google_monitoring_alert_policy" "dead_letters" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "Messages failed ${var.max_delivery_attempts} deliveries. Inspect them with `gcloud pubsub subscriptions pull ongi-features-dead-letter-hold --limit 10` (without --auto-ack), fix the cause, then replay them to ongi-features or acknowledge them."
+    content   = "Messages failed ${var.max_delivery_attempts} deliveries and wait 7 days in a hold subscription: ongi-uploads-dead-letter-hold (upload notifications for embedding), ongi-features-dead-letter-hold (the per-photo steps) or ongi-results-dead-letter-hold (the app backend's subscriptions). Inspect them with `gcloud pubsub subscriptions pull <hold subscription> --limit 10` (without --auto-ack; an upload's objectId attribute names the photo) and fix the cause. Then replay: publish a features message's data to ongi-features again (`gcloud pubsub topics publish ongi-features --message '<data>'`); for uploads, run the reprocessing job (`gcloud run jobs execute ${google_cloud_run_v2_job.reprocess.name} --region ${var.region}`), which computes the features the lost notifications missed and announces them on ongi-features. Finally acknowledge the held messages (`gcloud pubsub subscriptions pull <hold subscription> --auto-ack --limit 100`)."
   }
 }
 

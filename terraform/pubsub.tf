@@ -86,10 +86,14 @@ resource "google_pubsub_subscription" "features" {
   depends_on = [google_cloud_run_v2_service_iam_member.push_invoker]
 }
 
+# One per dead-letter topic: ongi-features-dead-letter-hold, ongi-results-dead-letter-hold and
+# ongi-uploads-dead-letter-hold (uploads.tf's topic). monitoring.tf's dead-letter alert and
+# dashboard watch every instance of this resource.
 resource "google_pubsub_subscription" "dead_letters" {
   for_each = {
     features = google_pubsub_topic.features_dead_letter.id
     results  = google_pubsub_topic.results_dead_letter.id
+    uploads  = google_pubsub_topic.uploads_dead_letter.id
   }
 
   name  = "ongi-${each.key}-dead-letter-hold"

@@ -224,7 +224,7 @@ variable "gemini_model" {
 # --- Pub/Sub --------------------------------------------------------------------------------
 
 variable "max_delivery_attempts" {
-  description = "Deliveries of an ongi-features message before it goes to the dead-letter topic (5 to 100)."
+  description = "Deliveries of an ongi-features or ongi-uploads message before it goes to its dead-letter topic (5 to 100)."
   type        = number
   default     = 10
 }
