@@ -22,6 +22,8 @@ it fails on the files that had the problem (docs/deploy.md, "What the offline ch
                     deployer can read (--gcs-source-staging-dir)
   dead-letter-holds every dead-letter topic has a hold subscription, and the dead-letter alert
                     and dashboard watch every hold subscription
+  ack-deadlines     a push subscription to a Cloud Run service waits at least the service's
+                    request timeout (var.services) before it delivers again
 
   python3 .ci/check_deploy.py [--root DIR]     (DIR: another checkout, e.g. an older commit)
 
@@ -483,6 +485,58 @@ def dead_letter_holds(t: Tree) -> list[str]:
     return problems
 
 
+RUN_SERVICE = re.compile(r'google_cloud_run_v2_service\.([A-Za-z0-9_]+)(?:\[\\?"([A-Za-z0-9_-]+)\\?"\])?')
+
+
+def pushed_services(t: Tree, body: dict, endpoint: str) -> dict:
+    """The Cloud Run services a push endpoint targets: {for_each key or None: function name}.
+    `google_cloud_run_v2_service.embedding` is embedding, `...function["k"]` is k."""
+    def service(text: str):
+        m = RUN_SERVICE.search(text)
+        return (m.group(2) or m.group(1)) if m else None
+
+    if "each.value" in endpoint:
+        for_each = body.get("for_each")
+        if isinstance(for_each, str):
+            ref = re.fullmatch(r"\$\{local\.([A-Za-z0-9_]+)\}", for_each)
+            for_each = t.locals().get(ref.group(1)) if ref else None
+        if isinstance(for_each, dict):
+            return {k: service(text_of(v)) for k, v in for_each.items() if not k.startswith("__") and service(text_of(v))}
+        return {}
+    found = service(endpoint)
+    return {None: found} if found else {}
+
+
+def ack_deadlines(t: Tree) -> list[str]:
+    problems = []
+    services = t.variable_default("services") or {}
+    for name, body in t.resources("google_pubsub_subscription"):
+        ack = body.get("ack_deadline_seconds", 10)
+        for config, _ in push_configs(body):
+            for key, svc in pushed_services(t, body, text_of(config.get("push_endpoint"))).items():
+                timeout = (services.get(svc) or {}).get("timeout_seconds")
+                where = f"push subscription {name}" + (f"[{key}]" if key else "") + f" to {svc}"
+                if timeout is None:
+                    problems.append(f"{where}: var.services has no default timeout_seconds for {svc}")
+                    continue
+                if isinstance(ack, (int, float)):
+                    deadline = ack
+                else:
+                    text = text_of(ack)
+                    own = rf'var\.services\[\\?"{re.escape(svc)}\\?"\]\.timeout_seconds'
+                    if key == svc and "var.services[each.key].timeout_seconds" in text or re.search(own, text):
+                        deadline = min(600, timeout) if re.search(r"min\(\s*600\s*,", text) else timeout
+                    else:
+                        problems.append(f"{where}: ack_deadline_seconds {text} is not derived from var.services[\"{svc}\"].timeout_seconds")
+                        continue
+                if deadline < timeout:
+                    problems.append(
+                        f"{where}: ack deadline {deadline} s is shorter than the service's request timeout ({timeout} s): "
+                        "Pub/Sub delivers a slower request again while it still runs, and the photo is computed twice"
+                    )
+    return problems
+
+
 CHECKS = [
     ("image-pull", image_pull),
     ("results-rewrite", results_rewrite),
@@ -499,6 +553,7 @@ CHECKS = [
     ("cuda-toolkit", cuda_toolkit),
     ("build-source", build_source),
     ("dead-letter-holds", dead_letter_holds),
+    ("ack-deadlines", ack_deadlines),
 ]
 
 

@@ -53,7 +53,10 @@ resource "google_pubsub_subscription" "features" {
   name  = "ongi-features-${each.key}"
   topic = google_pubsub_topic.features.id
 
-  ack_deadline_seconds       = 60
+  # For a push subscription the ack deadline is how long Pub/Sub waits for the HTTP response
+  # before it delivers the message again: at least the service's request timeout, so a slow
+  # photo is not computed twice. Pub/Sub allows at most 600 s (var.services' validation).
+  ack_deadline_seconds       = min(600, var.services[each.key].timeout_seconds)
   message_retention_duration = "604800s"
   retain_acked_messages      = false
 

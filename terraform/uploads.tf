@@ -45,8 +45,10 @@ resource "google_pubsub_subscription" "uploads" {
   name  = "ongi-uploads-embedding"
   topic = google_pubsub_topic.uploads.id
 
-  # One photo: download, decode, CLIP; a cold start of the embedding service included.
-  ack_deadline_seconds       = 300
+  # How long Pub/Sub waits for embedding's response before it delivers again (one photo:
+  # download, decode, CLIP, a cold start included): the service's request timeout, at most
+  # Pub/Sub's 600 s (var.services' validation).
+  ack_deadline_seconds       = min(600, var.services["embedding"].timeout_seconds)
   message_retention_duration = "604800s"
   retain_acked_messages      = false
 

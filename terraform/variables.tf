@@ -139,7 +139,7 @@ variable "cache_ttl_days" {
 # --- Cloud Run ------------------------------------------------------------------------------
 
 variable "services" {
-  description = "Size and scaling of each Cloud Run function: cpu (\"1\", \"2\", ...), memory (\"512Mi\", \"2Gi\", ...), concurrency (requests per instance), min/max instances, request timeout in seconds."
+  description = "Size and scaling of each Cloud Run function: cpu (\"1\", \"2\", ...), memory (\"512Mi\", \"2Gi\", ...), concurrency (requests per instance), min/max instances, request timeout in seconds (also the ack deadline of the push subscription to the service, so at most 600 for those Pub/Sub pushes to)."
   type = map(object({
     cpu             = string
     memory          = string
@@ -161,6 +161,14 @@ variable "services" {
   validation {
     condition     = length(setsubtract(["embedding", "category", "duplicate", "quality", "score", "people", "style"], keys(var.services))) == 0
     error_message = "The services variable must have an entry for each of embedding, category, duplicate, quality, score, people and style."
+  }
+
+  # Pub/Sub pushes to embedding (uploads) and the per-photo steps, and waits for their answer
+  # at most its maximum ack deadline, 600 s: a longer request timeout could not be covered,
+  # and a slow request would be delivered again while it still runs.
+  validation {
+    condition     = alltrue([for name in ["embedding", "category", "quality", "score", "people"] : try(var.services[name].timeout_seconds >= 10 && var.services[name].timeout_seconds <= 600, true)])
+    error_message = "The timeout_seconds of embedding, category, quality, score and people must be between 10 and 600: Pub/Sub pushes to them and waits at most 600 s (its ack deadline) for the answer."
   }
 }
 
