@@ -24,6 +24,8 @@ it fails on the files that had the problem (docs/deploy.md, "What the offline ch
                     and dashboard watch every hold subscription
   ack-deadlines     a push subscription to a Cloud Run service waits at least the service's
                     request timeout (var.services) before it delivers again
+  bootstrap-push    nothing pushes to the placeholder image: a push subscription to a Cloud Run
+                    service stays a pull subscription until var.ongi_deployed
 
   python3 .ci/check_deploy.py [--root DIR]     (DIR: another checkout, e.g. an older commit)
 
@@ -316,7 +318,7 @@ def dead_letters(t: Tree) -> list[str]:
             "in Terraform; deliver through a push subscription of our own"
         )
     for name, body in t.resources("google_pubsub_subscription"):
-        if blocks(body.get("push_config")) and not blocks(body.get("dead_letter_policy")):
+        if push_configs(body) and not blocks(body.get("dead_letter_policy")):
             problems.append(f"push subscription {name} has no dead_letter_policy")
     return problems
 
@@ -537,6 +539,33 @@ def ack_deadlines(t: Tree) -> list[str]:
     return problems
 
 
+def bootstrap_push(t: Tree) -> list[str]:
+    problems = []
+    variable = t.named_blocks("variable").get("ongi_deployed")
+    if variable is None:
+        problems.append("no var.ongi_deployed: nothing keeps Pub/Sub from pushing to var.bootstrap_image")
+    elif variable.get("default") not in (False, "false", "${false}"):
+        problems.append(f"var.ongi_deployed defaults to {variable.get('default')!r}: a first apply would push to "
+                        "var.bootstrap_image")
+    for example in sorted((t.root / "terraform").glob("*.tfvars.example")):
+        with example.open() as handle:
+            value = hcl2.load(handle).get("ongi_deployed")
+        if value in (True, "true", "${true}"):
+            problems.append(f"{example.relative_to(t.root)} sets ongi_deployed = true before any Cloud Build run")
+    for name, body in t.resources("google_pubsub_subscription"):
+        for config, condition in push_configs(body):
+            endpoint = text_of(config.get("push_endpoint"))
+            if not (pushed_services(t, body, endpoint) or RUN_SERVICE.search(endpoint)):
+                continue
+            if condition is None or "var.ongi_deployed" not in condition:
+                problems.append(
+                    f"push subscription {name} pushes to a Cloud Run service whatever var.ongi_deployed says: until "
+                    "Cloud Build deploys Ongi, var.bootstrap_image answers 200 and the messages are acknowledged "
+                    "and lost (use a dynamic \"push_config\" on var.ongi_deployed: a pull subscription holds them)"
+                )
+    return problems
+
+
 CHECKS = [
     ("image-pull", image_pull),
     ("results-rewrite", results_rewrite),
@@ -554,6 +583,7 @@ CHECKS = [
     ("build-source", build_source),
     ("dead-letter-holds", dead_letter_holds),
     ("ack-deadlines", ack_deadlines),
+    ("bootstrap-push", bootstrap_push),
 ]
 
 

@@ -2,7 +2,8 @@
 #   ongi-features   published by embedding once a photo's features are cached; one push
 #                   subscription per per-photo step (category, quality, score, people) to
 #                   POST /events/features, authenticated with an OIDC token of the push
-#                   identity; undeliverable messages go to ongi-features-dead-letter.
+#                   identity (a pull subscription until var.ongi_deployed); undeliverable
+#                   messages go to ongi-features-dead-letter.
 #   ongi-results    per-photo and album results for the app backend, which owns its own
 #                   subscriptions and should give them ongi-results-dead-letter.
 # A dead-letter topic keeps nothing by itself: each has a pull subscription that holds the
@@ -65,12 +66,19 @@ resource "google_pubsub_subscription" "features" {
     ttl = ""
   }
 
-  push_config {
-    push_endpoint = "${each.value}/events/features"
+  # Push only once Ongi runs (var.ongi_deployed): until the first Cloud Build run the service
+  # is var.bootstrap_image, which answers 200 to anything and would acknowledge the messages
+  # unread. Until then this is a pull subscription that holds them (7 days); ongi_deployed =
+  # true makes it push in place, and what it held is delivered.
+  dynamic "push_config" {
+    for_each = var.ongi_deployed ? [1] : []
+    content {
+      push_endpoint = "${each.value}/events/features"
 
-    oidc_token {
-      service_account_email = google_service_account.push.email
-      audience              = each.value
+      oidc_token {
+        service_account_email = google_service_account.push.email
+        audience              = each.value
+      }
     }
   }
 

@@ -1,7 +1,8 @@
 # Flow A: a finalized object in the uploads bucket becomes a Cloud Storage notification on the
 # topic ongi-uploads, which a push subscription delivers to the embedding service's
 # POST /events/storage (the Pub/Sub push envelope of a GCS notification), authenticated with
-# an OIDC token of the push identity. Delivery is at least once: the embedding function makes
+# an OIDC token of the push identity; until var.ongi_deployed it is a pull subscription that
+# holds the notifications. Delivery is at least once: the embedding function makes
 # a repeat a cache hit. A message that fails var.max_delivery_attempts deliveries goes to
 # ongi-uploads-dead-letter (held 7 days by ongi-uploads-dead-letter-hold, watched by the
 # dead-letter alert), like ongi-features' messages.
@@ -56,12 +57,19 @@ resource "google_pubsub_subscription" "uploads" {
     ttl = ""
   }
 
-  push_config {
-    push_endpoint = "${google_cloud_run_v2_service.embedding.uri}/events/storage"
+  # Push only once Ongi runs (var.ongi_deployed): the placeholder image (var.bootstrap_image)
+  # answers 200 to anything, and the uploads it acknowledged would never be embedded. Until
+  # then the notifications wait here (7 days); ongi_deployed = true makes the subscription
+  # push in place, and it delivers them.
+  dynamic "push_config" {
+    for_each = var.ongi_deployed ? [1] : []
+    content {
+      push_endpoint = "${google_cloud_run_v2_service.embedding.uri}/events/storage"
 
-    oidc_token {
-      service_account_email = google_service_account.push.email
-      audience              = google_cloud_run_v2_service.embedding.uri
+      oidc_token {
+        service_account_email = google_service_account.push.email
+        audience              = google_cloud_run_v2_service.embedding.uri
+      }
     }
   }
 

@@ -206,6 +206,12 @@ variable "build_submitters" {
   default     = []
 }
 
+variable "ongi_deployed" {
+  description = "Whether Cloud Build has deployed Ongi's images to the Cloud Run services. While false, the subscriptions that push to them (ongi-uploads-embedding, ongi-features-*) are pull subscriptions that hold their messages for 7 days: var.bootstrap_image answers 200 to any request and would acknowledge them unread. Set it to true after the first Cloud Build run and apply (docs/deploy.md §4): they become push subscriptions in place and deliver what they held."
+  type        = bool
+  default     = false
+}
+
 variable "repository_id" {
   description = "Artifact Registry Docker repository of the images (cloudbuild/cloudbuild.yaml's _REPOSITORY)."
   type        = string
