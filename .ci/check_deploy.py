@@ -26,6 +26,7 @@ it fails on the files that had the problem (docs/deploy.md, "What the offline ch
                     request timeout (var.services) before it delivers again
   bootstrap-push    nothing pushes to the placeholder image: a push subscription to a Cloud Run
                     service stays a pull subscription until var.ongi_deployed
+  redis-tier        production's Memorystore has a replica (the prod example is not BASIC)
 
   python3 .ci/check_deploy.py [--root DIR]     (DIR: another checkout, e.g. an older commit)
 
@@ -566,6 +567,24 @@ def bootstrap_push(t: Tree) -> list[str]:
     return problems
 
 
+def redis_tier(t: Tree) -> list[str]:
+    example = t.root / "terraform" / "prod.tfvars.example"
+    if not example.exists():
+        return ["terraform/prod.tfvars.example is missing"]
+    with example.open() as handle:
+        tier = unquote(hcl2.load(handle).get("redis_tier"))
+    where = "terraform/prod.tfvars.example"
+    if tier is None:
+        tier, where = t.variable_default("redis_tier"), "var.redis_tier's default (the prod example sets none)"
+    if tier in (None, "BASIC"):
+        return [
+            f"production runs Memorystore {tier or 'BASIC'} ({where}): one node, no replica, so a maintenance "
+            "restart or a node failure empties Redis (queued style jobs, their consumer group, the feature "
+            "cache); use STANDARD_HA"
+        ]
+    return []
+
+
 CHECKS = [
     ("image-pull", image_pull),
     ("results-rewrite", results_rewrite),
@@ -584,6 +603,7 @@ CHECKS = [
     ("dead-letter-holds", dead_letter_holds),
     ("ack-deadlines", ack_deadlines),
     ("bootstrap-push", bootstrap_push),
+    ("redis-tier", redis_tier),
 ]
 
 

@@ -2,6 +2,8 @@
 # private services access from the subnet (Direct VPC egress, the GPU worker). AUTH is on;
 # the full URL with the AUTH string is kept in Secret Manager (secrets.tf), never in plain
 # environment variables. In-transit TLS is off: see terraform/README.md (checkov skips).
+# Tier (var.redis_tier): BASIC, one node, loses everything on a maintenance restart or a node
+# failure (dev); STANDARD_HA, a replica with automatic failover (production, prod example).
 
 resource "google_redis_instance" "cache" {
   name           = "${local.name}-cache"

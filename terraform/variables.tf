@@ -114,7 +114,7 @@ variable "force_destroy_buckets" {
 # --- Memorystore ----------------------------------------------------------------------------
 
 variable "redis_tier" {
-  description = "Memorystore tier: BASIC (one node, no replica) or STANDARD_HA."
+  description = "Memorystore tier: BASIC (one node, no replica: a maintenance restart or a node failure empties Redis, queued style jobs included; for dev) or STANDARD_HA (a replica in another zone with automatic failover; for production, see docs/deploy.md). Changing it replaces the instance."
   type        = string
   default     = "BASIC"
 
