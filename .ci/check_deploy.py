@@ -27,6 +27,8 @@ it fails on the files that had the problem (docs/deploy.md, "What the offline ch
   bootstrap-push    nothing pushes to the placeholder image: a push subscription to a Cloud Run
                     service stays a pull subscription until var.ongi_deployed
   redis-tier        production's Memorystore has a replica (the prod example is not BASIC)
+  cpu-billing       every Cloud Run container (function and sidecar) keeps its CPU between
+                    requests (cpu_idle = false, instance-based billing)
 
   python3 .ci/check_deploy.py [--root DIR]     (DIR: another checkout, e.g. an older commit)
 
@@ -585,6 +587,27 @@ def redis_tier(t: Tree) -> list[str]:
     return []
 
 
+def cpu_billing(t: Tree) -> list[str]:
+    problems = []
+    for name, body in t.resources("google_cloud_run_v2_service"):
+        for template in blocks(body.get("template")):
+            for container in blocks(template.get("containers")):
+                label = unquote(text_of(container.get("name")))
+                for resources in blocks(container.get("resources")) or [{}]:
+                    value = resources.get("cpu_idle")
+                    ref = re.fullmatch(r"\$\{var\.([A-Za-z0-9_]+)\}", value) if isinstance(value, str) else None
+                    if ref:
+                        value = t.variable_default(ref.group(1))
+                    if value in (False, "false"):
+                        continue
+                    problems.append(
+                        f"Cloud Run service {name}, container {label}: cpu_idle = {value!r} (request-based billing, "
+                        "or the API's default): CPU only during requests throttles the metrics sidecar and the "
+                        "work a function does after start-up; set cpu_idle = false"
+                    )
+    return problems
+
+
 CHECKS = [
     ("image-pull", image_pull),
     ("results-rewrite", results_rewrite),
@@ -604,6 +627,7 @@ CHECKS = [
     ("ack-deadlines", ack_deadlines),
     ("bootstrap-push", bootstrap_push),
     ("redis-tier", redis_tier),
+    ("cpu-billing", cpu_billing),
 ]
 
 

@@ -10,8 +10,15 @@
 # the function's /metrics to Cloud Monitoring (the dashboard and the PromQL alerts read them);
 # its own service account (iam.tf), IAM-only (no allUsers invoker), ingress
 # var.ingress (internal only by default), Direct VPC egress with ALL traffic through the VPC
-# (Memorystore, internal calls to embedding, Gemini through Cloud NAT), and request-based
-# billing (CPU only during requests) with startup CPU boost.
+# (Memorystore, internal calls to embedding, Gemini through Cloud NAT), and instance-based
+# billing with startup CPU boost.
+#
+# Billing: instance-based (cpu_idle = false on both containers): an instance has its CPU from
+# start to shutdown, not only while a request is in flight. The metrics sidecar scrapes and
+# exports on its own schedule, and the work a function starts in the background at start-up
+# (embedding the taxonomy's prompts for category and quality) runs while no request is in
+# flight; request-based billing (cpu_idle = true) throttles both between requests, so metrics
+# arrive late or not at all. The cost: an instance is billed while idle too (docs/deploy.md).
 #
 # Images: the services are created with var.bootstrap_image; Cloud Build deploys Ongi's images
 # (gcloud run deploy --image) and Terraform ignores the image from then on, so an apply never
@@ -181,7 +188,7 @@ resource "google_cloud_run_v2_service" "embedding" {
           cpu    = var.services["embedding"].cpu
           memory = var.services["embedding"].memory
         }
-        cpu_idle          = true
+        cpu_idle          = false
         startup_cpu_boost = true
       }
 
@@ -256,8 +263,8 @@ resource "google_cloud_run_v2_service" "embedding" {
 
     # Managed Service for Prometheus: scrapes this instance's /metrics on port 8080 (the
     # sidecar's default) and writes the series to Cloud Monitoring as the service's identity
-    # (roles/monitoring.metricWriter, iam.tf). With request-based billing it is throttled
-    # between requests like the function itself, so an idle instance reports late.
+    # (roles/monitoring.metricWriter, iam.tf). Instance-based billing like the function's
+    # container (cpu_idle = false), so it keeps its CPU between requests.
     containers {
       name       = "metrics-collector"
       image      = var.metrics_sidecar_image
@@ -268,7 +275,7 @@ resource "google_cloud_run_v2_service" "embedding" {
           cpu    = "1"
           memory = "256Mi"
         }
-        cpu_idle = true
+        cpu_idle = false
       }
     }
   }
@@ -335,7 +342,7 @@ resource "google_cloud_run_v2_service" "function" {
           cpu    = var.services[each.key].cpu
           memory = var.services[each.key].memory
         }
-        cpu_idle          = true
+        cpu_idle          = false
         startup_cpu_boost = true
       }
 
@@ -381,8 +388,8 @@ resource "google_cloud_run_v2_service" "function" {
 
     # Managed Service for Prometheus: scrapes this instance's /metrics on port 8080 (the
     # sidecar's default) and writes the series to Cloud Monitoring as the service's identity
-    # (roles/monitoring.metricWriter, iam.tf). With request-based billing it is throttled
-    # between requests like the function itself, so an idle instance reports late.
+    # (roles/monitoring.metricWriter, iam.tf). Instance-based billing like the function's
+    # container (cpu_idle = false), so it keeps its CPU between requests.
     containers {
       name       = "metrics-collector"
       image      = var.metrics_sidecar_image
@@ -393,7 +400,7 @@ resource "google_cloud_run_v2_service" "function" {
           cpu    = "1"
           memory = "256Mi"
         }
-        cpu_idle = true
+        cpu_idle = false
       }
     }
   }
