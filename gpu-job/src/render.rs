@@ -8,6 +8,7 @@ use image::RgbImage;
 use ongi_shared::queue::JobSpec;
 
 use crate::diffusion::{DiffusionError, Img2ImgParams, StyleModel};
+use crate::liveness::Liveness;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -19,22 +20,38 @@ pub enum RenderError {
 }
 
 pub trait Renderer: Send + Sync + 'static {
-    /// Restyles `input` as the job asks. Checks `cancel` between denoising steps.
-    fn render(&self, input: &RgbImage, job: &JobSpec, cancel: &AtomicBool) -> Result<RgbImage, RenderError>;
+    /// Restyles `input` as the job asks. Between denoising steps: checks `cancel`, and beats
+    /// `alive` (the progress `/healthz` watches).
+    fn render(
+        &self,
+        input: &RgbImage,
+        job: &JobSpec,
+        cancel: &AtomicBool,
+        alive: &Liveness,
+    ) -> Result<RgbImage, RenderError>;
 
     /// `cpu`, `cuda:0 f16`, …: for logs and `/healthz`.
     fn device(&self) -> String;
 }
 
 impl Renderer for StyleModel {
-    fn render(&self, input: &RgbImage, job: &JobSpec, cancel: &AtomicBool) -> Result<RgbImage, RenderError> {
+    fn render(
+        &self,
+        input: &RgbImage,
+        job: &JobSpec,
+        cancel: &AtomicBool,
+        alive: &Liveness,
+    ) -> Result<RgbImage, RenderError> {
         let params = Img2ImgParams {
             strength: job.strength,
             steps: job.steps as usize,
             guidance_scale: job.guidance_scale,
             seed: job.seed,
         };
-        let mut on_step = |_done: usize, _total: usize| cancel.load(Ordering::Relaxed);
+        let mut on_step = |_done: usize, _total: usize| {
+            alive.beat();
+            cancel.load(Ordering::Relaxed)
+        };
         match self.img2img(input, &job.prompt, &job.negative_prompt, &params, &mut on_step) {
             Ok(image) => Ok(image),
             Err(DiffusionError::Cancelled) => Err(RenderError::Cancelled),

@@ -1,7 +1,8 @@
 //! The worker process: settings → model, queue, storage, publisher → the worker loop, plus
 //! `/healthz` and `/metrics` on `PORT` (the managed instance group's autohealing probe and
-//! Prometheus). SIGTERM stops claiming, lets the current job finish within the grace, or
-//! releases it, then exits.
+//! Prometheus). `/healthz` fails (503) once the job loop has stalled ([`Liveness`]), so
+//! autohealing replaces a worker that still answers HTTP but no longer works. SIGTERM stops
+//! claiming, lets the current job finish within the grace, or releases it, then exits.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use ongi_shared::queue::StyleQueue;
 use tokio::sync::watch;
 
 use crate::diffusion::{DeviceChoice, StyleModel};
+use crate::liveness::Liveness;
 use crate::render::Renderer;
 use crate::worker::{Worker, WorkerConfig};
 
@@ -48,10 +50,12 @@ pub enum ServiceError {
     Join(String),
 }
 
+/// What `/healthz` reports.
 #[derive(Clone)]
-struct Health {
-    device: String,
-    queue: StyleQueue,
+pub struct Health {
+    pub device: String,
+    pub queue: StyleQueue,
+    pub liveness: Arc<Liveness>,
 }
 
 /// Everything `gpu-job run` does, until SIGTERM.
@@ -88,21 +92,21 @@ pub async fn run_from_settings(settings: Settings) -> Result<(), ServiceError> {
         heartbeat_every: WorkerConfig::heartbeat_for(settings.style.reclaim_after),
         shutdown_grace: SHUTDOWN_GRACE,
         limits: settings.limits,
+        stall_after: settings.style.stall_after,
     };
-    let health = Health {
-        device: renderer.device(),
-        queue: queue.clone(),
-    };
+    let device = renderer.device();
     let worker = Worker::new(worker_queue, store, publisher, renderer, config);
+    let health = Health {
+        device,
+        queue: queue.clone(),
+        liveness: worker.liveness(),
+    };
 
     let addr = SocketAddr::new(settings.host, settings.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServiceError::Bind { addr, source })?;
-    let router = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .with_state(health.clone());
+    let router = router(health.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(async move {
@@ -138,17 +142,34 @@ fn consumer_name() -> String {
     )
 }
 
-/// Alive, with the device and the queue depth. Always 200 while the process runs: a Redis
-/// outage is reported in the body, not as a failed probe, because recreating the VM (what
-/// autohealing does with a failed probe) would not bring Redis back.
+/// The worker's HTTP routes: `/healthz` and `/metrics`.
+pub fn router(health: Health) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(health)
+}
+
+/// 200 with the device and the queue depth while the job loop moves; 503 once it has made no
+/// progress for the stall time (`ONGI_STYLE_STALL_SECS`), which makes autohealing replace the
+/// VM. A Redis outage is reported in the body but keeps the 200: the loop keeps turning while
+/// it waits, and recreating the VM would not bring Redis back.
 async fn healthz(State(h): State<Health>) -> impl IntoResponse {
     let queue = match h.queue.depth().await {
         Ok(depth) => serde_json::json!({"reachable": true, "depth": depth}),
         Err(e) => serde_json::json!({"reachable": false, "error": e.to_string()}),
     };
+    let silent_s = h.liveness.silent_for().as_secs_f64();
+    let (code, status) = match h.liveness.stalled() {
+        None => (StatusCode::OK, "ok"),
+        Some(_) => (StatusCode::SERVICE_UNAVAILABLE, "stalled"),
+    };
     (
-        StatusCode::OK,
-        axum::Json(serde_json::json!({"status": "ok", "service": "gpu-job", "device": h.device, "queue": queue})),
+        code,
+        axum::Json(serde_json::json!({
+            "status": status, "service": "gpu-job", "device": h.device, "queue": queue,
+            "loop": {"silent_s": silent_s, "stall_after_s": h.liveness.stall_after().as_secs_f64()},
+        })),
     )
 }
 

@@ -9,7 +9,9 @@
 //! `shutdown_grace` to finish, then it is cancelled between two steps and released.
 //!
 //! [`Worker::step`] is one claim and one attempt, so tests drive the queue deterministically
-//! (zero2prod's `try_execute_task`); [`Worker::run`] loops over it until stopped.
+//! (zero2prod's `try_execute_task`); [`Worker::run`] loops over it until stopped, beating the
+//! worker's [`Liveness`] at every turn (a running job beats it at every denoising step), and
+//! removes the group's consumers left by workers that are gone (its own when it stops).
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -26,6 +28,7 @@ use ongi_shared::storage::ObjectStore;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::liveness::Liveness;
 use crate::render::{RenderError, Renderer};
 
 /// The long side the diffusion input is resized to (`diffusion::target_size`).
@@ -44,6 +47,8 @@ pub struct WorkerConfig {
     /// On a stop request, how long the current job may still run before it is released.
     pub shutdown_grace: Duration,
     pub limits: IngestLimits,
+    /// `/healthz` fails once the loop has made no progress for this long.
+    pub stall_after: Duration,
 }
 
 impl WorkerConfig {
@@ -107,6 +112,7 @@ pub struct Worker {
     publisher: Arc<dyn Publisher>,
     renderer: Arc<dyn Renderer>,
     config: WorkerConfig,
+    liveness: Arc<Liveness>,
 }
 
 /// Why an attempt did not produce a result.
@@ -123,13 +129,20 @@ impl Worker {
         renderer: Arc<dyn Renderer>,
         config: WorkerConfig,
     ) -> Self {
+        let liveness = Arc::new(Liveness::new(config.stall_after));
         Self {
             queue,
             store,
             publisher,
             renderer,
             config,
+            liveness,
         }
+    }
+
+    /// Whether the loop still moves (what `/healthz` reports).
+    pub fn liveness(&self) -> Arc<Liveness> {
+        self.liveness.clone()
     }
 
     /// The object a job's result is written to: one per job, whatever the attempt.
@@ -140,7 +153,13 @@ impl Worker {
     /// Loops until `stop` turns true. Redis outages are waited out with backoff.
     pub async fn run(&self, mut stop: watch::Receiver<bool>) {
         let mut backoff = Duration::from_millis(500);
+        let mut next_prune = Instant::now();
         while !*stop.borrow() {
+            self.liveness.beat();
+            if Instant::now() >= next_prune {
+                self.prune_consumers(false).await;
+                next_prune = Instant::now() + self.config.reclaim_after;
+            }
             match self.step(&mut stop).await {
                 Ok(step) => {
                     backoff = Duration::from_millis(500);
@@ -159,7 +178,19 @@ impl Worker {
                 }
             }
         }
+        self.prune_consumers(true).await;
         tracing::info!("worker stopped");
+    }
+
+    /// Removes the consumers of workers that are gone (silent past the reclaim timeout and
+    /// holding nothing), and this one when `leaving`. Best-effort: a failure is logged, and
+    /// the next turn tries again.
+    async fn prune_consumers(&self, leaving: bool) {
+        match self.queue.prune_consumers(self.config.reclaim_after, leaving).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, leaving, "removed consumers of workers that are gone"),
+            Err(e) => tracing::warn!(error = %e, "could not prune the style group's consumers"),
+        }
     }
 
     /// Claims at most one job and runs one attempt of it.
@@ -269,7 +300,9 @@ impl Worker {
             .get(&bucket, &spec.object, self.config.limits.max_bytes)
             .await
             .map_err(|e| AttemptError::Failed(format!("reading the photo: {e}")))?;
+        self.liveness.beat();
         let renderer = self.renderer.clone();
+        let alive = self.liveness.clone();
         let limits = self.config.limits;
         let job = spec.clone();
         let png = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, AttemptError> {
@@ -283,10 +316,13 @@ impl Worker {
                 },
             )
             .map_err(|e| AttemptError::Failed(format!("decoding the photo: {e}")))?;
-            let output = renderer.render(&decoded.pixels, &job, &cancel).map_err(|e| match e {
-                RenderError::Cancelled => AttemptError::Cancelled,
-                RenderError::Failed(why) => AttemptError::Failed(format!("diffusion: {why}")),
-            })?;
+            alive.beat();
+            let output = renderer
+                .render(&decoded.pixels, &job, &cancel, &alive)
+                .map_err(|e| match e {
+                    RenderError::Cancelled => AttemptError::Cancelled,
+                    RenderError::Failed(why) => AttemptError::Failed(format!("diffusion: {why}")),
+                })?;
             let mut out = Cursor::new(Vec::new());
             output
                 .write_to(&mut out, image::ImageFormat::Png)
@@ -300,6 +336,7 @@ impl Worker {
             .put(&self.config.results_bucket, &object, Bytes::from(png), "image/png")
             .await
             .map_err(|e| AttemptError::Failed(format!("writing the result: {e}")))?;
+        self.liveness.beat();
         Ok(object)
     }
 

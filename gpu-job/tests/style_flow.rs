@@ -396,6 +396,7 @@ async fn a_stop_past_the_grace_releases_the_job_without_spending_an_attempt() {
             heartbeat_every: Duration::from_secs(15),
             shutdown_grace: Duration::ZERO,
             limits: ongi_shared::config::IngestLimits::default(),
+            stall_after: Duration::from_secs(300),
         },
     );
     let (tx, mut stop) = watch::channel(false);
@@ -410,4 +411,109 @@ async fn a_stop_past_the_grace_releases_the_job_without_spending_an_attempt() {
         (Some("queued"), Some(0))
     );
     assert_eq!(app.queue(3).depth().await.unwrap(), 1);
+}
+
+/// A renderer that hangs (no denoising step, no beat) until released: a stuck GPU call.
+struct Hanging {
+    release: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl gpu_job::render::Renderer for Hanging {
+    fn render(
+        &self,
+        input: &image::RgbImage,
+        _job: &ongi_shared::queue::JobSpec,
+        cancel: &std::sync::atomic::AtomicBool,
+        _alive: &gpu_job::liveness::Liveness,
+    ) -> Result<image::RgbImage, gpu_job::render::RenderError> {
+        use std::sync::atomic::Ordering;
+        while !self.release.load(Ordering::Relaxed) {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(gpu_job::render::RenderError::Cancelled);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(input.clone())
+    }
+
+    fn device(&self) -> String {
+        "test".to_owned()
+    }
+}
+
+async fn healthz(url: &str) -> (u16, Value) {
+    let r = reqwest::get(url).await.expect("healthz answers");
+    let status = r.status().as_u16();
+    (status, r.json().await.expect("json"))
+}
+
+#[tokio::test]
+async fn healthz_fails_while_the_job_loop_is_stuck_and_recovers_when_it_moves_again() {
+    let app = spawn_app(&[]).await;
+    let store = store().await;
+    let release = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stall_after = Duration::from_secs(1);
+    let queue = app
+        .queue(3)
+        .worker("w-stuck", Duration::from_millis(300))
+        .await
+        .unwrap();
+    let worker = gpu_job::worker::Worker::new(
+        queue,
+        store.clone(),
+        std::sync::Arc::new(ongi_shared::events::publish::LogPublisher),
+        std::sync::Arc::new(Hanging {
+            release: release.clone(),
+        }),
+        gpu_job::worker::WorkerConfig {
+            results_bucket: results(),
+            reclaim_after: Duration::from_secs(60),
+            heartbeat_every: Duration::from_millis(200),
+            shutdown_grace: Duration::ZERO,
+            limits: ongi_shared::config::IngestLimits::default(),
+            stall_after,
+        },
+    );
+    let health = gpu_job::service::Health {
+        device: "test".to_owned(),
+        queue: app.queue(3),
+        liveness: worker.liveness(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/healthz", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, gpu_job::service::router(health)).await });
+    let (stop_tx, stop) = watch::channel(false);
+    let running = tokio::spawn(async move { worker.run(stop).await });
+
+    // Idle for several stall periods: the loop turns (a claim every 300 ms), so it is alive.
+    tokio::time::sleep(stall_after * 3).await;
+    let (status, body) = healthz(&url).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")), "{body}");
+
+    // A job whose render hangs: the heartbeats keep its entry claimed, but the loop stalls.
+    let photo = upload_photo(&store).await;
+    let job_id = submitted(&app, json!({"image": photo, "style": "oil painting", "steps": 2})).await;
+    wait_for_job(&app, &job_id, Duration::from_secs(30), |j| j["status"] == "running").await;
+    let started = Instant::now();
+    let body = loop {
+        let (status, body) = healthz(&url).await;
+        if status == 503 {
+            break body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "healthz still {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(body["status"], "stalled", "{body}");
+    assert!(body["loop"]["silent_s"].as_f64().unwrap() > 1.0, "{body}");
+
+    // Unstuck: the job finishes and the worker is healthy again.
+    release.store(true, std::sync::atomic::Ordering::Relaxed);
+    wait_for_job(&app, &job_id, Duration::from_secs(30), |j| j["status"] == "done").await;
+    let (status, body) = healthz(&url).await;
+    assert_eq!(status, 200, "{body}");
+    stop_tx.send(true).unwrap();
+    running.await.unwrap();
 }

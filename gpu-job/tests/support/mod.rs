@@ -269,6 +269,7 @@ pub async fn worker(app: &TestApp, name: &str, max_attempts: u32, reclaim_after:
             heartbeat_every: WorkerConfig::heartbeat_for(reclaim_after),
             shutdown_grace: Duration::from_secs(30),
             limits: IngestLimits::default(),
+            stall_after: Duration::from_secs(300),
         },
     )
 }

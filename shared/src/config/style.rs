@@ -20,6 +20,10 @@ pub struct StyleSettings {
     pub job_ttl: Duration,
     /// `ONGI_STYLE_DEVICE`: `auto` (CUDA when built with it and a GPU answers), `cpu` or `cuda`.
     pub device: StyleDevice,
+    /// `ONGI_STYLE_STALL_SECS` (300): the worker's `/healthz` answers 503 once its job loop
+    /// has made no progress (no claim, no denoising step) for this long, so the managed
+    /// instance group's autohealing replaces a stuck worker.
+    pub stall_after: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +41,7 @@ impl Default for StyleSettings {
             reclaim_after: Duration::from_secs(120),
             job_ttl: Duration::from_secs(7 * 24 * 3600),
             device: StyleDevice::Auto,
+            stall_after: Duration::from_secs(300),
         }
     }
 }
@@ -67,6 +72,9 @@ impl StyleSettings {
                         ("cuda", StyleDevice::Cuda),
                     ],
                 )
+            })?,
+            stall_after: setting(get, "ONGI_STYLE_STALL_SECS", ds.stall_after, |v| {
+                parse::seconds(v, 24 * 3600)
             })?,
         })
     }

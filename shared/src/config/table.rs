@@ -86,6 +86,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     doc("ONGI_STYLE_RECLAIM_SECS", "120", "", "a running job without a heartbeat for this long is taken over"),
     doc("ONGI_STYLE_JOB_TTL_SECS", "604800", "7 days", "how long style jobs and idempotency keys are kept"),
     doc("ONGI_STYLE_DEVICE", "auto", "", "the GPU worker's device: cuda, cpu, or auto (CUDA when built with it and a GPU answers)"),
+    doc("ONGI_STYLE_STALL_SECS", "300", "", "the GPU worker's /healthz answers 503 after its job loop made no progress for this long"),
     doc("ONGI_REPROCESS_BUDGET_SECS", "50", "", "a reprocessing call starts no photo after this long (1-3600)"),
     doc("ONGI_REPROCESS_CONCURRENCY", "8", "", "photos one reprocessing call processes at once (1-1024)"),
     doc("ONGI_MAX_IN_FLIGHT", "64", "", "requests handled at once; one more is shed with 503 (1-100000)"),

@@ -86,6 +86,7 @@ fn every_setting_refuses_values_out_of_its_range() {
         "ONGI_STYLE_MAX_ATTEMPTS",
         "ONGI_STYLE_RECLAIM_SECS",
         "ONGI_STYLE_JOB_TTL_SECS",
+        "ONGI_STYLE_STALL_SECS",
         "ONGI_REPROCESS_BUDGET_SECS",
         "ONGI_REPROCESS_CONCURRENCY",
         "ONGI_MAX_IN_FLIGHT",

@@ -11,7 +11,12 @@
 //! - `{prefix}style:v1:idem:<sha256 of the key>` → job id, so a repeated submission with the
 //!   same idempotency key returns the same job.
 //! - A dead-letter stream `{prefix}style:v1:dead`: jobs whose attempts are spent, with their
-//!   last error.
+//!   last error; at most [`DEAD_LETTER_CAP`] entries, the oldest dropped first (the job's own
+//!   hash, with its status and error, stays for the job TTL).
+//!
+//! Each worker process joins the group under a name of its own; names that hold nothing and
+//! have been silent past the reclaim timeout are removed ([`WorkerQueue::prune_consumers`]),
+//! and a worker that stops removes its own.
 //!
 //! A claimed entry whose worker stops sending heartbeats is idle; once it has been idle for
 //! the reclaim timeout another worker takes it over with `XAUTOCLAIM`. Every state change is
@@ -30,6 +35,10 @@ pub use job::{JobRecord, JobSpec, JobStatus, now_ms};
 
 /// The consumer group every worker joins.
 pub const GROUP: &str = "gpu-job";
+
+/// The dead-letter stream's length cap: far more failed jobs than anyone inspects, and a
+/// bound on what a burst of failing jobs can write to Redis.
+pub const DEAD_LETTER_CAP: u64 = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -100,6 +109,7 @@ pub struct StyleQueue {
     prefix: String,
     max_attempts: u32,
     job_ttl: Duration,
+    dead_letter_cap: u64,
 }
 
 impl StyleQueue {
@@ -119,7 +129,14 @@ impl StyleQueue {
             prefix: prefix.to_owned(),
             max_attempts,
             job_ttl,
+            dead_letter_cap: DEAD_LETTER_CAP,
         })
+    }
+
+    /// The same queue with another dead-letter cap (tests: a cap they can reach).
+    pub fn with_dead_letter_cap(mut self, cap: u64) -> Self {
+        self.dead_letter_cap = cap.max(1);
+        self
     }
 
     pub fn stream_key(&self) -> String {
@@ -304,6 +321,38 @@ impl WorkerQueue {
         }
     }
 
+    /// Removes the group's consumers that hold no entry and have been silent for
+    /// `idle_after` (workers that died or stopped), and this worker itself when `leaving`
+    /// and it holds nothing. Returns how many were removed.
+    pub async fn prune_consumers(&self, idle_after: Duration, leaving: bool) -> Result<u64, QueueError> {
+        let mut con = self.queue.commands.clone();
+        scripts::PRUNE_CONSUMERS
+            .key(self.queue.stream_key())
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(u64::try_from(idle_after.as_millis()).unwrap_or(u64::MAX))
+            .arg(if leaving { "1" } else { "0" })
+            .invoke_async(&mut con)
+            .await
+            .map_err(classify)
+    }
+
+    /// The group's consumers, by name (for the tests and the logs).
+    pub async fn consumers(&self) -> Result<Vec<String>, QueueError> {
+        let mut con = self.queue.commands.clone();
+        let reply: Result<redis::streams::StreamInfoConsumersReply, redis::RedisError> = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(self.queue.stream_key())
+            .arg(GROUP)
+            .query_async(&mut con)
+            .await;
+        match reply {
+            Ok(r) => Ok(r.consumers.into_iter().map(|c| c.name).collect()),
+            Err(e) if e.code() == Some("NOGROUP") => Ok(Vec::new()),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
     /// Takes the next job: first one abandoned by a dead worker (idle past `reclaim_after`),
     /// else a new one, waiting up to the block time for it.
     pub async fn claim(&self, reclaim_after: Duration) -> Result<ClaimOutcome, QueueError> {
@@ -387,7 +436,11 @@ impl WorkerQueue {
 
     async fn start(&self, entry_id: String, job_id: String, reclaimed: bool) -> Result<ClaimOutcome, QueueError> {
         let q = &self.queue;
-        let own = [q.max_attempts.to_string(), q.ttl_ms().to_string()];
+        let own = [
+            q.max_attempts.to_string(),
+            q.ttl_ms().to_string(),
+            q.dead_letter_cap.to_string(),
+        ];
         let answer: Vec<String> = self.owned(&scripts::START, &entry_id, &job_id, &own).await?;
         match answer.first().map(String::as_str) {
             Some("started") => {
@@ -434,7 +487,12 @@ impl WorkerQueue {
     /// Records a failed attempt: another attempt, or the dead-letter stream.
     pub async fn fail(&self, claimed: &Claimed, error: &str) -> Result<FailOutcome, QueueError> {
         let q = &self.queue;
-        let own = [error.to_owned(), q.max_attempts.to_string(), q.ttl_ms().to_string()];
+        let own = [
+            error.to_owned(),
+            q.max_attempts.to_string(),
+            q.ttl_ms().to_string(),
+            q.dead_letter_cap.to_string(),
+        ];
         let answer: Vec<String> = self
             .owned(&scripts::FAIL, &claimed.entry_id, &claimed.job.id, &own)
             .await?;

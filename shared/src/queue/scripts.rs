@@ -44,7 +44,8 @@ return {'queued', ARGV[2]}
     )
 });
 
-/// Start an attempt on a claimed entry. ARGV[6] max attempts, ARGV[7] ttl ms. Answers `{'started', attempt}`, `{'lost'}`,
+/// Start an attempt on a claimed entry. ARGV[6] max attempts, ARGV[7] ttl ms, ARGV[8] the
+/// dead-letter stream's length cap. Answers `{'started', attempt}`, `{'lost'}`,
 /// `{'gone'}` (the job's hash is missing), `{'finished'}` (already done or failed) or
 /// `{'dead', why}` (its attempts were spent by workers that died). A running job's hash has
 /// no TTL (`PERSIST`, for a hash queued by an older version that set one at submission).
@@ -69,7 +70,7 @@ if attempts >= tonumber(ARGV[6]) then
   local why = 'gave up after ' .. attempts .. ' attempts; last error: ' .. (redis.call('HGET', KEYS[2], 'error') or 'none')
   redis.call('HSET', KEYS[2], 'status', 'failed', 'error', why, 'finished_ms', ARGV[5])
   redis.call('PEXPIRE', KEYS[2], ARGV[7])
-  redis.call('XADD', KEYS[3], '*', 'job', ARGV[4], 'error', why, 'attempts', tostring(attempts))
+  redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[8], '*', 'job', ARGV[4], 'error', why, 'attempts', tostring(attempts))
   drop()
   return {'dead', why}
 end
@@ -114,8 +115,8 @@ return 1
 });
 
 /// A failed attempt: back on the stream, or to the dead-letter stream once the attempts are
-/// spent. ARGV[6] the error, ARGV[7] max attempts, ARGV[8] ttl ms. Answers `{'retry'}`,
-/// `{'dead'}` or `{'lost'}`.
+/// spent. ARGV[6] the error, ARGV[7] max attempts, ARGV[8] ttl ms, ARGV[9] the dead-letter
+/// stream's length cap. Answers `{'retry'}`, `{'dead'}` or `{'lost'}`.
 pub static FAIL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -127,7 +128,7 @@ redis.call('XDEL', KEYS[1], ARGV[3])
 if attempts >= tonumber(ARGV[7]) then
   redis.call('HSET', KEYS[2], 'status', 'failed', 'error', ARGV[6], 'finished_ms', ARGV[5])
   redis.call('PEXPIRE', KEYS[2], ARGV[8])
-  redis.call('XADD', KEYS[3], '*', 'job', ARGV[4], 'error', ARGV[6], 'attempts', tostring(attempts))
+  redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[9], '*', 'job', ARGV[4], 'error', ARGV[6], 'attempts', tostring(attempts))
   return {'dead'}
 end
 redis.call('HSET', KEYS[2], 'status', 'queued', 'error', ARGV[6])
@@ -150,6 +151,40 @@ redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
 redis.call('XADD', KEYS[1], '*', 'job', ARGV[4])
 return 1
+",
+    )
+});
+
+/// Forget the group's consumers that hold nothing and have not been heard from for a while:
+/// each worker process joins under a name of its own (host, pid, random), so without this the
+/// group's consumer list grows by one name per restart, for ever.
+/// KEYS[1] the job stream. ARGV[1] the group, ARGV[2] the calling consumer, ARGV[3] the idle
+/// time (ms) past which a consumer without pending entries is removed, ARGV[4] `1` to remove
+/// the caller too when it holds nothing (a worker that stops). Answers the number removed.
+///
+/// One script, so a consumer cannot claim an entry between the check and `DELCONSUMER` (which
+/// would orphan the entry: a deleted consumer's pending entries cannot be acknowledged). A
+/// live worker reads with `XREADGROUP … BLOCK` every few seconds, so its idle time stays far
+/// below the threshold; one removed anyway is recreated by its next read.
+pub static PRUNE_CONSUMERS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+if not ok then return 0 end
+local removed = 0
+for _, c in ipairs(consumers) do
+  local fields = {}
+  for i = 1, #c, 2 do fields[c[i]] = c[i + 1] end
+  local name, pending, idle = fields['name'], tonumber(fields['pending']), tonumber(fields['idle'])
+  local stale = idle >= tonumber(ARGV[3]) and name ~= ARGV[2]
+  local leaving = ARGV[4] == '1' and name == ARGV[2]
+  if pending == 0 and (stale or leaving) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
+    removed = removed + 1
+  end
+end
+return removed
 ",
     )
 });

@@ -1,6 +1,6 @@
 //! The style queue against the real Redis: idempotency, the depth limit, claiming,
-//! heartbeats, reclaiming a dead worker's job (and refusing the old owner), retries and the
-//! dead-letter stream.
+//! heartbeats, reclaiming a dead worker's job (and refusing the old owner), retries, the
+//! dead-letter stream and its cap, and the consumers of workers that are gone.
 
 use std::time::Duration;
 
@@ -202,6 +202,95 @@ async fn a_job_whose_workers_keep_dying_is_dead_lettered_when_reclaimed_once_too
     }
     assert_eq!(q.get(&job).await.unwrap().unwrap().status, JobStatus::Failed);
     assert_eq!(q.dead_letters().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn the_dead_letter_stream_keeps_only_its_newest_entries() {
+    let q = queue(1).with_dead_letter_cap(3);
+    let w = q.worker("w", BLOCK).await.unwrap();
+    let mut jobs = Vec::new();
+    for n in 0..5 {
+        let job = id();
+        q.submit(&job, &spec(&format!("{n}.jpg")), None, 10).await.unwrap();
+        let claimed = run(w.claim(Duration::from_secs(60)).await.unwrap()).await;
+        assert_eq!(
+            w.fail(&claimed, &format!("boom {n}")).await.unwrap(),
+            FailOutcome::DeadLettered
+        );
+        jobs.push(job);
+    }
+    // Reclaimed once too often goes through the same cap.
+    let job = id();
+    q.submit(&job, &spec("5.jpg"), None, 10).await.unwrap();
+    run(w.claim(Duration::from_millis(50)).await.unwrap()).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(matches!(
+        w.claim(Duration::from_millis(50)).await.unwrap(),
+        ClaimOutcome::DeadLettered { .. }
+    ));
+    jobs.push(job);
+    let kept: Vec<String> = q
+        .dead_letter_entries()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(j, _, _)| j)
+        .collect();
+    assert_eq!(kept, jobs[3..].to_vec(), "the three newest dead letters, oldest first");
+    // The jobs themselves keep their status and error whatever the stream dropped.
+    let first = q.get(&jobs[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (first.status, first.error.as_deref()),
+        (JobStatus::Failed, Some("boom 0"))
+    );
+}
+
+/// Submits a job and lets `w` run and complete it.
+async fn finish_one(q: &StyleQueue, w: &ongi_shared::queue::WorkerQueue) {
+    q.submit(&id(), &spec("a.jpg"), None, 10).await.unwrap();
+    let claimed = run(w.claim(Duration::from_secs(60)).await.unwrap()).await;
+    assert!(w.complete(&claimed, "style/x.png").await.unwrap());
+}
+
+#[tokio::test]
+async fn consumers_of_workers_that_are_gone_are_pruned_and_a_stopping_worker_removes_itself() {
+    let q = queue(3);
+    let live = q.worker("live", BLOCK).await.unwrap();
+    let gone = q.worker("gone", BLOCK).await.unwrap();
+    let holding = q.worker("holding", BLOCK).await.unwrap();
+    // A consumer exists once a job was delivered to it. `live` and `gone` each finish one;
+    // `holding` keeps its job.
+    finish_one(&q, &gone).await;
+    finish_one(&q, &live).await;
+    q.submit(&id(), &spec("b.jpg"), None, 10).await.unwrap();
+    run(holding.claim(Duration::from_secs(60)).await.unwrap()).await;
+    let mut names = live.consumers().await.unwrap();
+    names.sort();
+    assert_eq!(names, ["gone", "holding", "live"]);
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // `live` has just worked again; `gone` has been silent for 400 ms; `holding` is silent
+    // too but owns an entry, which removing it would orphan.
+    finish_one(&q, &live).await;
+    assert_eq!(
+        live.prune_consumers(Duration::from_millis(300), false).await.unwrap(),
+        1
+    );
+    let mut names = live.consumers().await.unwrap();
+    names.sort();
+    assert_eq!(names, ["holding", "live"]);
+
+    // A stopping worker that holds nothing removes itself; one holding a job does not.
+    assert_eq!(
+        holding.prune_consumers(Duration::from_secs(3600), true).await.unwrap(),
+        0
+    );
+    assert_eq!(live.prune_consumers(Duration::from_secs(3600), true).await.unwrap(), 1);
+    assert_eq!(live.consumers().await.unwrap(), ["holding"]);
+    // Pruning a queue nobody has used yet is a no-op, not an error.
+    let fresh = queue(3);
+    let w = fresh.worker("w", BLOCK).await.unwrap();
+    assert_eq!(w.prune_consumers(Duration::ZERO, true).await.unwrap(), 0);
 }
 
 #[tokio::test]
