@@ -29,6 +29,10 @@ it fails on the files that had the problem (docs/deploy.md, "What the offline ch
   redis-tier        production's Memorystore has a replica (the prod example is not BASIC)
   cpu-billing       every Cloud Run container (function and sidecar) keeps its CPU between
                     requests (cpu_idle = false, instance-based billing)
+  runtime-libraries every Dockerfile stage that runs a binary built with the `heif` feature
+                    (the image itself, or `ongi models verify` in a build stage) has libheif1
+  model-trust       only the production pins vouch for a deployed image's models
+                    (MODELS_MANIFEST=folder and the CPU worker stay out of Cloud Build)
 
   python3 .ci/check_deploy.py [--root DIR]     (DIR: another checkout, e.g. an older commit)
 
@@ -608,6 +612,104 @@ def cpu_billing(t: Tree) -> list[str]:
     return problems
 
 
+class Stage:
+    """One stage of a Dockerfile: its name, what it is FROM, and its instructions."""
+
+    def __init__(self, base: str, name: str):
+        self.base, self.name = base, name
+        self.instructions: list[tuple[str, str]] = []
+
+
+def dockerfile_stages(text: str) -> dict[str, Stage]:
+    joined = re.sub(r"\\\n", " ", text)
+    stages: dict[str, Stage] = {}
+    current = None
+    for line in joined.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        keyword, _, rest = line.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "FROM":
+            m = re.match(r"(\S+)(?:\s+AS\s+(\S+))?", rest, re.I)
+            current = Stage(m.group(1), m.group(2) or f"#{len(stages)}")
+            stages[current.name] = current
+        elif current is not None:
+            current.instructions.append((keyword, rest))
+    return stages
+
+
+def ancestry(stages: dict[str, Stage], name: str) -> list[Stage]:
+    """The stage and the stages it is FROM, nearest first (an ARG in the name: every match)."""
+    found, todo = [], [name]
+    while todo:
+        stage = stages.get(todo.pop())
+        if stage is None or stage in found:
+            continue
+        found.append(stage)
+        base = stage.base
+        if re.fullmatch(r"\$\{[A-Za-z_]+\}", base):  # ${RUNTIME_IMAGE}: an image, not a stage
+            continue
+        if "${" in base:  # e.g. models-${FUNCTION}: any stage of that pattern
+            pattern = re.escape(base).replace(r"\$\{", "(?:").replace(r"\}", ")")
+            pattern = re.sub(r"\(\?:[A-Za-z_]+\)", ".+", pattern)
+            todo += [n for n in stages if re.fullmatch(pattern, n)]
+        else:
+            todo.append(base)
+    return found
+
+
+def heif_stages(stages: dict[str, Stage]) -> set[str]:
+    """Stages whose binaries were built with ongi-shared's `heif` feature (they need libheif)."""
+    built = {n for n, st in stages.items() for k, v in st.instructions if k == "RUN" and "cargo build" in v
+             and "heif" in v}
+    return {n for n in stages if any(a.name in built for a in ancestry(stages, n))}
+
+
+def runtime_libraries(t: Tree) -> list[str]:
+    problems = []
+    for path in ("functions/Dockerfile", "gpu-job/Dockerfile"):
+        stages = dockerfile_stages(t.read(path))
+        heif = heif_stages(stages)
+        for name, stage in stages.items():
+            copied = {m.group(1) for k, v in stage.instructions if k == "COPY"
+                      for m in [re.search(r"--from=(\S+)", v)] if m}
+            copied_heif = any(c in heif or any(a.name in heif for a in ancestry(stages, c)) for c in copied)
+            runs_ongi = any(k == "RUN" and re.search(r"(?:^|&&|;)\s*ongi\s", v) for k, v in stage.instructions)
+            final = name == "runtime"
+            if not (copied_heif and (runs_ongi or final)):
+                continue
+            installs = any(k == "RUN" and re.search(r"apt-get install[^&;]*\blibheif1\b", v)
+                           for a in ancestry(stages, name) for k, v in a.instructions)
+            if not installs:
+                what = "runs `ongi`" if runs_ongi else "is the image"
+                problems.append(
+                    f"{path}: stage {name} {what} with binaries built with ongi-shared's `heif` feature, but "
+                    "nothing it is FROM installs libheif1: they cannot start (libheif.so.1 not found)"
+                )
+    return problems
+
+
+def model_trust(t: Tree) -> list[str]:
+    """The stand-in model check (MODELS_MANIFEST=folder) and the CPU worker stay out of Cloud Build."""
+    problems = []
+    for path in ("functions/Dockerfile", "gpu-job/Dockerfile"):
+        text = t.read(path)
+        m = re.search(r"^ARG MODELS_MANIFEST=(\S*)", text, re.M)
+        if "MODELS_MANIFEST" in text and (not m or m.group(1) != "production"):
+            problems.append(f"{path}: MODELS_MANIFEST does not default to production")
+    variant = re.search(r"^ARG VARIANT=(\S*)", t.read("gpu-job/Dockerfile"), re.M)
+    if variant and variant.group(1) != "cuda":
+        problems.append("gpu-job/Dockerfile: VARIANT does not default to cuda (the deployed worker)")
+    for path in ("cloudbuild/build-image.sh", "cloudbuild/cloudbuild.yaml"):
+        text = t.read(path)
+        if "MODELS_MANIFEST" in text:
+            problems.append(f"{path} sets MODELS_MANIFEST: a deployed image must be checked against the production pins")
+        if re.search(r"VARIANT=cpu", text):
+            problems.append(f"{path} builds the CPU variant of the worker")
+    return problems
+
+
 CHECKS = [
     ("image-pull", image_pull),
     ("results-rewrite", results_rewrite),
@@ -628,6 +730,8 @@ CHECKS = [
     ("bootstrap-push", bootstrap_push),
     ("redis-tier", redis_tier),
     ("cpu-billing", cpu_billing),
+    ("runtime-libraries", runtime_libraries),
+    ("model-trust", model_trust),
 ]
 
 
