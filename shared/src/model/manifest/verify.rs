@@ -228,6 +228,7 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::STAMP_FILE;
     use super::super::schema::MANIFEST_FILE;
     use super::super::test_support::{fixture_copy, fixtures, sha256_hex};
     use super::*;
@@ -332,5 +333,45 @@ mod tests {
         // Optional files (MTCNN, the aesthetic head) missing are not failures: CLIP visual and
         // textual, YuNet and SFace are.
         assert_eq!(report.failures().count(), 4);
+    }
+
+    #[test]
+    fn a_file_in_a_folder_is_checked_and_stamped_in_that_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sd15")).unwrap();
+        std::fs::write(dir.path().join("sd15/unet.safetensors"), b"unet").unwrap();
+        let m = Manifest::from_toml_str(&format!(
+            "[[model]]\nrole = \"u\"\nfile = \"sd15/unet.safetensors\"\nused_by = \"gpu-job\"\nsha256 = \"{}\"\n\
+             bytes = 4\nlicence = \"MIT\"\nsource = \"\"\nrequired = true\n",
+            sha256_hex(b"unet")
+        ))
+        .unwrap();
+        let report = m.verify(dir.path());
+        assert!(report.is_ok(), "{report:?}");
+        assert_eq!(report.check("sd15/unet.safetensors").unwrap().status, ModelStatus::Ok);
+        // Stamped beside the file, under its name in that folder; a start-up reads it back.
+        let stamps = std::fs::read_to_string(dir.path().join("sd15").join(STAMP_FILE)).unwrap();
+        assert!(
+            stamps.starts_with(&sha256_hex(b"unet")) && stamps.ends_with(" unet.safetensors\n"),
+            "{stamps}"
+        );
+        assert!(!dir.path().join(STAMP_FILE).exists());
+        assert!(m.verify_with(dir.path(), Hashing::Stamped).is_ok());
+
+        // Another file of the same size, and a time the stamp does not have.
+        let path = dir.path().join("sd15/unet.safetensors");
+        std::fs::write(&path, b"UNET").unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        let report = m.verify_with(dir.path(), Hashing::Stamped);
+        assert_eq!(
+            report.check("sd15/unet.safetensors").unwrap().status.label(),
+            "wrong-hash"
+        );
     }
 }
