@@ -13,6 +13,11 @@ use sha2::{Digest, Sha256};
 
 const VISUAL: &str = "clip-vit-b32-visual.onnx";
 const TEXTUAL: &str = "clip-vit-b32-textual.onnx";
+const SD15: [&str; 3] = [
+    "sd15/unet.safetensors",
+    "sd15/vae.safetensors",
+    "sd15/text_encoder.safetensors",
+];
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tests/fixtures/models")
@@ -128,7 +133,34 @@ async fn verify_of_a_folder_without_manifest_checks_the_production_files() {
             .unwrap_or_else(|| panic!("{file}: {out}"));
         assert!(line.starts_with("missing"), "{line}");
     }
+    // The GPU worker's files are not the functions': checked only when asked for.
+    assert!(!out.contains("sd15/"), "{out}");
     assert_eq!(stderr_lines(&output).len(), 1, "{:?}", stderr_lines(&output));
+
+    let output = ongi(
+        &[
+            "models",
+            "verify",
+            "--models",
+            dir.path().to_str().unwrap(),
+            "--for",
+            "all",
+        ],
+        &[],
+    )
+    .await;
+    assert!(!output.status.success());
+    let out = stdout(&output);
+    for file in SD15 {
+        let line = out
+            .lines()
+            .find(|l| l.contains(file))
+            .unwrap_or_else(|| panic!("{file}: {out}"));
+        assert!(
+            line.starts_with("missing") && line.contains("CreativeML-OpenRAIL-M"),
+            "{line}"
+        );
+    }
 }
 
 #[tokio::test]

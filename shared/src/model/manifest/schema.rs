@@ -458,6 +458,9 @@ mod tests {
                 "face-detect-mtcnn-rnet.onnx",
                 "face-detect-mtcnn-onet.onnx",
                 "face-embed-sface.onnx",
+                "sd15/unet.safetensors",
+                "sd15/vae.safetensors",
+                "sd15/text_encoder.safetensors",
             ]
         );
         let visual = m.by_role("clip-visual").unwrap();
@@ -498,6 +501,52 @@ mod tests {
             );
         }
         assert_eq!(visual.source_host().as_deref(), Some("huggingface.co"));
+    }
+
+    #[test]
+    fn production_manifest_pins_the_gpu_workers_stable_diffusion_files_for_the_gpu_job_only() {
+        let m = Manifest::production();
+        let revision = "https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/resolve/\
+                        451f4fe16113bff5a5d2269ed5ad43b0592e9a14/";
+        let expected = [
+            (
+                "sd15/unet.safetensors",
+                "unet/diffusion_pytorch_model.fp16.safetensors",
+                1719125304,
+                "c83908253f9a64d08c25fc90874c9c8aef9a329ce1ca5fb909d73b0c83d1ea21",
+            ),
+            (
+                "sd15/vae.safetensors",
+                "vae/diffusion_pytorch_model.fp16.safetensors",
+                167335342,
+                "4fbcf0ebe55a0984f5a5e00d8c4521d52359af7229bb4d81890039d2aa16dd7c",
+            ),
+            (
+                "sd15/text_encoder.safetensors",
+                "text_encoder/model.fp16.safetensors",
+                246144864,
+                "77795e2023adcf39bc29a884661950380bd093cf0750a966d473d1718dc9ef4e",
+            ),
+        ];
+        let gpu_job = m.only_used_by(UsedBy::GpuJob);
+        let files: Vec<&str> = gpu_job.models().iter().map(|e| e.file.as_str()).collect();
+        assert_eq!(files, expected.map(|(file, ..)| file));
+        for (file, path, bytes, sha256) in expected {
+            let e = gpu_job.models().iter().find(|e| e.file == file).unwrap();
+            assert_eq!(e.used_by, UsedBy::GpuJob);
+            assert_eq!(e.source, format!("{revision}{path}"), "{file}");
+            assert_eq!(e.bytes, Some(bytes), "{file}");
+            assert_eq!(e.sha256, sha256, "{file}");
+            assert_eq!(e.licence, "CreativeML-OpenRAIL-M", "{file}");
+            assert!(e.required, "{file}");
+            // Where the GPU worker reads them (gpu-job/src/diffusion/weights.rs, in sd15/).
+            assert_eq!(e.path_in(Path::new("/m")), Path::new("/m/sd15").join(&file[5..]));
+        }
+        // Every other file is the functions', which the commands take by default.
+        let functions = m.only_used_by(UsedBy::Functions);
+        assert_eq!(functions.models().len() + 3, m.models().len());
+        assert!(functions.models().iter().all(|e| !e.file.contains('/')));
+        assert_eq!(functions.as_toml(), m.as_toml(), "a selection keeps the whole text");
     }
 
     #[test]

@@ -229,7 +229,7 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::super::STAMP_FILE;
-    use super::super::schema::MANIFEST_FILE;
+    use super::super::schema::{MANIFEST_FILE, UsedBy};
     use super::super::test_support::{fixture_copy, fixtures, sha256_hex};
     use super::*;
 
@@ -331,8 +331,25 @@ mod tests {
         assert!(!report.is_ok());
         assert!(report.checks.iter().all(|c| c.status == ModelStatus::Missing));
         // Optional files (MTCNN, the aesthetic head) missing are not failures: CLIP visual and
-        // textual, YuNet and SFace are.
-        assert_eq!(report.failures().count(), 4);
+        // textual, YuNet and SFace are, and the GPU worker's three Stable Diffusion files.
+        assert_eq!(report.failures().count(), 7);
+        let functions = m.only_used_by(UsedBy::Functions).verify(dir.path());
+        let failing: Vec<&str> = functions.failures().map(|c| c.file.as_str()).collect();
+        assert_eq!(
+            failing,
+            [
+                "clip-vit-b32-visual.onnx",
+                "clip-vit-b32-textual.onnx",
+                "face-detect-yunet.onnx",
+                "face-embed-sface.onnx",
+            ]
+        );
+        let gpu_job = m.only_used_by(UsedBy::GpuJob).verify(dir.path());
+        let failing: Vec<&Path> = gpu_job.failures().map(|c| c.path.as_path()).collect();
+        assert_eq!(
+            failing,
+            ["unet", "vae", "text_encoder"].map(|n| dir.path().join(format!("sd15/{n}.safetensors")))
+        );
     }
 
     #[test]
