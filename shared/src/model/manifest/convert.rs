@@ -294,4 +294,28 @@ mod tests {
             assert!(message.contains(expected), "{file}: {message}");
         }
     }
+
+    /// The conversion of LAION's own file gives the file the production manifest pins. LAION's
+    /// file is not in the repository (and no model hub is reachable in CI): run it with
+    /// `ONGI_LAION_PTH=/path/to/sa_0_4_vit_b_32_linear.pth cargo test -p ongi-shared --lib
+    /// model::manifest::convert -- --ignored`.
+    #[test]
+    #[ignore = "needs LAION's sa_0_4_vit_b_32_linear.pth (ONGI_LAION_PTH)"]
+    fn laions_head_converts_to_the_pinned_file() {
+        let path = PathBuf::from(std::env::var_os("ONGI_LAION_PTH").expect("ONGI_LAION_PTH names LAION's .pth"));
+        let manifest = Manifest::production();
+        let head = manifest.by_role("aesthetic-head").unwrap();
+        let conversion = head.convert.as_ref().unwrap();
+        let source = std::fs::read(&path).unwrap();
+        assert_eq!(Some(source.len() as u64), conversion.source_bytes);
+        assert_eq!(sha256_hex(&source), conversion.source_sha256);
+        let bytes = convert(conversion.from, &path, &head.tensors).unwrap();
+        println!("converted: {} bytes, sha256 {}", bytes.len(), sha256_hex(&bytes));
+        assert_eq!(Some(bytes.len() as u64), head.bytes);
+        assert_eq!(sha256_hex(&bytes), head.sha256);
+        // LAION's values (read from the file with zipfile and struct, never unpickled).
+        let file = SafeTensors::deserialize(&bytes).unwrap();
+        let bias = file.tensor("bias").unwrap();
+        assert_eq!(bias.data(), 3.421_470_9_f32.to_le_bytes());
+    }
 }

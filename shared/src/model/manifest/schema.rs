@@ -488,11 +488,8 @@ mod tests {
                 assert!(e.source.starts_with("https://"), "{}", e.source);
             }
         }
-        // The aesthetic head is Ongi's own conversion, not published yet: unpinned, and so
-        // optional, since `verify` (run by every image build) fails on a required file it
-        // cannot check.
-        assert!(!head.is_pinned());
-        assert!(!head.required, "an unpinned file cannot be required");
+        // Every required file can be checked and fetched: `verify` (run by every image build)
+        // fails on a required file it cannot check.
         for e in m.models().iter().filter(|e| e.required) {
             assert!(
                 e.is_pinned() && !e.source.is_empty(),
@@ -500,6 +497,29 @@ mod tests {
                 e.file
             );
         }
+        // The aesthetic head is LAION's .pth at a fixed commit, converted by `fetch` and pinned
+        // before and after the conversion.
+        assert!(head.required && head.is_pinned());
+        assert_eq!(head.bytes, Some(2188));
+        assert_eq!(
+            head.source,
+            "https://github.com/LAION-AI/aesthetic-predictor/raw/6d122adad522ab246644d9dc1c6d7a3810ee255f/sa_0_4_vit_b_32_linear.pth"
+        );
+        assert_eq!(head.source_name().as_deref(), Some("sa_0_4_vit_b_32_linear.pth"));
+        assert_eq!(
+            head.convert,
+            Some(Conversion {
+                from: ConvertFrom::PytorchStateDict,
+                source_sha256: "c7b14cead230694acc7b9447974d3cad78003c72da032e402a303b6c2429e85f".to_owned(),
+                source_bytes: Some(3047),
+            })
+        );
+        assert!(
+            m.models()
+                .iter()
+                .filter(|e| e.role != "aesthetic-head")
+                .all(|e| e.convert.is_none())
+        );
         assert_eq!(visual.source_host().as_deref(), Some("huggingface.co"));
     }
 

@@ -330,9 +330,9 @@ mod tests {
         let report = m.verify(dir.path());
         assert!(!report.is_ok());
         assert!(report.checks.iter().all(|c| c.status == ModelStatus::Missing));
-        // Optional files (MTCNN, the aesthetic head) missing are not failures: CLIP visual and
-        // textual, YuNet and SFace are, and the GPU worker's three Stable Diffusion files.
-        assert_eq!(report.failures().count(), 7);
+        // Optional files (MTCNN) missing are not failures: CLIP visual and textual, the
+        // aesthetic head, YuNet and SFace are, and the GPU worker's three Stable Diffusion files.
+        assert_eq!(report.failures().count(), 8);
         let functions = m.only_used_by(UsedBy::Functions).verify(dir.path());
         let failing: Vec<&str> = functions.failures().map(|c| c.file.as_str()).collect();
         assert_eq!(
@@ -340,6 +340,7 @@ mod tests {
             [
                 "clip-vit-b32-visual.onnx",
                 "clip-vit-b32-textual.onnx",
+                "aesthetic-vit-b32-linear.safetensors",
                 "face-detect-yunet.onnx",
                 "face-embed-sface.onnx",
             ]
