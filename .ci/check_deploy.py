@@ -6,7 +6,9 @@ it fails on the files that had the problem (docs/deploy.md, "What the offline ch
 
   image-pull        every VM pulls its image as a service account that can read the repository
   results-rewrite   no objectCreator grant: a retried style job rewrites its result object
-  model-pins        every model file the image builds require is pinned with a source
+  model-pins        every model file the image builds require is pinned with a source (a
+                    converted one, its download too), and checked by the build of the
+                    deployable that uses it (`ongi models verify --for gpu-job` for the worker)
   reprocess-walk    the scheduled batch reprocessing runs to the end (a Cloud Run job running
                     `ongi reprocess`), not one time-budgeted POST /batch/reprocess
   queue-eviction    Memorystore's eviction policy cannot drop a queued style job
@@ -178,18 +180,62 @@ def results_rewrite(t: Tree) -> list[str]:
     return problems
 
 
+# Which image build checks each deployable's model files, and the `--for` its
+# `ongi models verify` needs (without --for it checks the functions' files).
+MODEL_CHECKS = {
+    "functions": ("functions/Dockerfile", {"functions", "all"}),
+    "gpu-job": ("gpu-job/Dockerfile", {"gpu-job", "all"}),
+}
+
+
+def verify_selections(dockerfile: str) -> list[str]:
+    """The --for value of every `ongi models verify` the Dockerfile runs ("functions" when absent)."""
+    selections = []
+    for match in re.finditer(r"ongi models verify([^\n&;|]*)", dockerfile):
+        which = re.search(r"--for[= ]\s*([A-Za-z-]+)", match.group(1))
+        selections.append(which.group(1) if which else "functions")
+    return selections
+
+
 def model_pins(t: Tree) -> list[str]:
     text = t.read("shared/src/model/production.toml")
     if not text:
         return ["shared/src/model/production.toml is missing"]
     problems = []
+    required_by = set()
     for model in tomllib.loads(text).get("model", []):
-        if model.get("required") and not (model.get("sha256") and model.get("source")):
+        file, used_by = model.get("file"), model.get("used_by", "functions")
+        if used_by not in MODEL_CHECKS:
+            problems.append(f"{file}: used_by = {used_by!r} is none of {', '.join(MODEL_CHECKS)}")
+            continue
+        if not model.get("required"):
+            continue
+        required_by.add(used_by)
+        if not (model.get("sha256") and model.get("source")):
             problems.append(
-                f"{model.get('file')}: required but not pinned with a source, so `ongi models verify` "
+                f"{file}: required but not pinned with a source, so `ongi models verify` "
                 "(run by functions/Dockerfile and gpu-job/Dockerfile) fails every image build; pin it or "
                 "make it optional (required = false) with a degraded mode"
             )
+        convert = model.get("convert")
+        if convert is not None and not (convert.get("source_sha256") and convert.get("source_bytes")):
+            problems.append(
+                f"{file}: required and converted ([model.convert]) but its download is not pinned "
+                "(source_sha256, source_bytes): `ongi models fetch` cannot install it"
+            )
+    for who, (dockerfile, covering) in MODEL_CHECKS.items():
+        selections = verify_selections(t.read(dockerfile))
+        if who in required_by and not covering & set(selections):
+            flag = "" if who == "functions" else f" --for {who}"
+            problems.append(
+                f"{dockerfile} runs no `ongi models verify{flag}`: the {who} files the production manifest "
+                "requires would ship unchecked"
+            )
+    if set(verify_selections(t.read("functions/Dockerfile"))) - {"functions"}:
+        problems.append(
+            "functions/Dockerfile runs `ongi models verify --for` the GPU worker's files, which its build "
+            "context leaves out (functions/Dockerfile.dockerignore): every build would fail"
+        )
     return problems
 
 

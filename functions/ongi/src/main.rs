@@ -237,7 +237,9 @@ enum EvalCommand {
 enum ModelsCommand {
     /// Download the production weights into the model folder (valid files are kept), and
     /// write the manifest there as manifest.toml; and the ONNX Runtime library (the pinned
-    /// official release archive, SHA-256 checked) when none is found on this machine.
+    /// official release archive, SHA-256 checked) when none is found on this machine and the
+    /// functions' files are fetched. By default only the functions' files: the GPU worker's
+    /// Stable Diffusion 1.5 (2.1 GB) only with `--for gpu-job` or `--for all`.
     Fetch {
         /// The model folder.
         #[arg(long, value_name = "DIR", env = "ONGI_MODEL_DIR", default_value = "models")]
@@ -246,13 +248,22 @@ enum ModelsCommand {
         /// (and not the ONNX Runtime library).
         #[arg(long, value_name = "FILE")]
         manifest: Option<PathBuf>,
+        /// Whose files: the functions' (CLIP, the aesthetic head, the face models; what `ongi
+        /// serve` loads), the GPU worker's (Stable Diffusion 1.5, in sd15/), or all.
+        #[arg(long = "for", value_enum, value_name = "WHO", default_value_t = cmd::models::For::Functions)]
+        for_: cmd::models::For,
     },
     /// Check the model folder against its manifest.toml (or the production manifest): size,
-    /// SHA-256 and licence of every file.
+    /// SHA-256 and licence of every file. By default the functions' files only (the GPU
+    /// worker's image checks its own with `--for gpu-job`).
     Verify {
         /// The model folder.
         #[arg(long, value_name = "DIR", env = "ONGI_MODEL_DIR", default_value = "models")]
         models: PathBuf,
+        /// Whose files: the functions' (CLIP, the aesthetic head, the face models), the GPU
+        /// worker's (Stable Diffusion 1.5, in sd15/), or all.
+        #[arg(long = "for", value_enum, value_name = "WHO", default_value_t = cmd::models::For::Functions)]
+        for_: cmd::models::For,
     },
 }
 
@@ -377,12 +388,12 @@ async fn main() -> anyhow::Result<()> {
         },
         Command::Reprocess { args } => cmd::reprocess::run(args).await,
         Command::Models { command } => match command {
-            ModelsCommand::Fetch { models, manifest } => {
+            ModelsCommand::Fetch { models, manifest, for_ } => {
                 let mut settings = Settings::from_env()?;
                 settings.model_dir = models;
-                cmd::models::fetch(&settings, manifest.as_deref()).await
+                cmd::models::fetch(&settings, manifest.as_deref(), for_).await
             }
-            ModelsCommand::Verify { models } => cmd::models::verify(&models),
+            ModelsCommand::Verify { models, for_ } => cmd::models::verify(&models, for_),
         },
     }
 }
@@ -429,15 +440,18 @@ async fn serve(port: Option<u16>, host: IpAddr, no_fetch: bool) -> anyhow::Resul
     Ok(())
 }
 
-/// Whether the model folder lacks a required production model (or does not exist). Hashes
-/// come from the folder's stamps while the files are unchanged.
+/// Whether the model folder lacks a required model of the functions (or does not exist); the
+/// GPU worker's files are not this process's. Hashes come from the folder's stamps while the
+/// files are unchanged.
 fn models_missing(dir: &std::path::Path) -> bool {
-    use ongi_shared::model::manifest::{Hashing, verify_with};
-    match verify_with(dir, Hashing::Stamped) {
-        Ok(report) => report
+    use ongi_shared::model::manifest::{Hashing, Manifest, ModelStatus, UsedBy};
+    match Manifest::load(dir) {
+        Ok(manifest) => manifest
+            .only_used_by(UsedBy::Functions)
+            .verify_with(dir, Hashing::Stamped)
             .checks
             .iter()
-            .any(|c| c.required && c.status == ongi_shared::model::manifest::ModelStatus::Missing),
+            .any(|c| c.required && c.status == ModelStatus::Missing),
         Err(_) => true,
     }
 }

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DiffusionError {
     /// One of the model files is not there. In production the `sd15/` folder of the model
-    /// folder holds them (copied in by hand: they are not in the pinned manifest yet); test
+    /// folder holds them (`ongi models fetch --for gpu-job` installs the pinned files); test
     /// models are written by `write_random_model`.
     #[error(
-        "Stable Diffusion weight file {} is missing: put the SD 1.5 diffusers safetensors (unet, vae, text_encoder) in sd15/ of the model folder (README \"Running the worker\"), or write a tiny test model with `gpu-job tiny-model`",
+        "Stable Diffusion weight file {} is missing: run `ongi models fetch --for gpu-job` (the pinned SD 1.5 files, 2.1 GB, into sd15/ of the model folder; docs/style.md \"Running the worker\"), or write a tiny test model with `gpu-job tiny-model`",
         path.display()
     )]
     MissingWeights { path: PathBuf },

@@ -482,8 +482,9 @@ async fn callers_concepts_are_bounded_in_memory_and_short_lived_in_redis() {
 
 #[tokio::test]
 async fn without_the_aesthetic_head_score_says_what_is_missing_and_the_rest_still_works() {
-    // The head is optional in the production manifest: a deployment may run without it. Then
-    // the score route names the missing file, and the other analyses are unaffected.
+    // A model folder may lack the head (one assembled by hand, a start-up with --no-fetch or
+    // offline). Then the score route names the missing file, and the other analyses are
+    // unaffected.
     let models = tempfile::tempdir().unwrap();
     for file in ["clip-vit-b32-visual.onnx", "clip-vit-b32-textual.onnx"] {
         std::os::unix::fs::symlink(models_dir().join(file), models.path().join(file)).unwrap();

@@ -1,5 +1,5 @@
 //! `ongi models fetch | verify`: installs the production weights into the model folder, and
-//! checks a folder against its manifest. The work is done by
+//! checks a folder against its manifest, the functions' files unless `--for` says otherwise. The work is done by
 //! [`ongi_shared::model::manifest`]; this module prints it: one line per model on stdout, a
 //! progress bar on a terminal, and one line on stderr (from `main`) when something fails.
 
@@ -9,22 +9,63 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use ongi_shared::config::Settings;
-use ongi_shared::model::manifest::{self, FetchEvent, FetchOptions, Manifest, Mismatched, ModelStatus};
+use ongi_shared::model::manifest::{self, FetchEvent, FetchOptions, Manifest, Mismatched, ModelStatus, UsedBy};
 use ongi_shared::model::ort_library::{self, OrtRelease};
 
-/// `ongi models fetch`: installs every file of the production manifest (or of
-/// `manifest_file`) into `dir`, and writes the manifest there. The user asked for it, so a
-/// file that does not match its pin is replaced, but only by a verified download, and kept
-/// aside as `<file>.replaced`.
-/// With the production manifest, then the ONNX Runtime library the production models run
-/// on, when none is found ([`fetch_runtime`]); a manifest of one's own is only its files.
-pub async fn fetch(settings: &Settings, manifest_file: Option<&Path>) -> anyhow::Result<()> {
+/// Whose files `ongi models fetch | verify` work on (`--for`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum For {
+    /// The functions' files (and `ongi serve`'s): CLIP, the aesthetic head, the face models.
+    Functions,
+    /// The GPU worker's files: Stable Diffusion 1.5, in sd15/.
+    GpuJob,
+    /// Every file of the manifest.
+    All,
+}
+
+impl For {
+    /// The files of `manifest` this selection takes; an error when there are none, since a
+    /// fetch or check of nothing would pass without saying so.
+    fn select(self, manifest: &Manifest) -> anyhow::Result<Manifest> {
+        let (selected, who) = match self {
+            Self::Functions => (manifest.only_used_by(UsedBy::Functions), UsedBy::Functions),
+            Self::GpuJob => (manifest.only_used_by(UsedBy::GpuJob), UsedBy::GpuJob),
+            Self::All => return Ok(manifest.clone()),
+        };
+        if selected.models().is_empty() {
+            bail!(
+                "the model manifest {} lists no file used by {who} (used_by = \"{who}\"); try another --for",
+                manifest.origin()
+            );
+        }
+        Ok(selected)
+    }
+
+    /// What the first line of a command says it works on: " (the functions')", " (the GPU
+    /// worker's)", or nothing for every file.
+    fn phrase(self) -> &'static str {
+        match self {
+            Self::Functions => " (the functions')",
+            Self::GpuJob => " (the GPU worker's)",
+            Self::All => "",
+        }
+    }
+}
+
+/// `ongi models fetch`: installs the files of the production manifest (or of
+/// `manifest_file`) that `which` selects into `dir`, and writes the whole manifest there. The
+/// user asked for it, so a file that does not match its pin is replaced, but only by a
+/// verified download, and kept aside as `<file>.replaced`.
+/// With the production manifest and the functions' files, then the ONNX Runtime library they
+/// run on, when none is found ([`fetch_runtime`]); a manifest of one's own is only its files.
+pub async fn fetch(settings: &Settings, manifest_file: Option<&Path>, which: For) -> anyhow::Result<()> {
     let manifest = match manifest_file {
         Some(path) => Manifest::from_file(path).map_err(|e| anyhow!("{e}"))?,
         None => Manifest::production(),
     };
-    let models = run_fetch(&manifest, &settings.model_dir, Mismatched::ReplaceKeepingAside).await;
-    if manifest_file.is_some() {
+    let selected = which.select(&manifest)?;
+    let models = run_fetch(&selected, &settings.model_dir, Mismatched::ReplaceKeepingAside, which).await;
+    if manifest_file.is_some() || which == For::GpuJob {
         return models;
     }
     let runtime = fetch_runtime(settings).await;
@@ -69,18 +110,24 @@ pub async fn fetch_runtime(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `ongi serve`'s first-run download: installs what is missing from the folder's own
-/// manifest (or the production one), and never touches a file that is there, even one that
-/// does not match its pin (it may be the user's own model): one line says so.
+/// `ongi serve`'s first-run download: installs the functions' files that are missing from the
+/// folder's own manifest (or the production one), never the GPU worker's, and never touches a
+/// file that is there, even one that does not match its pin (it may be the user's own model):
+/// one line says so.
 pub async fn fetch_missing(dir: &Path) -> anyhow::Result<()> {
     let manifest = Manifest::load(dir).map_err(|e| anyhow!("{e}"))?;
-    run_fetch(&manifest, dir, Mismatched::Keep).await
+    let functions = manifest.only_used_by(UsedBy::Functions);
+    if functions.models().is_empty() {
+        return Ok(());
+    }
+    run_fetch(&functions, dir, Mismatched::Keep, For::Functions).await
 }
 
-async fn run_fetch(manifest: &Manifest, dir: &Path, mismatched: Mismatched) -> anyhow::Result<()> {
+async fn run_fetch(manifest: &Manifest, dir: &Path, mismatched: Mismatched, which: For) -> anyhow::Result<()> {
     println!(
-        "ongi models fetch: {} files into {} (manifest: {})",
+        "ongi models fetch: {} files{} into {} (manifest: {})",
         manifest.models().len(),
+        which.phrase(),
         dir.display(),
         manifest.origin()
     );
@@ -105,18 +152,29 @@ async fn run_fetch(manifest: &Manifest, dir: &Path, mismatched: Mismatched) -> a
     Ok(())
 }
 
-/// `ongi models verify`: checks `dir` against its `manifest.toml` (or the production manifest)
-/// and fails when a required file is missing or any file is wrong.
-pub fn verify(dir: &Path) -> anyhow::Result<()> {
+/// `ongi models verify`: checks the files `which` selects in `dir` against its `manifest.toml`
+/// (or the production manifest), and fails when a required one is missing or any is wrong.
+pub fn verify(dir: &Path, which: For) -> anyhow::Result<()> {
+    let fetch_command = match which {
+        For::Functions => "ongi models fetch",
+        For::GpuJob => "ongi models fetch --for gpu-job",
+        For::All => "ongi models fetch --for all",
+    };
     if !dir.is_dir() {
         bail!(
-            "no model folder at {}: run 'ongi models fetch --models {}', or set ONGI_MODEL_DIR / --models",
+            "no model folder at {}: run '{fetch_command} --models {}', or set ONGI_MODEL_DIR / --models",
             dir.display(),
             dir.display()
         );
     }
-    let report = manifest::verify(dir).map_err(|e| anyhow!("{e}"))?;
-    println!("model folder {} (manifest: {})", dir.display(), report.manifest);
+    let manifest = Manifest::load(dir).map_err(|e| anyhow!("{e}"))?;
+    let report = which.select(&manifest)?.verify(dir);
+    println!(
+        "model folder {}{} (manifest: {})",
+        dir.display(),
+        which.phrase(),
+        report.manifest
+    );
     for check in &report.checks {
         let size = check.size.map_or_else(|| "-".to_owned(), |s| format!("{s} bytes"));
         let optional = if check.required { "" } else { " (optional)" };
@@ -135,7 +193,7 @@ pub fn verify(dir: &Path) -> anyhow::Result<()> {
     let failures: Vec<&str> = report.failures().map(|c| c.file.as_str()).collect();
     if !failures.is_empty() {
         bail!(
-            "{} model file(s) missing or wrong in {}: {}; run 'ongi models fetch' or copy them in by hand",
+            "{} model file(s) missing or wrong in {}: {}; run '{fetch_command}' or copy them in by hand",
             failures.len(),
             dir.display(),
             failures.join(", ")
@@ -218,7 +276,14 @@ impl Progress {
             }
             FetchEvent::Installed { model } => {
                 let size = model.bytes.map(|b| format!(", {b} bytes")).unwrap_or_default();
-                println!("installed  {} ({}{size}, sha256 verified)", model.file, model.licence);
+                let converted = match (&model.convert, model.source_name()) {
+                    (Some(_), Some(name)) => format!(", converted from {name}"),
+                    _ => String::new(),
+                };
+                println!(
+                    "installed  {} ({}{size}{converted}, sha256 verified)",
+                    model.file, model.licence
+                );
             }
             FetchEvent::Failed { model, why } => println!("failed     {}: {why}", model.file),
         }

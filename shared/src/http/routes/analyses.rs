@@ -142,7 +142,7 @@ pub async fn score(
             "scoring",
             format_args!(
                 "this deployment runs without the aesthetic head ({}), which scores and highlights need; \
-                 install it in the model folder (docs/deploy.md, \"Model files\")",
+                 `ongi models fetch` installs it in the model folder (docs/models.md)",
                 crate::model::aesthetic::AESTHETIC_FILE
             ),
         ));

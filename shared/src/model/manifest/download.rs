@@ -1,6 +1,7 @@
-//! One download: streamed to `DIR/.<file>.part` while it is hashed, checked against the
-//! pinned size and SHA-256, and only then renamed into place, a file already there being
-//! kept aside as `<file>.replaced`; a `.part` that is not installed is deleted.
+//! One download: streamed to `.<file>.part` beside the file (`DIR/sd15/.unet.safetensors.part`
+//! for `sd15/unet.safetensors`) while it is hashed, checked against the pinned size and
+//! SHA-256, and only then renamed into place, a file already there being kept aside as
+//! `<file>.replaced`; a `.part` that is not installed is deleted.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use super::fetch::{FetchError, FetchEvent};
 use super::schema::ModelEntry;
 
 /// The most `fetch` downloads for a file whose size is not pinned (the largest production
-/// file is about 350 MB).
+/// file, the Stable Diffusion UNet, is 1.7 GB).
 const MAX_UNPINNED_BYTES: u64 = 4 << 30;
 
 /// `<path>.replaced`, or `<path>.replaced.2`, `.3`, … : the first name not taken.
@@ -75,6 +76,21 @@ impl PartFile {
     pub(in crate::model) fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Writes `bytes` (already checked against their pins) to `path`, armed.
+    pub(super) async fn write(path: PathBuf, bytes: &[u8]) -> Result<Self, Failure> {
+        let part = Self { path, armed: true };
+        let write_error = |e: io::Error| {
+            Failure::Stop(FetchError::Write {
+                path: part.path.clone(),
+                reason: e.to_string(),
+            })
+        };
+        let mut file = tokio::fs::File::create(&part.path).await.map_err(write_error)?;
+        file.write_all(bytes).await.map_err(write_error)?;
+        file.sync_all().await.map_err(write_error)?;
+        Ok(part)
+    }
 }
 
 impl Drop for PartFile {
@@ -82,6 +98,33 @@ impl Drop for PartFile {
         if self.armed {
             let _ = std::fs::remove_file(&self.path);
         }
+    }
+}
+
+/// The `.part`-style name of a file of the model folder: `.<name>.<suffix>` in the folder the
+/// file is in (`sd15/.unet.safetensors.part`), so its rename into place never crosses folders.
+pub(super) fn part_path(dir: &Path, file: &str, suffix: &str) -> PathBuf {
+    match file.rsplit_once('/') {
+        Some((folder, name)) => dir.join(folder).join(format!(".{name}.{suffix}")),
+        None => dir.join(format!(".{file}.{suffix}")),
+    }
+}
+
+/// What a download is checked against.
+pub(super) struct Pins<'a> {
+    /// SHA-256, lowercase hex; empty when not pinned.
+    pub sha256: &'a str,
+    pub bytes: Option<u64>,
+    /// The pins are `[model.convert]`'s, of the file that is converted (the messages say so).
+    pub of_source: bool,
+}
+
+impl Pins<'_> {
+    /// "the manifest pins 42", or for a converted file's download "the manifest pins 42 for
+    /// the download".
+    fn pinned(&self, value: impl std::fmt::Display) -> String {
+        let what = if self.of_source { " for the download" } else { "" };
+        format!("the manifest pins {value}{what}")
     }
 }
 
@@ -93,6 +136,24 @@ pub(in crate::model) async fn download(
     dir: &Path,
     on_event: &mut (dyn FnMut(FetchEvent<'_>) + Send),
 ) -> Result<PartFile, Failure> {
+    let pins = Pins {
+        sha256: &entry.sha256,
+        bytes: entry.bytes,
+        of_source: false,
+    };
+    download_to(client, entry, dir, part_path(dir, &entry.file, "part"), pins, on_event).await
+}
+
+/// Downloads `entry`'s source to `part` (a file of the model folder `dir`) and checks it
+/// against `pins`.
+pub(super) async fn download_to(
+    client: &reqwest::Client,
+    entry: &ModelEntry,
+    dir: &Path,
+    part: PathBuf,
+    pins: Pins<'_>,
+    on_event: &mut (dyn FnMut(FetchEvent<'_>) + Send),
+) -> Result<PartFile, Failure> {
     let source_host = entry.source_host().unwrap_or_else(|| entry.source.clone());
     let host_of = |e: &reqwest::Error| {
         e.url()
@@ -100,7 +161,7 @@ pub(in crate::model) async fn download(
             .unwrap_or_else(|| source_host.clone())
     };
     let part = PartFile {
-        path: dir.join(format!(".{}.part", entry.file)),
+        path: part,
         armed: true,
     };
     let write_error = |e: io::Error| {
@@ -124,18 +185,19 @@ pub(in crate::model) async fn download(
         return Err(Failure::File(format!("{host} answered HTTP {status}")));
     }
     let offered = response.content_length();
-    if let (Some(expected), Some(offered)) = (entry.bytes, offered)
+    if let (Some(expected), Some(offered)) = (pins.bytes, offered)
         && expected != offered
     {
         return Err(Failure::File(format!(
-            "{source_host} offers {offered} bytes, the manifest pins {expected}: not downloaded"
+            "{source_host} offers {offered} bytes, {}: not downloaded",
+            pins.pinned(expected)
         )));
     }
-    let limit = entry.bytes.unwrap_or(MAX_UNPINNED_BYTES);
+    let limit = pins.bytes.unwrap_or(MAX_UNPINNED_BYTES);
 
     on_event(FetchEvent::DownloadStarted {
         model: entry,
-        total: entry.bytes.or(offered),
+        total: pins.bytes.or(offered),
     });
     let mut file = tokio::fs::File::create(&part.path).await.map_err(write_error)?;
     let mut hasher = Sha256::new();
@@ -168,23 +230,24 @@ pub(in crate::model) async fn download(
     drop(file);
 
     let actual = hex::encode(hasher.finalize());
-    if let Some(expected) = entry.bytes
+    if let Some(expected) = pins.bytes
         && expected != received
     {
         return Err(Failure::File(format!(
-            "downloaded {received} bytes, the manifest pins {expected}: not installed"
+            "downloaded {received} bytes, {}: not installed",
+            pins.pinned(expected)
         )));
     }
-    if !entry.is_pinned() {
+    if pins.sha256.is_empty() {
         return Err(Failure::File(format!(
             "the manifest has no pinned hash for it: downloaded {received} bytes with sha256 {actual}, not installed; \
              check the file, then pin sha256 = \"{actual}\" and bytes = {received} in the manifest"
         )));
     }
-    if actual != entry.sha256 {
+    if actual != pins.sha256 {
         return Err(Failure::File(format!(
-            "downloaded file has sha256 {actual}, the manifest pins {}: not installed",
-            entry.sha256
+            "downloaded file has sha256 {actual}, {}: not installed",
+            pins.pinned(pins.sha256)
         )));
     }
     Ok(part)

@@ -6,6 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::convert::download_and_convert;
 use super::download::{Failure, download, error_chain, free_aside_name, install};
 use super::schema::{MANIFEST_FILE, Manifest, ModelEntry};
 use super::stamp;
@@ -142,15 +143,19 @@ fn incomplete(total: usize, failures: &[(String, String)]) -> String {
     }
 }
 
-/// Installs every file of `manifest` into the folder `dir` (created if needed) and writes the
-/// manifest there as `manifest.toml`. Files already present and valid are left alone; files
-/// present but not matching their pin are handled as `options.mismatched` says. Each
-/// download goes to `DIR/.<file>.part` and takes its final name only once its size and
-/// SHA-256 match the manifest; a file whose hash is not pinned is downloaded, its hash
-/// reported, and refused. A host that cannot be reached stops everything with
-/// [`FetchError::Unreachable`]; other per-file problems are collected into
-/// [`FetchError::Incomplete`] after the remaining files have been tried. `on_event` hears
-/// what happens to each file as it happens ([`FetchEvent`]); `|_| {}` hears nothing.
+/// Installs every file of `manifest` into the folder `dir` (created if needed, and the folder
+/// of a file such as `sd15/unet.safetensors`) and writes the manifest there as
+/// `manifest.toml`. Files already present and valid are left alone; files present but not
+/// matching their pin are handled as `options.mismatched` says. Each download goes to
+/// `.<file>.part` beside the file and takes its final name only once its size and SHA-256
+/// match the manifest; a file whose hash is not pinned is downloaded, its hash reported, and
+/// refused. A file with `[model.convert]` is downloaded to `.<file>.source.part`, checked
+/// against the conversion's pins, converted, and installed only when the result matches the
+/// file's own pins (see `convert`); the download is deleted either way. A host that cannot be
+/// reached stops everything with [`FetchError::Unreachable`]; other per-file problems are
+/// collected into [`FetchError::Incomplete`] after the remaining files have been tried.
+/// `on_event` hears what happens to each file as it happens ([`FetchEvent`]); `|_| {}` hears
+/// nothing.
 pub async fn fetch_with(
     manifest: &Manifest,
     dir: &Path,
@@ -167,7 +172,7 @@ pub async fn fetch_with(
     let mut report = FetchReport::default();
     let mut failures = Vec::new();
     for entry in manifest.models() {
-        let path = dir.join(&entry.file);
+        let path = entry.path_in(dir);
         let how = entry.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default();
         // The present file that does not match its pin, and what is wrong with it.
         let mut mismatched = None;
@@ -233,7 +238,19 @@ pub async fn fetch_with(
             }
             continue;
         }
-        let outcome = download(&client, entry, dir, &mut on_event).await;
+        // A file inside a folder of the model folder (sd15/unet.safetensors): the folder first.
+        if let Some(folder) = path.parent()
+            && let Err(e) = std::fs::create_dir_all(folder)
+        {
+            return Err(FetchError::Folder {
+                dir: folder.to_owned(),
+                reason: e.to_string(),
+            });
+        }
+        let outcome = match &entry.convert {
+            Some(conversion) => download_and_convert(&client, entry, conversion, dir, &mut on_event).await,
+            None => download(&client, entry, dir, &mut on_event).await,
+        };
         on_event(FetchEvent::DownloadFinished { model: entry });
         let outcome = match outcome {
             Ok(part) => install(part, &path, mismatched.is_some()).await,
@@ -330,6 +347,7 @@ fn write_manifest(manifest: &Manifest, dir: &Path, mismatched: Mismatched) -> Re
 mod tests {
     use std::sync::atomic::Ordering;
 
+    use super::super::schema::UsedBy;
     use super::super::test_support::{assert_one_line, listing, one_model_manifest, serve, sha256_hex};
     use super::super::verify::verify;
     use super::*;
@@ -466,6 +484,212 @@ mod tests {
             "{}",
             record[0]
         );
+    }
+
+    #[tokio::test]
+    async fn a_file_in_a_folder_is_installed_there_and_only_when_its_deployable_is_asked_for() {
+        let unet = b"unet weights".to_vec();
+        let clip = b"clip weights".to_vec();
+        let (base, hits) = serve(vec![("unet", unet.clone()), ("clip", clip.clone())]).await;
+        let text = format!(
+            "[[model]]\nrole = \"clip\"\nfile = \"clip.onnx\"\nsha256 = \"{}\"\nbytes = {}\nlicence = \"MIT\"\n\
+             source = \"{base}/clip\"\nrequired = true\n\n\
+             [[model]]\nrole = \"unet\"\nfile = \"sd15/unet.safetensors\"\nused_by = \"gpu-job\"\nsha256 = \"{}\"\n\
+             bytes = {}\nlicence = \"MIT\"\nsource = \"{base}/unet\"\nrequired = true\n",
+            sha256_hex(&clip),
+            clip.len(),
+            sha256_hex(&unet),
+            unet.len()
+        );
+        let manifest = Manifest::from_toml_str(&text).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+
+        let report = fetch_with(
+            &manifest.only_used_by(UsedBy::Functions),
+            dir.path(),
+            &FetchOptions::default(),
+            |_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.installed, ["clip.onnx"]);
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        assert_eq!(listing(dir.path()), ["clip.onnx", MANIFEST_FILE], "no sd15/ yet");
+        // The whole manifest is written, whatever was selected.
+        assert_eq!(std::fs::read_to_string(dir.path().join(MANIFEST_FILE)).unwrap(), text);
+
+        let report = fetch_with(
+            &manifest.only_used_by(UsedBy::GpuJob),
+            dir.path(),
+            &FetchOptions::default(),
+            |_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.installed, ["sd15/unet.safetensors"]);
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+        assert_eq!(std::fs::read(dir.path().join("sd15/unet.safetensors")).unwrap(), unet);
+        // No partial download left in the folder, and the stamp is the folder's own.
+        assert_eq!(listing(&dir.path().join("sd15")), ["unet.safetensors"]);
+        assert!(dir.path().join("sd15").join(super::super::STAMP_FILE).is_file());
+        assert!(verify(dir.path()).unwrap().is_ok());
+
+        let again = fetch_with(&manifest, dir.path(), &FetchOptions::default(), |_| {})
+            .await
+            .unwrap();
+        assert_eq!(again.present, ["clip.onnx", "sd15/unet.safetensors"]);
+        assert_eq!(hits.load(Ordering::SeqCst), 2, "nothing downloaded again");
+    }
+
+    /// A manifest of one converted file, the aesthetic head's contract, downloaded from `url`.
+    fn converted_manifest(url: &str, source: &[u8], installed: Option<&[u8]>) -> Manifest {
+        let pins = installed
+            .map(|b| format!("sha256 = \"{}\"\nbytes = {}\n", sha256_hex(b), b.len()))
+            .unwrap_or_else(|| "sha256 = \"\"\n".to_owned());
+        Manifest::from_toml_str(&format!(
+            "[[model]]\nrole = \"aesthetic-head\"\nfile = \"head.safetensors\"\n{pins}licence = \"MIT\"\n\
+             source = \"{url}\"\nrequired = true\n\n\
+             [model.convert]\nfrom = \"pytorch-state-dict\"\nsource_sha256 = \"{}\"\nsource_bytes = {}\n\n\
+             [[model.tensors]]\nname = \"weight\"\ndtype = \"f32\"\nshape = [1, 512]\n\n\
+             [[model.tensors]]\nname = \"bias\"\ndtype = \"f32\"\nshape = [1]\n",
+            sha256_hex(source),
+            source.len()
+        ))
+        .unwrap()
+    }
+
+    fn pth(name: &str) -> Vec<u8> {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/pth")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    /// What the conversion of `head.pth` gives (checked value by value in `convert`'s tests).
+    fn converted_head() -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("head.pth");
+        std::fs::write(&path, pth("head.pth")).unwrap();
+        let tensors = Manifest::production()
+            .by_role("aesthetic-head")
+            .unwrap()
+            .tensors
+            .clone();
+        super::super::convert::convert(super::super::ConvertFrom::PytorchStateDict, &path, &tensors).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_converted_file_is_downloaded_checked_converted_checked_and_installed_once() {
+        let source = pth("head.pth");
+        let (base, hits) = serve(vec![("head.pth", source.clone())]).await;
+        let installed = converted_head();
+        let manifest = converted_manifest(&format!("{base}/head.pth"), &source, Some(&installed));
+        let dir = tempfile::tempdir().unwrap();
+        let mut events: Vec<String> = Vec::new();
+        let report = fetch_with(&manifest, dir.path(), &FetchOptions::default(), |event| {
+            if let FetchEvent::DownloadStarted { total, .. } = event {
+                events.push(format!("started {total:?}"));
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(report.installed, ["head.safetensors"]);
+        assert_eq!(events, [format!("started Some({})", source.len())], "the .pth's size");
+        assert_eq!(std::fs::read(dir.path().join("head.safetensors")).unwrap(), installed);
+        // Neither the download nor a partial conversion is left.
+        assert_eq!(listing(dir.path()), ["head.safetensors", MANIFEST_FILE]);
+        assert!(verify(dir.path()).unwrap().is_ok());
+        crate::model::aesthetic::AestheticHead::load(&dir.path().join("head.safetensors")).unwrap();
+
+        let again = fetch_with(&manifest, dir.path(), &FetchOptions::default(), |_| {})
+            .await
+            .unwrap();
+        assert_eq!(again.present, ["head.safetensors"]);
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "a valid file is not downloaded again");
+    }
+
+    #[tokio::test]
+    async fn a_converted_file_is_refused_when_the_download_or_the_conversion_does_not_match() {
+        let good = pth("head.pth");
+        let wrong_shape = pth("wrong-shape.pth");
+        let (base, hits) = serve(vec![
+            ("head.pth", good.clone()),
+            ("wrong-shape.pth", wrong_shape.clone()),
+        ])
+        .await;
+        let installed = converted_head();
+        let fetch = |manifest: Manifest| async move {
+            let dir = tempfile::tempdir().unwrap();
+            let e = fetch_with(&manifest, dir.path(), &FetchOptions::default(), |_| {})
+                .await
+                .unwrap_err();
+            assert_eq!(listing(dir.path()), [MANIFEST_FILE], "nothing installed, nothing left");
+            let message = e.to_string();
+            assert_one_line(&message);
+            message
+        };
+
+        // The server's .pth is not the pinned one: refused before it is read (by its size, before
+        // the body is downloaded; by its hash, before it is converted).
+        let message = fetch(converted_manifest(
+            &format!("{base}/head.pth"),
+            b"another .pth",
+            Some(&installed),
+        ))
+        .await;
+        assert!(message.contains("offers"), "{message}");
+        let mut same_size = good.clone();
+        same_size[100] ^= 1;
+        let message = fetch(converted_manifest(
+            &format!("{base}/head.pth"),
+            &same_size,
+            Some(&installed),
+        ))
+        .await;
+        assert!(
+            message.contains(&format!(
+                "the manifest pins {} for the download",
+                sha256_hex(&same_size)
+            )),
+            "{message}"
+        );
+
+        // Pinned, but not the head's layout: the conversion refuses it.
+        let message = fetch(converted_manifest(
+            &format!("{base}/wrong-shape.pth"),
+            &wrong_shape,
+            Some(&installed),
+        ))
+        .await;
+        assert!(
+            message.starts_with("cannot install head.safetensors: cannot convert the downloaded wrong-shape.pth: ")
+                && message.contains("weight")
+                && message.contains("nothing installed"),
+            "{message}"
+        );
+
+        // Converted, but the result is not the pinned file.
+        let mut other = installed.clone();
+        other[installed.len() - 1] ^= 1;
+        let message = fetch(converted_manifest(&format!("{base}/head.pth"), &good, Some(&other))).await;
+        assert!(
+            message.contains(&format!("converted to a file with sha256 {}", sha256_hex(&installed))),
+            "{message}"
+        );
+
+        // The installed file is not pinned yet: its hash is said, and it is refused.
+        let message = fetch(converted_manifest(&format!("{base}/head.pth"), &good, None)).await;
+        assert!(
+            message.contains(&format!(
+                "pin sha256 = \"{}\" and bytes = {}",
+                sha256_hex(&installed),
+                installed.len()
+            )),
+            "{message}"
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 5, "one request per fetch");
     }
 
     #[test]

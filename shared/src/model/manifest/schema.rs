@@ -78,17 +78,74 @@ impl fmt::Display for TensorSpec {
     }
 }
 
+/// Which deployable loads a file (`used_by`). `ongi models fetch` and `ongi models verify`
+/// work on the functions' files unless asked for others (`--for`): a local `ongi serve` must
+/// never download the GPU worker's gigabytes of Stable Diffusion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UsedBy {
+    /// The Cloud Run functions and `ongi serve` (CLIP, the aesthetic head, the face models).
+    #[default]
+    Functions,
+    /// The GPU worker (Stable Diffusion 1.5).
+    GpuJob,
+}
+
+impl fmt::Display for UsedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Functions => "functions",
+            Self::GpuJob => "gpu-job",
+        })
+    }
+}
+
+/// What a download is converted from (`[model.convert] from`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConvertFrom {
+    /// A `torch.save` of a state dict, in the zip format of torch 1.6 and later, holding
+    /// exactly the entry's `[[model.tensors]]` (f32, fixed shapes, finite values); written as
+    /// a safetensors file of those tensors. The pickle is read without being run (see
+    /// `convert`).
+    PytorchStateDict,
+}
+
+impl fmt::Display for ConvertFrom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::PytorchStateDict => "pytorch-state-dict",
+        })
+    }
+}
+
+/// `[model.convert]`: the publisher's file is not the one Ongi loads. `fetch` downloads the
+/// `source`, checks it against these pins, converts it, and installs the result only when it
+/// matches the entry's own `sha256` and `bytes` (the pins of the installed file).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Conversion {
+    pub from: ConvertFrom,
+    /// SHA-256 of the downloaded file, 64 lowercase hex digits (required).
+    #[serde(default)]
+    pub source_sha256: String,
+    /// Size of the downloaded file (required).
+    #[serde(default)]
+    pub source_bytes: Option<u64>,
+}
+
 /// One `[[model]]` table: one file of the model folder.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelEntry {
     /// What the file is for (`clip-visual`, `face-detect-yunet`, …); unique in a manifest.
     pub role: String,
-    /// File name inside the model folder (no directories).
+    /// The file's name inside the model folder, or inside one folder of it
+    /// (`sd15/unet.safetensors`).
     pub file: String,
-    /// SHA-256, 64 lowercase hex digits; empty when not pinned yet.
+    /// SHA-256 of the installed file, 64 lowercase hex digits; empty when not pinned yet.
     pub sha256: String,
-    /// Size in bytes, when known.
+    /// Size in bytes of the installed file, when known.
     #[serde(default)]
     pub bytes: Option<u64>,
     pub licence: String,
@@ -108,12 +165,30 @@ pub struct ModelEntry {
     /// Named tensors of a safetensors file.
     #[serde(default)]
     pub tensors: Vec<TensorSpec>,
+    /// Which deployable loads the file (`functions` when absent).
+    #[serde(default)]
+    pub used_by: UsedBy,
+    /// How the download becomes the file; absent when the download is the file.
+    #[serde(default)]
+    pub convert: Option<Conversion>,
 }
 
 impl ModelEntry {
     /// Whether the manifest pins this file's SHA-256.
     pub fn is_pinned(&self) -> bool {
         !self.sha256.is_empty()
+    }
+
+    /// Where the file is in the model folder `dir`.
+    pub fn path_in(&self, dir: &Path) -> PathBuf {
+        dir.join(&self.file)
+    }
+
+    /// The last part of the source URL's path (`sa_0_4_vit_b_32_linear.pth`), when it has one.
+    pub fn source_name(&self) -> Option<String> {
+        let url = reqwest::Url::parse(&self.source).ok()?;
+        let name = url.path_segments()?.next_back()?;
+        (!name.is_empty()).then(|| name.to_owned())
     }
 
     /// The host `fetch` downloads this file from (`huggingface.co`), when it has a source.
@@ -201,6 +276,16 @@ impl Manifest {
         self.models.iter().find(|m| m.role == role)
     }
 
+    /// This manifest with only the files `who` loads (possibly none); its text and origin are
+    /// the whole manifest's, so `fetch` still writes the whole manifest into the folder.
+    pub fn only_used_by(&self, who: UsedBy) -> Self {
+        Self {
+            models: self.models.iter().filter(|m| m.used_by == who).cloned().collect(),
+            text: self.text.clone(),
+            origin: self.origin.clone(),
+        }
+    }
+
     /// The TOML text this manifest was read from.
     pub fn as_toml(&self) -> &str {
         &self.text
@@ -243,9 +328,10 @@ fn validate(models: &[ModelEntry]) -> Result<(), String> {
         } else {
             m.file.clone()
         };
-        if !is_plain_file_name(&m.file) {
+        if !is_model_path(&m.file) {
             return Err(format!(
-                "{which}: file must be a plain file name inside the model folder, got {:?}",
+                "{which}: file must be a plain file name inside the model folder, or one folder and a plain file \
+                 name (sd15/unet.safetensors), got {:?}",
                 m.file
             ));
         }
@@ -274,8 +360,21 @@ fn validate(models: &[ModelEntry]) -> Result<(), String> {
                 ));
             }
         }
+        if let Some(convert) = &m.convert {
+            validate_conversion(&which, convert, &m.tensors)?;
+        }
         if models[..i].iter().any(|other| other.file == m.file) {
             return Err(format!("{which} is listed twice"));
+        }
+        // A file cannot also be the folder of another one.
+        if let Some(other) = models.iter().find(|other| {
+            let (a, b) = (&m.file, &other.file);
+            a.strip_prefix(b.as_str()).is_some_and(|rest| rest.starts_with('/'))
+        }) {
+            return Err(format!(
+                "{which} is inside {}, which the manifest lists as a file",
+                other.file
+            ));
         }
         if models[..i].iter().any(|other| other.role == m.role) {
             return Err(format!("{which}: role {:?} is listed twice", m.role));
@@ -284,11 +383,53 @@ fn validate(models: &[ModelEntry]) -> Result<(), String> {
     Ok(())
 }
 
+/// The pins of the download and the tensors it is converted into: what `fetch` needs to
+/// check a converted file before and after the conversion.
+fn validate_conversion(which: &str, convert: &Conversion, tensors: &[TensorSpec]) -> Result<(), String> {
+    let from = convert.from;
+    if convert.source_sha256.is_empty() || convert.source_bytes.is_none() {
+        return Err(format!(
+            "{which}: [model.convert] needs source_sha256 and source_bytes, the pins of the downloaded file"
+        ));
+    }
+    if !is_sha256_hex(&convert.source_sha256) {
+        return Err(format!(
+            "{which}: [model.convert] source_sha256 must be 64 lowercase hex digits, got {:?}",
+            convert.source_sha256
+        ));
+    }
+    if convert.source_bytes == Some(0) {
+        return Err(format!("{which}: [model.convert] source_bytes must be positive"));
+    }
+    match from {
+        ConvertFrom::PytorchStateDict => {
+            if tensors.is_empty() {
+                return Err(format!(
+                    "{which}: [model.convert] from = \"{from}\" needs the [[model.tensors]] it writes"
+                ));
+            }
+            let fixed = |spec: &TensorSpec| spec.shape.iter().all(|d| matches!(d, Dim::Fixed(_)));
+            if let Some(spec) = tensors.iter().find(|t| t.dtype != DType::F32 || !fixed(t)) {
+                return Err(format!(
+                    "{which}: [model.convert] from = \"{from}\" writes f32 tensors of fixed shape only, got {spec}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A file name, or one folder and a file name (`sd15/unet.safetensors`): no absolute path,
+/// no `..`, no hidden part, nothing deeper, so a manifest can only name files inside the folder.
+fn is_model_path(file: &str) -> bool {
+    let parts: Vec<&str> = file.split('/').collect();
+    file != MANIFEST_FILE && parts.len() <= 2 && parts.iter().all(|part| is_plain_file_name(part))
+}
+
 fn is_plain_file_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 255
         && !name.starts_with('.')
-        && name != MANIFEST_FILE
         && !name.chars().any(|c| c == '/' || c == '\\' || c.is_control())
 }
 
@@ -317,6 +458,9 @@ mod tests {
                 "face-detect-mtcnn-rnet.onnx",
                 "face-detect-mtcnn-onet.onnx",
                 "face-embed-sface.onnx",
+                "sd15/unet.safetensors",
+                "sd15/vae.safetensors",
+                "sd15/text_encoder.safetensors",
             ]
         );
         let visual = m.by_role("clip-visual").unwrap();
@@ -344,11 +488,8 @@ mod tests {
                 assert!(e.source.starts_with("https://"), "{}", e.source);
             }
         }
-        // The aesthetic head is Ongi's own conversion, not published yet: unpinned, and so
-        // optional, since `verify` (run by every image build) fails on a required file it
-        // cannot check.
-        assert!(!head.is_pinned());
-        assert!(!head.required, "an unpinned file cannot be required");
+        // Every required file can be checked and fetched: `verify` (run by every image build)
+        // fails on a required file it cannot check.
         for e in m.models().iter().filter(|e| e.required) {
             assert!(
                 e.is_pinned() && !e.source.is_empty(),
@@ -356,7 +497,76 @@ mod tests {
                 e.file
             );
         }
+        // The aesthetic head is LAION's .pth at a fixed commit, converted by `fetch` and pinned
+        // before and after the conversion.
+        assert!(head.required && head.is_pinned());
+        assert_eq!(head.bytes, Some(2188));
+        assert_eq!(
+            head.source,
+            "https://github.com/LAION-AI/aesthetic-predictor/raw/6d122adad522ab246644d9dc1c6d7a3810ee255f/sa_0_4_vit_b_32_linear.pth"
+        );
+        assert_eq!(head.source_name().as_deref(), Some("sa_0_4_vit_b_32_linear.pth"));
+        assert_eq!(
+            head.convert,
+            Some(Conversion {
+                from: ConvertFrom::PytorchStateDict,
+                source_sha256: "c7b14cead230694acc7b9447974d3cad78003c72da032e402a303b6c2429e85f".to_owned(),
+                source_bytes: Some(3047),
+            })
+        );
+        assert!(
+            m.models()
+                .iter()
+                .filter(|e| e.role != "aesthetic-head")
+                .all(|e| e.convert.is_none())
+        );
         assert_eq!(visual.source_host().as_deref(), Some("huggingface.co"));
+    }
+
+    #[test]
+    fn production_manifest_pins_the_gpu_workers_stable_diffusion_files_for_the_gpu_job_only() {
+        let m = Manifest::production();
+        let revision = "https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/resolve/\
+                        451f4fe16113bff5a5d2269ed5ad43b0592e9a14/";
+        let expected = [
+            (
+                "sd15/unet.safetensors",
+                "unet/diffusion_pytorch_model.fp16.safetensors",
+                1719125304,
+                "c83908253f9a64d08c25fc90874c9c8aef9a329ce1ca5fb909d73b0c83d1ea21",
+            ),
+            (
+                "sd15/vae.safetensors",
+                "vae/diffusion_pytorch_model.fp16.safetensors",
+                167335342,
+                "4fbcf0ebe55a0984f5a5e00d8c4521d52359af7229bb4d81890039d2aa16dd7c",
+            ),
+            (
+                "sd15/text_encoder.safetensors",
+                "text_encoder/model.fp16.safetensors",
+                246144864,
+                "77795e2023adcf39bc29a884661950380bd093cf0750a966d473d1718dc9ef4e",
+            ),
+        ];
+        let gpu_job = m.only_used_by(UsedBy::GpuJob);
+        let files: Vec<&str> = gpu_job.models().iter().map(|e| e.file.as_str()).collect();
+        assert_eq!(files, expected.map(|(file, ..)| file));
+        for (file, path, bytes, sha256) in expected {
+            let e = gpu_job.models().iter().find(|e| e.file == file).unwrap();
+            assert_eq!(e.used_by, UsedBy::GpuJob);
+            assert_eq!(e.source, format!("{revision}{path}"), "{file}");
+            assert_eq!(e.bytes, Some(bytes), "{file}");
+            assert_eq!(e.sha256, sha256, "{file}");
+            assert_eq!(e.licence, "CreativeML-OpenRAIL-M", "{file}");
+            assert!(e.required, "{file}");
+            // Where the GPU worker reads them (gpu-job/src/diffusion/weights.rs, in sd15/).
+            assert_eq!(e.path_in(Path::new("/m")), Path::new("/m/sd15").join(&file[5..]));
+        }
+        // Every other file is the functions', which the commands take by default.
+        let functions = m.only_used_by(UsedBy::Functions);
+        assert_eq!(functions.models().len() + 3, m.models().len());
+        assert!(functions.models().iter().all(|e| !e.file.contains('/')));
+        assert_eq!(functions.as_toml(), m.as_toml(), "a selection keeps the whole text");
     }
 
     #[test]
@@ -405,12 +615,69 @@ mod tests {
             )
         };
         let pinned = sha256_hex(b"x");
+        let converted = |convert: &str, tensors: &str| {
+            format!(
+                "{}used_by = \"functions\"\n\n[model.convert]\n{convert}\n{tensors}",
+                entry("h.safetensors", "", "https://example.org/h.pth")
+            )
+        };
+        let weight = "\n[[model.tensors]]\nname = \"weight\"\ndtype = \"f32\"\nshape = [1, 512]\n";
+        let source_pins = format!("source_sha256 = \"{pinned}\"\nsource_bytes = 3");
         let cases = [
             ("".to_owned(), "lists no [[model]]"),
             (entry("../evil.onnx", "", ""), "plain file name"),
-            (entry("sub/a.onnx", "", ""), "plain file name"),
+            (entry("../x", "", ""), "plain file name"),
+            (entry("a/b/c", "", ""), "plain file name"),
+            (entry("/x", "", ""), "plain file name"),
+            (entry("sd15/", "", ""), "plain file name"),
+            (entry("sd15//x", "", ""), "plain file name"),
+            (entry("sd15/../x", "", ""), "plain file name"),
+            (entry("sd15/.x", "", ""), "plain file name"),
+            (entry(".sd15/x", "", ""), "plain file name"),
+            (entry("sd15\\\\x", "", ""), "plain file name"),
             (entry(".hidden", "", ""), "plain file name"),
             (entry("manifest.toml", "", ""), "plain file name"),
+            (
+                format!("{}{}", entry("sd15", "", ""), entry("sd15/a.onnx", "", "")),
+                "sd15/a.onnx is inside sd15, which the manifest lists as a file",
+            ),
+            (
+                format!("{}used_by = \"laptop\"\n", entry("a.onnx", "", "")),
+                "unknown variant `laptop`",
+            ),
+            (
+                converted("from = \"pytorch-state-dict\"\nsource_bytes = 3", weight),
+                "needs source_sha256 and source_bytes",
+            ),
+            (
+                converted(
+                    &format!("from = \"pytorch-state-dict\"\nsource_sha256 = \"{pinned}\""),
+                    weight,
+                ),
+                "needs source_sha256 and source_bytes",
+            ),
+            (
+                converted(
+                    "from = \"pytorch-state-dict\"\nsource_sha256 = \"ABC\"\nsource_bytes = 3",
+                    weight,
+                ),
+                "source_sha256 must be 64 lowercase hex",
+            ),
+            (
+                converted(&format!("from = \"pickle\"\n{source_pins}"), weight),
+                "unknown variant `pickle`",
+            ),
+            (
+                converted(&format!("from = \"pytorch-state-dict\"\n{source_pins}"), ""),
+                "needs the [[model.tensors]] it writes",
+            ),
+            (
+                converted(
+                    &format!("from = \"pytorch-state-dict\"\n{source_pins}"),
+                    &weight.replace("[1, 512]", "[\"N\", 512]"),
+                ),
+                "writes f32 tensors of fixed shape only, got weight f32 [N,512]",
+            ),
             (entry("a.onnx", "ABC", ""), "64 lowercase hex"),
             (entry("a.onnx", &pinned.to_uppercase(), ""), "64 lowercase hex"),
             (entry("a.onnx", "", "ftp://example.org/a"), "http(s) URL"),
@@ -426,5 +693,25 @@ mod tests {
             assert!(message.contains(expected), "{message} (expected {expected:?})");
         }
         assert!(Manifest::from_toml_str(&entry("a.onnx", &pinned, "https://example.org/a.onnx")).is_ok());
+        let nested = Manifest::from_toml_str(&format!(
+            "{}used_by = \"gpu-job\"\n",
+            entry("sd15/unet.safetensors", &pinned, "https://example.org/u")
+        ))
+        .unwrap();
+        assert_eq!(nested.models()[0].used_by, UsedBy::GpuJob);
+        let head = Manifest::from_toml_str(&converted(
+            &format!("from = \"pytorch-state-dict\"\n{source_pins}"),
+            weight,
+        ))
+        .unwrap();
+        assert_eq!(head.models()[0].used_by, UsedBy::Functions);
+        assert_eq!(
+            head.models()[0].convert.as_ref().map(|c| (c.from, c.source_bytes)),
+            Some((ConvertFrom::PytorchStateDict, Some(3)))
+        );
+        // Without `used_by`, a file is the functions'.
+        let plain = Manifest::from_toml_str(&entry("a.onnx", "", "")).unwrap();
+        assert_eq!(plain.models()[0].used_by, UsedBy::Functions);
+        assert!(plain.only_used_by(UsedBy::GpuJob).models().is_empty());
     }
 }

@@ -1,6 +1,8 @@
 //! Hash stamps: the SHA-256 of each model file, remembered with the file's size and
-//! modification time in `DIR/.ongi-sha256`, so a process that starts does not read the 350 MB
-//! CLIP graph again to learn a hash it already knows.
+//! modification time in `.ongi-sha256` in the file's own folder (`DIR/.ongi-sha256`, and
+//! `DIR/sd15/.ongi-sha256` for `sd15/unet.safetensors`), keyed by the file's name there, so a
+//! process that starts does not read the 350 MB CLIP graph again to learn a hash it already
+//! knows.
 //!
 //! A stamp is written whenever a file's hash has been computed in full (`ongi models verify`,
 //! a first start, a check by `fetch`) or checked by a verified download. It is trusted only
@@ -20,7 +22,7 @@ use std::time::UNIX_EPOCH;
 
 use super::verify::sha256_file;
 
-/// The stamp file's name inside the model folder.
+/// The stamp file's name, in each folder of the model folder that holds model files.
 pub const STAMP_FILE: &str = ".ongi-sha256";
 
 /// A model folder holds a dozen files; a stamp file larger than this is not ours, and ignored.

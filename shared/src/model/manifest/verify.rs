@@ -228,7 +228,8 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::schema::MANIFEST_FILE;
+    use super::super::STAMP_FILE;
+    use super::super::schema::{MANIFEST_FILE, UsedBy};
     use super::super::test_support::{fixture_copy, fixtures, sha256_hex};
     use super::*;
 
@@ -329,8 +330,66 @@ mod tests {
         let report = m.verify(dir.path());
         assert!(!report.is_ok());
         assert!(report.checks.iter().all(|c| c.status == ModelStatus::Missing));
-        // Optional files (MTCNN, the aesthetic head) missing are not failures: CLIP visual and
-        // textual, YuNet and SFace are.
-        assert_eq!(report.failures().count(), 4);
+        // Optional files (MTCNN) missing are not failures: CLIP visual and textual, the
+        // aesthetic head, YuNet and SFace are, and the GPU worker's three Stable Diffusion files.
+        assert_eq!(report.failures().count(), 8);
+        let functions = m.only_used_by(UsedBy::Functions).verify(dir.path());
+        let failing: Vec<&str> = functions.failures().map(|c| c.file.as_str()).collect();
+        assert_eq!(
+            failing,
+            [
+                "clip-vit-b32-visual.onnx",
+                "clip-vit-b32-textual.onnx",
+                "aesthetic-vit-b32-linear.safetensors",
+                "face-detect-yunet.onnx",
+                "face-embed-sface.onnx",
+            ]
+        );
+        let gpu_job = m.only_used_by(UsedBy::GpuJob).verify(dir.path());
+        let failing: Vec<&Path> = gpu_job.failures().map(|c| c.path.as_path()).collect();
+        assert_eq!(
+            failing,
+            ["unet", "vae", "text_encoder"].map(|n| dir.path().join(format!("sd15/{n}.safetensors")))
+        );
+    }
+
+    #[test]
+    fn a_file_in_a_folder_is_checked_and_stamped_in_that_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sd15")).unwrap();
+        std::fs::write(dir.path().join("sd15/unet.safetensors"), b"unet").unwrap();
+        let m = Manifest::from_toml_str(&format!(
+            "[[model]]\nrole = \"u\"\nfile = \"sd15/unet.safetensors\"\nused_by = \"gpu-job\"\nsha256 = \"{}\"\n\
+             bytes = 4\nlicence = \"MIT\"\nsource = \"\"\nrequired = true\n",
+            sha256_hex(b"unet")
+        ))
+        .unwrap();
+        let report = m.verify(dir.path());
+        assert!(report.is_ok(), "{report:?}");
+        assert_eq!(report.check("sd15/unet.safetensors").unwrap().status, ModelStatus::Ok);
+        // Stamped beside the file, under its name in that folder; a start-up reads it back.
+        let stamps = std::fs::read_to_string(dir.path().join("sd15").join(STAMP_FILE)).unwrap();
+        assert!(
+            stamps.starts_with(&sha256_hex(b"unet")) && stamps.ends_with(" unet.safetensors\n"),
+            "{stamps}"
+        );
+        assert!(!dir.path().join(STAMP_FILE).exists());
+        assert!(m.verify_with(dir.path(), Hashing::Stamped).is_ok());
+
+        // Another file of the same size, and a time the stamp does not have.
+        let path = dir.path().join("sd15/unet.safetensors");
+        std::fs::write(&path, b"UNET").unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        let report = m.verify_with(dir.path(), Hashing::Stamped);
+        assert_eq!(
+            report.check("sd15/unet.safetensors").unwrap().status.label(),
+            "wrong-hash"
+        );
     }
 }

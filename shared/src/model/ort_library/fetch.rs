@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::locate::MODEL_FOLDER_RUNTIME;
 use super::unpack::{UnpackError, unpack_library};
-use crate::model::manifest::{self, FetchError, FetchEvent, FetchOptions, ModelEntry};
+use crate::model::manifest::{self, FetchError, FetchEvent, FetchOptions, ModelEntry, UsedBy};
 
 /// One release archive of ONNX Runtime for this machine, and its pinned digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +74,8 @@ impl OrtRelease {
             inputs: Vec::new(),
             outputs: Vec::new(),
             tensors: Vec::new(),
+            used_by: UsedBy::Functions,
+            convert: None,
         }
     }
 }
