@@ -35,6 +35,8 @@ it fails on the files that had the problem (docs/deploy.md, "What the offline ch
                     (the image itself, or `ongi models verify` in a build stage) has libheif1
   model-trust       only the production pins vouch for a deployed image's models
                     (MODELS_MANIFEST=folder and the CPU worker stay out of Cloud Build)
+  shared-stages     the worker's image compiles the workspace's dependencies in the same
+                    stages as the functions' (one build reuses the other's)
 
   python3 .ci/check_deploy.py [--root DIR]     (DIR: another checkout, e.g. an older commit)
 
@@ -756,6 +758,31 @@ def model_trust(t: Tree) -> list[str]:
     return problems
 
 
+# The stages both Dockerfiles must hold instruction for instruction: functions/Dockerfile's
+# name -> gpu-job/Dockerfile's.
+SHARED_STAGES = {"chef": "cpu-chef", "planner": "planner", "cook": "cpu-cook"}
+
+
+def shared_stages(t: Tree) -> list[str]:
+    """The dependency stages of the two Dockerfiles are the same, so one build reuses the
+    other's (BuildKit dedups identical stages of concurrent builds; buildah's layer cache)."""
+    functions = dockerfile_stages(t.read("functions/Dockerfile"))
+    worker = dockerfile_stages(t.read("gpu-job/Dockerfile"))
+    problems = []
+    for ours, theirs in SHARED_STAGES.items():
+        a, b = functions.get(ours), worker.get(theirs)
+        if a is None or b is None:
+            problems.append(f"stage {ours} (functions/Dockerfile) or {theirs} (gpu-job/Dockerfile) is missing")
+            continue
+        base = SHARED_STAGES.get(a.base, a.base)
+        if base != b.base or a.instructions != b.instructions:
+            problems.append(
+                f"gpu-job/Dockerfile's stage {theirs} differs from functions/Dockerfile's {ours}: the worker's "
+                "image compiles the workspace's dependencies a second time"
+            )
+    return problems
+
+
 CHECKS = [
     ("image-pull", image_pull),
     ("results-rewrite", results_rewrite),
@@ -778,6 +805,7 @@ CHECKS = [
     ("cpu-billing", cpu_billing),
     ("runtime-libraries", runtime_libraries),
     ("model-trust", model_trust),
+    ("shared-stages", shared_stages),
 ]
 
 
