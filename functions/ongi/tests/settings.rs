@@ -100,7 +100,9 @@ fn check_documented_default(s: &SettingDoc, cell: &str) {
 }
 
 /// Every environment variable name read in `dir`'s Rust sources through `env::var("…")`,
-/// `env::var_os("…")` or clap's `env = "…"`, with the file that reads it.
+/// `env::var_os("…")` or clap's `env = "…"`, with the file that reads it. A file's inline
+/// test module (`#[cfg(test)] mod … {`, at its end) is left out: what a test reads is not a
+/// setting of the binary (as .ci/check_settings.py does).
 fn direct_reads(dir: &Path, found: &mut Vec<(String, PathBuf)>) {
     for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.unwrap().path();
@@ -111,7 +113,8 @@ fn direct_reads(dir: &Path, found: &mut Vec<(String, PathBuf)>) {
         if path.extension().is_none_or(|e| e != "rs") {
             continue;
         }
-        let text = std::fs::read_to_string(&path).unwrap();
+        let whole = std::fs::read_to_string(&path).unwrap();
+        let text = inline_test_module(&whole).map_or(whole.as_str(), |at| &whole[..at]);
         for pattern in ["env::var(\"", "env::var_os(\"", "env = \""] {
             for (at, _) in text.match_indices(pattern) {
                 let rest = &text[at + pattern.len()..];
@@ -125,6 +128,17 @@ fn direct_reads(dir: &Path, found: &mut Vec<(String, PathBuf)>) {
             }
         }
     }
+}
+
+/// Where a file's inline test module starts: `#[cfg(test)]` followed by `mod name {`.
+fn inline_test_module(text: &str) -> Option<usize> {
+    text.match_indices("#[cfg(test)]").map(|(at, _)| at).find(|&at| {
+        let rest = text[at + "#[cfg(test)]".len()..].trim_start();
+        rest.strip_prefix("mod ").is_some_and(|r| {
+            let after_name = r.trim_start_matches(|c: char| c.is_alphanumeric() || c == '_');
+            after_name.trim_start().starts_with('{')
+        })
+    })
 }
 
 #[test]
