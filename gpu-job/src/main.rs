@@ -54,18 +54,25 @@ fn device(settings: &Settings) -> DeviceChoice {
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn settings_and_logging() -> anyhow::Result<Settings> {
     let settings = Settings::from_env()?;
     ongi_shared::telemetry::init_logging(settings.log_format);
+    Ok(settings)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
-        Command::Run => {
-            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            runtime.block_on(service::run_from_settings(settings))?;
-        }
+        // Writing a model folder reads no setting: it must work in an environment set up
+        // for something else (CI exports the emulators' hosts without a project).
         Command::TinyModel { dir } => {
             write_random_model(&dir, &Architecture::tiny(), 0)?;
             println!("wrote a tiny random-weight model to {}", dir.display());
+        }
+        Command::Run => {
+            let settings = settings_and_logging()?;
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(service::run_from_settings(settings))?;
         }
         Command::Bench {
             size,
@@ -76,6 +83,7 @@ fn main() -> anyhow::Result<()> {
             if rounds == 0 {
                 bail!("--rounds must be at least 1");
             }
+            let settings = settings_and_logging()?;
             let arch = if tiny {
                 Architecture::tiny()
             } else {

@@ -380,25 +380,11 @@ async fn a_stop_past_the_grace_releases_the_job_without_spending_an_attempt() {
     let store = store().await;
     let photo = upload_photo(&store).await;
     let job_id = submitted(&app, long_job(&photo)).await;
-    let queue = app
-        .queue(3)
-        .worker("w-release", Duration::from_millis(300))
-        .await
-        .unwrap();
-    let worker = gpu_job::worker::Worker::new(
-        queue,
-        store.clone(),
-        std::sync::Arc::new(ongi_shared::events::publish::LogPublisher),
-        tiny_model(),
-        gpu_job::worker::WorkerConfig {
-            results_bucket: results(),
-            reclaim_after: Duration::from_secs(60),
-            heartbeat_every: Duration::from_secs(15),
-            shutdown_grace: Duration::ZERO,
-            limits: ongi_shared::config::IngestLimits::default(),
-            stall_after: Duration::from_secs(300),
-        },
-    );
+    let config = gpu_job::worker::WorkerConfig {
+        shutdown_grace: Duration::ZERO,
+        ..worker_config(Duration::from_secs(60))
+    };
+    let worker = worker_with(&app, "w-release", tiny_model(), config).await;
     let (tx, mut stop) = watch::channel(false);
     let stepping = tokio::spawn(async move { worker.step(&mut stop).await });
     wait_for_job(&app, &job_id, Duration::from_secs(30), |j| j["status"] == "running").await;
@@ -453,27 +439,16 @@ async fn healthz_fails_while_the_job_loop_is_stuck_and_recovers_when_it_moves_ag
     let store = store().await;
     let release = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stall_after = Duration::from_secs(1);
-    let queue = app
-        .queue(3)
-        .worker("w-stuck", Duration::from_millis(300))
-        .await
-        .unwrap();
-    let worker = gpu_job::worker::Worker::new(
-        queue,
-        store.clone(),
-        std::sync::Arc::new(ongi_shared::events::publish::LogPublisher),
-        std::sync::Arc::new(Hanging {
-            release: release.clone(),
-        }),
-        gpu_job::worker::WorkerConfig {
-            results_bucket: results(),
-            reclaim_after: Duration::from_secs(60),
-            heartbeat_every: Duration::from_millis(200),
-            shutdown_grace: Duration::ZERO,
-            limits: ongi_shared::config::IngestLimits::default(),
-            stall_after,
-        },
-    );
+    let config = gpu_job::worker::WorkerConfig {
+        heartbeat_every: Duration::from_millis(200),
+        shutdown_grace: Duration::ZERO,
+        stall_after,
+        ..worker_config(Duration::from_secs(60))
+    };
+    let hanging = std::sync::Arc::new(Hanging {
+        release: release.clone(),
+    });
+    let worker = worker_with(&app, "w-stuck", hanging, config).await;
     let health = gpu_job::service::Health {
         device: "test".to_owned(),
         queue: app.queue(3),

@@ -251,6 +251,28 @@ pub async fn spawn_app(extra: &[(&str, &str)]) -> TestApp {
     }
 }
 
+/// The worker settings the tests start from: `reclaim_after`, and defaults for the rest.
+pub fn worker_config(reclaim_after: Duration) -> WorkerConfig {
+    WorkerConfig {
+        results_bucket: results(),
+        reclaim_after,
+        heartbeat_every: WorkerConfig::heartbeat_for(reclaim_after),
+        shutdown_grace: Duration::from_secs(30),
+        limits: IngestLimits::default(),
+        stall_after: Duration::from_secs(300),
+    }
+}
+
+/// An in-process worker on the app's queue (3 attempts) with `renderer` and `config`.
+pub async fn worker_with(app: &TestApp, name: &str, renderer: Arc<dyn Renderer>, config: WorkerConfig) -> Worker {
+    let queue = app
+        .queue(3)
+        .worker(name, Duration::from_millis(300))
+        .await
+        .expect("worker queue");
+    Worker::new(queue, store().await, Arc::new(LogPublisher), renderer, config)
+}
+
 /// An in-process worker on the app's queue with the tiny model.
 pub async fn worker(app: &TestApp, name: &str, max_attempts: u32, reclaim_after: Duration) -> Worker {
     let queue = app
@@ -263,14 +285,7 @@ pub async fn worker(app: &TestApp, name: &str, max_attempts: u32, reclaim_after:
         store().await,
         Arc::new(LogPublisher),
         tiny_model(),
-        WorkerConfig {
-            results_bucket: results(),
-            reclaim_after,
-            heartbeat_every: WorkerConfig::heartbeat_for(reclaim_after),
-            shutdown_grace: Duration::from_secs(30),
-            limits: IngestLimits::default(),
-            stall_after: Duration::from_secs(300),
-        },
+        worker_config(reclaim_after),
     )
 }
 
