@@ -60,7 +60,13 @@ impl Services {
                 settings.cache_ttl,
             )
             .with_near(settings.near_cache_bytes),
-            None => Cache::new(Arc::new(MemoryCache::default()), keyspace, settings.cache_ttl),
+            // Without Redis the in-process cache is the whole cache, under the same byte bound
+            // as the near cache would be (at least 1 MiB: it also holds the compute leases).
+            None => Cache::new(
+                Arc::new(MemoryCache::new((settings.near_cache_bytes as u64).max(1 << 20))),
+                keyspace,
+                settings.cache_ttl,
+            ),
         };
         // Only the functions that use a model load one. On Cloud Run the analyses read features
         // from the cache and ask the embedding service for what is missing (`EMBEDDING_URL`);

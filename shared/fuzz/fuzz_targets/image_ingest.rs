@@ -15,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
         max_bytes: 4 * 1024 * 1024,
         max_pixels: 16_000_000,
         max_decode_bytes: 256 * 1024 * 1024,
+        ..IngestLimits::default()
     };
     if let Ok(analysed) = analyse(data, &limits, true) {
         // What decoded was estimated from its header first, within the memory limit.

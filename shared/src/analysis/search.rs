@@ -6,6 +6,11 @@
 //! word or phrase of the query that is a name in the taxonomy (a tag's display name, or an
 //! app concept) is replaced by that tag's English name; a query that still holds Hangul
 //! after that is refused, naming the words that are not known, rather than answered badly.
+//! Before any of that the query is put in NFC (a Korean word typed or pasted as decomposed
+//! jamo is the same word), and a query holding invisible characters (zero-width spaces and
+//! joiners, bidirectional overrides, other format and control characters) is refused, naming
+//! them: they change what a query says without being seen. A name is replaced only where it
+//! is not glued to Latin letters or digits (`xx반려묘xx` stays Korean, and is refused).
 //! The English query is then put into the taxonomy's prompt templates (`a photo of {}`, …),
 //! as the categories do with a caller's concept, and the mean of those prompt embeddings is
 //! the query vector.
@@ -32,10 +37,69 @@ pub enum QueryError {
         .0.join(", ")
     )]
     UnknownKorean(Vec<String>),
+    #[error("the query holds invisible characters ({}): remove them", .0.join(", "))]
+    Invisible(Vec<String>),
 }
 
+/// Every block of Hangul: jamo (and their extensions A and B), compatibility and halfwidth
+/// jamo, syllables, and parenthesised and circled Hangul.
 fn is_hangul(c: char) -> bool {
-    matches!(c, '\u{1100}'..='\u{11FF}' | '\u{3130}'..='\u{318F}' | '\u{AC00}'..='\u{D7AF}')
+    matches!(c,
+        '\u{1100}'..='\u{11FF}'
+        | '\u{3130}'..='\u{318F}'
+        | '\u{3200}'..='\u{321E}'
+        | '\u{3260}'..='\u{327E}'
+        | '\u{A960}'..='\u{A97F}'
+        | '\u{AC00}'..='\u{D7AF}'
+        | '\u{D7B0}'..='\u{D7FF}'
+        | '\u{FFA0}'..='\u{FFDC}')
+}
+
+/// Characters a reader does not see: controls other than white space, and the format
+/// characters (zero-width space, joiners and non-joiners, bidirectional marks, embeddings,
+/// overrides and isolates, the word joiner and invisible operators, the byte-order mark, the
+/// soft hyphen, variation selectors, tags).
+fn is_invisible(c: char) -> bool {
+    (c.is_control() && !c.is_whitespace())
+        || matches!(c,
+            '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// A letter or digit of another script than Hangul: a Korean name next to one is part of a
+/// longer word, not the name.
+fn glued(c: Option<char>) -> bool {
+    c.is_some_and(|c| c.is_alphanumeric() && !is_hangul(c))
+}
+
+/// `text` with every occurrence of `ko` that stands on its own replaced by `en`, or `None`
+/// if there is none.
+fn replace_name(text: &str, ko: &str, en: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (at, _) in text.match_indices(ko) {
+        let end = at + ko.len();
+        if glued(text[..at].chars().next_back()) || glued(text[end..].chars().next()) {
+            continue;
+        }
+        out.push_str(&text[last..at]);
+        out.push_str(en);
+        last = end;
+    }
+    if last == 0 {
+        return None;
+    }
+    out.push_str(&text[last..]);
+    Some(out)
 }
 
 /// Every Korean name the taxonomy knows with its English name: tag names, and app concepts
@@ -59,16 +123,26 @@ fn korean_names(taxonomy: &Taxonomy) -> Vec<(&str, &str)> {
 
 /// Turns a caller's query into English (see the module comment).
 pub fn to_english(taxonomy: &Taxonomy, query: &str) -> Result<EnglishQuery, QueryError> {
+    let query = icu_normalizer::ComposingNormalizer::new_nfc().normalize(query);
+    let mut invisible: Vec<String> = query
+        .chars()
+        .filter(|&c| is_invisible(c))
+        .map(|c| format!("U+{:04X}", u32::from(c)))
+        .collect();
+    if !invisible.is_empty() {
+        invisible.dedup();
+        return Err(QueryError::Invisible(invisible));
+    }
     let query = query.split_whitespace().collect::<Vec<_>>().join(" ");
     if query.is_empty() {
         return Err(QueryError::Empty);
     }
-    let mut english = query.clone();
+    let mut english = query;
     let mut translated = Vec::new();
     if english.chars().any(is_hangul) {
         for (ko, en) in korean_names(taxonomy) {
-            if english.contains(ko) {
-                english = english.replace(ko, &en.to_lowercase());
+            if let Some(replaced) = replace_name(&english, ko, &en.to_lowercase()) {
+                english = replaced;
                 translated.push((ko.to_owned(), en.to_owned()));
             }
         }
@@ -158,6 +232,59 @@ mod tests {
         let err = to_english(t, "동물 우주선").unwrap_err();
         assert_eq!(err, QueryError::UnknownKorean(vec!["우주선".into()]));
         assert!(err.to_string().contains("우주선") && err.to_string().contains("English"));
+    }
+
+    #[test]
+    fn decomposed_korean_is_the_same_word_and_every_hangul_block_is_korean() {
+        let t = Taxonomy::builtin();
+        let nfc = to_english(t, "반려묘").unwrap();
+        assert!(nfc.english.is_ascii(), "{}", nfc.english);
+        let nfd = icu_normalizer::DecomposingNormalizer::new_nfd()
+            .normalize("반려묘")
+            .into_owned();
+        assert_ne!(nfd, "반려묘");
+        assert_eq!(to_english(t, &nfd).unwrap(), nfc);
+        // Halfwidth, Jamo Extended-A and -B, parenthesised and circled Hangul never reach CLIP.
+        for word in [
+            "\u{FFA1}\u{FFC2}",
+            "\u{A960}",
+            "\u{D7B0}",
+            "\u{320E}",
+            "\u{326E}",
+            "dog\u{3260}",
+        ] {
+            let err = to_english(t, word).unwrap_err();
+            assert_eq!(err, QueryError::UnknownKorean(vec![word.into()]), "{word:?}");
+        }
+    }
+
+    #[test]
+    fn a_name_glued_to_latin_letters_or_digits_is_not_replaced() {
+        let t = Taxonomy::builtin();
+        assert_eq!(
+            to_english(t, "xx반려묘xx").unwrap_err(),
+            QueryError::UnknownKorean(vec!["xx반려묘xx".into()])
+        );
+        assert!(to_english(t, "2반려묘").is_err());
+        // Punctuation and white space are boundaries.
+        assert!(to_english(t, "(반려묘), 반려묘!").unwrap().english.is_ascii());
+    }
+
+    #[test]
+    fn invisible_characters_are_refused_by_name() {
+        let t = Taxonomy::builtin();
+        for (query, named) in [
+            ("dog\u{200B}", "U+200B"),
+            ("\u{202E}god", "U+202E"),
+            ("cat\u{2066}s", "U+2066"),
+            ("\u{FEFF}beach", "U+FEFF"),
+            ("sun\u{0007}set", "U+0007"),
+        ] {
+            let err = to_english(t, query).unwrap_err();
+            assert_eq!(err, QueryError::Invisible(vec![named.into()]), "{query:?}");
+            assert!(err.to_string().contains(named));
+        }
+        assert!(to_english(t, "a dog\ton the beach").is_ok(), "a tab is white space");
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod lru;
 pub mod memory;
 pub mod redis;
+pub mod write_budget;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

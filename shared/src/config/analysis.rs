@@ -20,6 +20,9 @@ pub struct AnalysisSettings {
     /// How long the shared cache keeps the text embeddings of callers' concepts
     /// (`ONGI_TEXT_CACHE_TTL_SECS`, 1 day); the taxonomy's own prompts keep the features' TTL.
     pub concept_text_ttl: Duration,
+    /// Bytes a minute (keys and values) that callers' texts may add to the shared cache, all
+    /// callers of the process together (`ONGI_TEXT_CACHE_KB_PER_MIN`, 128 KiB; 0: none).
+    pub caller_text_bytes_per_min: u64,
 }
 
 impl Default for AnalysisSettings {
@@ -30,6 +33,7 @@ impl Default for AnalysisSettings {
             quality: QualityThresholds::default(),
             highlights: 3,
             concept_text_ttl: Duration::from_secs(24 * 3600),
+            caller_text_bytes_per_min: 128 << 10,
         }
     }
 }
@@ -70,6 +74,9 @@ impl AnalysisSettings {
             highlights: setting(get, "ONGI_HIGHLIGHTS", d.highlights, |v| parse::count(v, 1..=1000))?,
             concept_text_ttl: setting(get, "ONGI_TEXT_CACHE_TTL_SECS", d.concept_text_ttl, |v| {
                 parse::seconds(v, MAX_TTL_SECS)
+            })?,
+            caller_text_bytes_per_min: setting(get, "ONGI_TEXT_CACHE_KB_PER_MIN", d.caller_text_bytes_per_min, |v| {
+                parse::count(v, 0u64..=1 << 20).map(|kib| kib << 10)
             })?,
         })
     }

@@ -140,6 +140,13 @@ pub struct Settings {
     /// and then its body; a connection past it is closed (408 for a late body), so slow
     /// clients hold no work slot and no connection for long.
     pub read_timeout: Duration,
+    /// `ONGI_BODY_MEMORY_MB` (64): the bytes of request bodies the process holds at once,
+    /// reserved before a body is read (its declared length, else the 1 MiB limit); a body
+    /// that finds none left is answered 503 with `Retry-After` before any byte is read.
+    pub body_memory_bytes: usize,
+    /// `ONGI_MAX_CONNECTIONS` (1024): open connections at once; past it the process stops
+    /// accepting, and new ones wait in the kernel's queue until one closes.
+    pub max_connections: usize,
     /// `ONGI_FACE_DETECTOR`: `yunet` (default) or `mtcnn`.
     pub face_detector: FaceDetector,
     /// `ONGI_LOG_FORMAT`: `json` or `text`; default `json` on Cloud Run (`K_SERVICE` set), else `text`.
@@ -181,7 +188,7 @@ impl Settings {
             &get,
             "ONGI_ORT_DOWNLOAD_URL",
             DEFAULT_ORT_DOWNLOAD_URL.to_owned(),
-            parse::http_base,
+            parse::download_base,
         )?;
         let library_path = get("LD_LIBRARY_PATH")
             .map(|v| {
@@ -259,6 +266,10 @@ impl Settings {
         let read_timeout = setting(&get, "ONGI_READ_TIMEOUT_SECS", Duration::from_secs(30), |v| {
             parse::seconds(v, 600)
         })?;
+        let body_memory_bytes = setting(&get, "ONGI_BODY_MEMORY_MB", 64usize, |v| parse::count(v, 1..=4096))? << 20;
+        let max_connections = setting(&get, "ONGI_MAX_CONNECTIONS", 1024usize, |v| {
+            parse::count(v, 1..=100_000)
+        })?;
         let face_detector = setting(&get, "ONGI_FACE_DETECTOR", FaceDetector::Yunet, |v| {
             parse::one_of(v, &[("yunet", FaceDetector::Yunet), ("mtcnn", FaceDetector::Mtcnn)])
         })?;
@@ -308,6 +319,8 @@ impl Settings {
             api_token,
             max_in_flight,
             read_timeout,
+            body_memory_bytes,
+            max_connections,
             face_detector,
             log_format,
             on_cloud_run,

@@ -205,15 +205,41 @@ pub fn with_http_scheme(v: &str) -> String {
 
 /// Accepts `http(s)://host[:port][/path]` or a bare `host:port` (the emulator convention),
 /// and returns it with a scheme and without a trailing slash.
+/// The URL is read by the same parser the HTTP client uses, so a value that passes here
+/// cannot fail at start-up (`::::`, a port that is not a number, an empty host).
 pub fn http_base(v: &str) -> Result<String, String> {
     let with_scheme = with_http_scheme(v);
     if with_scheme != v && v.contains("://") {
         return Err("an http:// or https:// URL".into());
     }
-    let rest = with_scheme.split_once("://").map(|(_, r)| r).unwrap_or_default();
-    let host = rest.split('/').next().unwrap_or_default();
-    if host.is_empty() || with_scheme.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    let parsed =
+        reqwest::Url::parse(&with_scheme).map_err(|e| format!("an http:// or https:// URL with a host ({e})"))?;
+    if parsed.host_str().is_none_or(str::is_empty) || with_scheme.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("an http:// or https:// URL with a host".into());
     }
     Ok(with_scheme.trim_end_matches('/').to_owned())
+}
+
+/// Where software is downloaded from (`ONGI_ORT_DOWNLOAD_URL`): an `https://` URL, or
+/// `http://` to this machine only (a local mirror, a test server). The download's SHA-256 is
+/// pinned either way; this keeps the fetch off plain HTTP across a network and refuses
+/// anything that is not a URL at all.
+pub fn download_base(v: &str) -> Result<String, String> {
+    const EXPECTED: &str = "an https:// URL (http:// only to this machine: localhost, 127.0.0.1, [::1])";
+    if !(v.starts_with("https://") || v.starts_with("http://")) {
+        return Err(EXPECTED.into());
+    }
+    let base = http_base(v)?;
+    let parsed = reqwest::Url::parse(&base).map_err(|_| EXPECTED.to_owned())?;
+    let host = parsed.host_str().unwrap_or_default();
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if parsed.scheme() == "http" && !loopback {
+        return Err(EXPECTED.into());
+    }
+    Ok(base)
 }

@@ -223,6 +223,58 @@ fn an_emulator_host_gets_http_unless_it_has_a_scheme() {
 }
 
 #[test]
+fn urls_that_would_fail_at_start_up_are_refused_when_read() {
+    for bad in ["::::", "host:port", "http://", "http://:8080", "[::1", "http://a b"] {
+        let err = settings(&[("STORAGE_EMULATOR_HOST", bad)]).unwrap_err();
+        assert_eq!(err.name, "STORAGE_EMULATOR_HOST", "{bad}: {err}");
+    }
+    assert!(settings(&[("STORAGE_EMULATOR_HOST", "[::1]:4443")]).is_ok());
+}
+
+#[test]
+fn downloads_come_over_https_or_from_this_machine() {
+    for bad in [
+        "javascript:alert(1)",
+        "http://mirror.example/ort",
+        "ftp://x",
+        "file:///tmp",
+        "mirror.example",
+        "https://",
+    ] {
+        let err = settings(&[("ONGI_ORT_DOWNLOAD_URL", bad)]).unwrap_err();
+        assert_eq!(err.name, "ONGI_ORT_DOWNLOAD_URL", "{bad}: {err}");
+    }
+    for good in [
+        "https://mirror.example/ort",
+        "http://127.0.0.1:8000/ort",
+        "http://localhost:1/x",
+        "http://[::1]:9/x",
+    ] {
+        let s = settings(&[("ONGI_ORT_DOWNLOAD_URL", good)]).unwrap_or_else(|e| panic!("{good}: {e}"));
+        assert_eq!(s.ort_download_url, good);
+    }
+}
+
+#[test]
+fn image_limits_have_a_ceiling() {
+    for (name, bad) in [
+        ("ONGI_MAX_IMAGE_BYTES", "18446744073709551615"),
+        ("ONGI_MAX_IMAGE_BYTES", "1073741825"),
+        ("ONGI_MAX_IMAGE_PIXELS", "18446744073709551615"),
+        ("ONGI_MAX_IMAGE_PIXELS", "0"),
+    ] {
+        let err = settings(&[(name, bad)]).unwrap_err();
+        assert_eq!(err.name, name, "{bad}: {err}");
+    }
+    let s = settings(&[
+        ("ONGI_MAX_IMAGE_BYTES", "1073741824"),
+        ("ONGI_MAX_IMAGE_PIXELS", "4294836225"),
+    ])
+    .unwrap();
+    assert_eq!((s.limits.max_bytes, s.limits.max_pixels), (1 << 30, 65_535 * 65_535));
+}
+
+#[test]
 fn gcs_without_project_or_emulator_is_missing_a_setting() {
     let err = settings(&[("ONGI_STORAGE", "gcs")]).unwrap_err();
     assert_eq!(err.name, "GOOGLE_CLOUD_PROJECT");

@@ -88,6 +88,7 @@ impl Application {
             self.listener,
             self.router,
             self.state.settings.read_timeout,
+            self.state.settings.max_connections,
             DRAIN_TIMEOUT,
             shutdown,
         )
@@ -107,7 +108,7 @@ fn router(state: AppState) -> Router {
             super::admission::shed_when_full,
         ))
         .layer(middleware::from_fn_with_state(
-            state.settings.read_timeout,
+            super::body::BodyReading::new(state.settings.read_timeout, state.settings.body_memory_bytes),
             super::body::read_body_in_time,
         ));
     if let Some(token) = state.settings.api_token.clone() {
@@ -120,6 +121,7 @@ fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(make_span))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(middleware::from_fn(super::observe::drop_unusable_request_id))
         .with_state(state)
 }
 

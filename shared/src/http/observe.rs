@@ -15,6 +15,31 @@ use axum::response::Response;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// The longest request id a caller may send and have kept.
+pub const MAX_REQUEST_ID_BYTES: usize = 128;
+
+/// Whether a caller's request id is kept: 1 to [`MAX_REQUEST_ID_BYTES`] of letters, digits,
+/// `.`, `_`, `:` and `-` (UUIDs, trace ids, most proxies' ids).
+pub fn usable_request_id(value: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_BYTES).contains(&value.len())
+        && value.iter().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(b))
+}
+
+/// Drops a caller's `x-request-id` that is not [`usable_request_id`], so that the request-id
+/// layer gives the request a fresh one: the id is echoed in the response and written on
+/// every log line of the request, and a caller's 10 KB of it must not be.
+pub async fn drop_unusable_request_id(mut request: Request, next: Next) -> Response {
+    let usable = request
+        .headers()
+        .get_all(REQUEST_ID_HEADER)
+        .iter()
+        .all(|v| usable_request_id(v.as_bytes()));
+    if !usable {
+        request.headers_mut().remove(REQUEST_ID_HEADER);
+    }
+    next.run(request).await
+}
+
 /// The `method` label: the standard methods by name, any other token as `other`.
 pub fn method_label(method: &http::Method) -> &'static str {
     use http::Method;

@@ -7,6 +7,7 @@
 //! [`http1::Builder::header_read_timeout`] with a tokio timer. The body's deadline is the
 //! middleware's ([`super::body`]), which reads it before a work slot is taken.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -15,20 +16,32 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open connections finish
 /// their requests for at most `drain`. Each request head must arrive within `read_timeout`
-/// (which also closes a keep-alive connection left idle that long).
+/// (which also closes a keep-alive connection left idle that long). At most
+/// `max_connections` are open at once: at the limit nothing more is accepted, and new
+/// connections wait in the kernel's listen queue until one closes.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     read_timeout: Duration,
+    max_connections: usize,
     drain: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
+    let open = Arc::new(Semaphore::new(max_connections.clamp(1, Semaphore::MAX_PERMITS)));
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            permit = open.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -48,6 +61,7 @@ pub async fn serve(
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            drop(permit);
         });
     }
     // No new connections from here; the open ones finish what they are doing.

@@ -14,6 +14,7 @@ use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
 
 use super::error::ImageError;
 use super::format::{ImageFormat, Sniffed, sniff};
+use super::metadata::{self, HEAP_PER_METADATA_BYTE, Metadata};
 use crate::config::IngestLimits;
 
 /// What the caller needs from the decode.
@@ -64,18 +65,21 @@ pub(super) const DECODER_SLACK_BYTES: u64 = 1 << 20;
 /// [`decode`] that needs no pixel (size, format, declared pixels, a JPEG's data too short for
 /// its declared size, the memory the decode would take). [`decode`] applies it first, so a
 /// photo refused here costs a header parse, never an allocation the size of its pixels.
+/// The metadata's heap is part of the estimate (`metadata.rs`).
 pub fn estimate(bytes: &[u8], limits: &IngestLimits, options: DecodeOptions) -> Result<DecodeCost, ImageError> {
-    let format = check_bytes(bytes, limits)?;
-    guarded(|| match format {
+    let (format, metadata) = admit(bytes, limits)?;
+    let mut cost = guarded(|| match format {
         ImageFormat::Jpeg => jpeg_header(bytes, limits, options).map(|(_, cost)| cost),
         ImageFormat::Png | ImageFormat::WebP => image_header(bytes, format, limits).map(|(_, cost)| cost),
         ImageFormat::Heic | ImageFormat::Avif => heif_estimate(bytes, format, limits),
-    })
+    })?;
+    cost.peak_bytes += metadata.bytes * HEAP_PER_METADATA_BYTE;
+    check_memory(cost, &format!("{} with its metadata", format.name()), limits)
 }
 
 /// Decodes `bytes` within `limits`. Never panics: every input gives pixels or an [`ImageError`].
 pub fn decode(bytes: &[u8], limits: &IngestLimits, options: DecodeOptions) -> Result<DecodedImage, ImageError> {
-    let format = check_bytes(bytes, limits)?;
+    let (format, _) = admit(bytes, limits)?;
     guarded(|| match format {
         ImageFormat::Jpeg => decode_jpeg(bytes, limits, options),
         ImageFormat::Png | ImageFormat::WebP => decode_with_image(bytes, format, limits),
@@ -108,6 +112,14 @@ fn heif_decode(_: &[u8], format: ImageFormat, _: &IngestLimits) -> Result<Decode
 fn guarded<T>(f: impl FnOnce() -> Result<T, ImageError>) -> Result<T, ImageError> {
     catch_unwind(AssertUnwindSafe(f))
         .unwrap_or_else(|_| Err(ImageError::Corrupt("the decoder failed on this file".into())))
+}
+
+/// What every photo passes before a decoder sees it: [`check_bytes`], then its metadata
+/// measured from the container and held to its caps.
+fn admit(bytes: &[u8], limits: &IngestLimits) -> Result<(ImageFormat, Metadata), ImageError> {
+    let format = check_bytes(bytes, limits)?;
+    let metadata = guarded(|| metadata::measure(bytes, format, limits))?;
+    Ok((format, metadata))
 }
 
 /// The checks on the bytes themselves: not empty, within the byte limit, a format we decode.
@@ -365,10 +377,9 @@ fn image_header<'a>(
 
 fn decode_with_image(bytes: &[u8], format: ImageFormat, limits: &IngestLimits) -> Result<DecodedImage, ImageError> {
     let (mut decoder, cost) = image_header(bytes, format, limits)?;
-    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let captured_at = decoder
-        .exif_metadata()
-        .ok()
+    // Unreadable metadata costs only what it would have told; a decoder's limit, never.
+    let orientation = unless_limited(decoder.orientation(), format)?.unwrap_or(Orientation::NoTransforms);
+    let captured_at = unless_limited(decoder.exif_metadata(), format)?
         .flatten()
         .and_then(|e| super::exif::capture_time(&e));
     let image = DynamicImage::from_decoder(decoder).map_err(image_error(format))?;
@@ -377,6 +388,16 @@ fn decode_with_image(bytes: &[u8], format: ImageFormat, limits: &IngestLimits) -
     let mut decoded = oriented(rgb, format, cost.width, cost.height, 1, orientation.to_exif());
     decoded.captured_at = captured_at;
     Ok(decoded)
+}
+
+/// `Some` value, `None` for a metadata error, or the photo refused as `too_large` when the
+/// decoder hit one of its limits reading it.
+fn unless_limited<T>(result: image::ImageResult<T>, format: ImageFormat) -> Result<Option<T>, ImageError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e @ image::ImageError::Limits(_)) => Err(image_error(format)(e)),
+        Err(_) => Ok(None),
+    }
 }
 
 fn oriented(

@@ -16,6 +16,7 @@ pub mod features;
 mod format;
 #[cfg(feature = "heif")]
 mod heif;
+mod metadata;
 mod names;
 
 pub use decode::{DecodeCost, DecodeOptions, DecodedImage, decode, estimate};

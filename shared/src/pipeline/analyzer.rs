@@ -14,6 +14,7 @@ use crate::analysis::taxonomy::{Tag, Taxonomy};
 use crate::cache::Cache;
 use crate::cache::codec::{decode_f32_le, encode_f32_le};
 use crate::cache::lru::Lru;
+use crate::cache::write_budget::WriteBudget;
 use crate::config::AnalysisSettings;
 use crate::domain::ContentHash;
 use crate::model::clip::l2_normalize;
@@ -45,6 +46,8 @@ pub struct Analyzer {
     cache: Cache,
     settings: AnalysisSettings,
     text_memo: Mutex<TextMemo>,
+    /// What callers' texts may add to the shared cache (`ONGI_TEXT_CACHE_KB_PER_MIN`).
+    caller_text_writes: WriteBudget,
 }
 
 impl Analyzer {
@@ -57,6 +60,7 @@ impl Analyzer {
                 ongi: HashMap::new(),
                 callers: Lru::new(CONCEPT_MEMO_CAP),
             }),
+            caller_text_writes: WriteBudget::per_minute(settings.caller_text_bytes_per_min),
         }
     }
 
@@ -148,7 +152,19 @@ impl Analyzer {
                 }
                 match origin {
                     TextOrigin::Ongi => self.cache.set_many(&entries).await,
-                    TextOrigin::Caller => self.cache.set_many_for(&entries, self.settings.concept_text_ttl).await,
+                    TextOrigin::Caller => {
+                        // Within the byte budget only; the rest stays in this process's memo.
+                        let budgeted: Vec<_> = entries
+                            .into_iter()
+                            .filter(|(k, v)| self.caller_text_writes.try_take((k.as_str().len() + v.len()) as u64))
+                            .collect();
+                        let skipped = to_compute.len() - budgeted.len();
+                        if skipped > 0 {
+                            metrics::counter!("ongi_cache_writes_skipped_total", "kind" => "caller_text")
+                                .increment(skipped as u64);
+                        }
+                        self.cache.set_many_for(&budgeted, self.settings.concept_text_ttl).await
+                    }
                 };
             }
             let mut memo = self.text_memo.lock().unwrap_or_else(|p| p.into_inner());

@@ -429,7 +429,13 @@ async fn callers_concepts_are_bounded_in_memory_and_short_lived_in_redis() {
         Keyspace::new(prefix.clone()),
         month,
     );
-    let analyzer = Analyzer::new(models, cache, AnalysisSettings::default());
+    // A byte budget for callers' texts large enough to write every concept prompt, so that
+    // each one's TTL can be checked (the budget itself: `search_api`).
+    let settings = AnalysisSettings {
+        caller_text_bytes_per_min: 64 << 20,
+        ..AnalysisSettings::default()
+    };
+    let analyzer = Analyzer::new(models, cache, settings);
 
     analyzer.category_tags(&[]).await.unwrap();
     let fixed = analyzer.text_memo_len();

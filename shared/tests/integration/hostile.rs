@@ -398,3 +398,197 @@ async fn a_bomb_among_people_photos_is_refused_before_detection() {
         .unwrap();
     assert_eq!(invalid(&body, "bomb.png")["reason"], "too_large", "{body}");
 }
+
+/// `png` with one more chunk (its CRC right, so a decoder reads it) before `IEND`.
+fn png_with_chunk(png: &[u8], kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let iend = png.len() - 12;
+    let mut out = png[..iend].to_vec();
+    out.extend((data.len() as u32).to_be_bytes());
+    out.extend(kind);
+    out.extend(data);
+    let mut crc = flate2::Crc::new();
+    crc.update(kind);
+    crc.update(data);
+    out.extend(crc.sum().to_be_bytes());
+    out.extend(&png[iend..]);
+    out
+}
+
+/// A 16x16 extended WebP (VP8X announcing EXIF) whose EXIF chunk is `exif`.
+fn webp_with_exif(exif: &[u8]) -> Vec<u8> {
+    let mut simple = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::new(16, 16, image::ColorType::Rgb8)
+        .write_to(&mut simple, image::ImageFormat::WebP)
+        .unwrap();
+    let simple = simple.into_inner();
+    let chunk = |fourcc: &[u8], data: &[u8]| {
+        let mut c = fourcc.to_vec();
+        c.extend((data.len() as u32).to_le_bytes());
+        c.extend(data);
+        if data.len() % 2 == 1 {
+            c.push(0);
+        }
+        c
+    };
+    // VP8X: flags (0x08 = EXIF), 3 reserved bytes, canvas width - 1 and height - 1 (24 bits each).
+    let mut body = b"WEBP".to_vec();
+    body.extend(chunk(b"VP8X", &[0x08, 0, 0, 0, 15, 0, 0, 15, 0, 0]));
+    body.extend(&simple[12..]);
+    body.extend(chunk(b"EXIF", exif));
+    let mut out = b"RIFF".to_vec();
+    out.extend((body.len() as u32).to_le_bytes());
+    out.extend(body);
+    out
+}
+
+/// `jpeg` with `count` full-size ICC profile segments (APP2) after its SOI: jpeg-decoder keeps
+/// every one of them.
+fn jpeg_with_icc_segments(jpeg: &[u8], count: usize) -> Vec<u8> {
+    let mut out = jpeg[..2].to_vec();
+    for i in 0..count {
+        out.extend([0xFF, 0xE2, 0xFF, 0xFF]);
+        out.extend(b"ICC_PROFILE\0");
+        out.extend([(i % 255 + 1) as u8, 255]);
+        out.extend(vec![0x55; 0xFFFF - 2 - 14]);
+    }
+    out.extend(&jpeg[2..]);
+    out
+}
+
+#[tokio::test]
+async fn metadata_bombs_are_refused_per_photo_before_any_decoder_reads_them() {
+    let app = pixel_app(&[]).await;
+    let dir = uploads(&app);
+    let tiny = png(&image::RgbImage::from_pixel(8, 8, image::Rgb([90, 120, 200])));
+    let mut zeros = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut zeros, &vec![0; 64 << 20]).unwrap();
+    let mut iccp = b"bomb\0\0".to_vec();
+    iccp.extend(zeros.finish().unwrap());
+    let bombs = [
+        // 12 MB of NUL bytes as EXIF: each one an allocation in the EXIF reader.
+        ("exif.png", png_with_chunk(&tiny, b"eXIf", &vec![0; 12 << 20])),
+        // About 65 kB of file, a 64 MiB ICC profile once inflated.
+        ("iccp.png", png_with_chunk(&tiny, b"iCCP", &iccp)),
+        ("exif.webp", webp_with_exif(&vec![0; 12 << 20])),
+        ("icc.jpg", jpeg_with_icc_segments(&fixture("images/baseline.jpg"), 200)),
+    ];
+    assert!(bombs[1].1.len() < 100_000, "{}", bombs[1].1.len());
+    for (name, bytes) in &bombs {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    std::fs::write(dir.join("fine.png"), sharp_photo()).unwrap();
+    let mut names: Vec<&str> = bombs.iter().map(|(name, _)| *name).collect();
+    names.push("fine.png");
+
+    let response = app
+        .post_json("/api/albums/quality?detail=true", &json!({ "images": names }))
+        .await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    for (name, _) in &bombs {
+        let refused = invalid(&body, name);
+        assert_eq!(refused["reason"], "too_large", "{name}: {body}");
+        let detail = refused["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("metadata") && detail.contains("8192 KiB"),
+            "{name}: {detail}"
+        );
+    }
+    assert_eq!(
+        body["data"].as_array().unwrap().len(),
+        1,
+        "the rest of the album is analysed: {body}"
+    );
+    assert_eq!(body["data"][0]["image"], "fine.png");
+}
+
+/// What the server has sent on `stream` within `wait` (the connection may stay open).
+async fn read_for(stream: &mut tokio::net::TcpStream, wait: Duration) -> String {
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let until = Instant::now() + wait;
+    while let Ok(Ok(n)) =
+        tokio::time::timeout(until.saturating_duration_since(Instant::now()), stream.read(&mut buf)).await
+    {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+        if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn bodies_in_flight_are_bounded_in_bytes_across_every_connection() {
+    let app = pixel_app(&[("ONGI_BODY_MEMORY_MB", "1"), ("ONGI_READ_TIMEOUT_SECS", "2")]).await;
+    std::fs::write(uploads(&app).join("fine.png"), sharp_photo()).unwrap();
+    let head = |length: usize| {
+        format!(
+            "POST /api/albums/quality HTTP/1.1\r\nHost: ongi\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n{{\"ima"
+        )
+    };
+    // Two bodies declaring 512 KiB each hold the whole MiB while they trickle.
+    let mut holding = Vec::new();
+    for _ in 0..2 {
+        holding.push(send_partial(&app, &head(512 * 1024)).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The next body is refused before a byte of it is read, naming the setting.
+    let mut third = send_partial(&app, &head(512 * 1024)).await;
+    let answer = read_for(&mut third, Duration::from_secs(1)).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.contains("ONGI_BODY_MEMORY_MB") && answer.to_lowercase().contains("retry-after"),
+        "{answer}"
+    );
+    // A body declaring more than the body limit is refused at once as too large.
+    let mut huge = send_partial(&app, &head(64 << 20)).await;
+    assert!(
+        read_for(&mut huge, Duration::from_secs(1))
+            .await
+            .starts_with("HTTP/1.1 413")
+    );
+    // Once the trickling bodies are cut at the read deadline, their memory is free again.
+    for stream in &mut holding {
+        let answer = read_until_closed(stream, Duration::from_secs(6))
+            .await
+            .expect("cut at the deadline");
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    let response = app
+        .post_json("/api/albums/quality", &json!({"images": ["fine.png"]}))
+        .await;
+    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+}
+
+#[tokio::test]
+async fn open_connections_are_bounded_and_the_next_one_waits_its_turn() {
+    let app = pixel_app(&[("ONGI_MAX_CONNECTIONS", "2"), ("ONGI_READ_TIMEOUT_SECS", "2")]).await;
+    std::fs::write(uploads(&app).join("fine.png"), sharp_photo()).unwrap();
+    // The start-up probe's keep-alive connection is closed at the idle deadline first.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Two connections that send nothing hold both places until the head deadline closes them.
+    let mut silent = Vec::new();
+    for _ in 0..2 {
+        silent.push(tokio::net::TcpStream::connect(app.address).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let fresh = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let started = Instant::now();
+    let response = fresh
+        .post(app.url("/api/albums/quality"))
+        .json(&json!({"images": ["fine.png"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "answered after {:?}: the third connection was accepted beside two open ones",
+        started.elapsed()
+    );
+    drop(silent);
+}

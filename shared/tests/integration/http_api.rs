@@ -60,6 +60,32 @@ async fn request_ids_are_made_or_kept() {
         .await
         .unwrap();
     assert_eq!(kept.headers()["x-request-id"], "caller-chosen-id");
+    // An id too long to echo, or holding what a log line should not, is replaced.
+    for unusable in [
+        "x".repeat(10_000),
+        "a b".to_owned(),
+        "<script>".to_owned(),
+        "x".repeat(129),
+    ] {
+        let replaced = app
+            .client
+            .get(app.url("/healthz"))
+            .header("x-request-id", unusable.as_bytes())
+            .send()
+            .await
+            .unwrap();
+        let id = replaced.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_eq!(id.len(), 36, "a fresh UUID instead of {} bytes: {id}", unusable.len());
+    }
+    let longest = "a".repeat(128);
+    let kept = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", &longest)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.headers()["x-request-id"], longest.as_str());
 }
 
 async fn expect_error(resp: reqwest::Response, status: u16, message: &str, mentions: &str) {

@@ -253,3 +253,51 @@ async fn concurrent_calls_for_the_same_new_photos_compute_each_once() {
     // the others waiting for its result (or finding it cached).
     assert_eq!(computed, PHOTOS.len() as u64, "{answers:?}");
 }
+
+/// Keys under `prefix` and the bytes of their names and values.
+async fn redis_usage(prefix: &str) -> (usize, usize) {
+    let client = redis::Client::open(crate::support::redis_url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let mut bytes = 0;
+    for key in &keys {
+        let value: Vec<u8> = redis::cmd("GET").arg(key).query_async(&mut con).await.unwrap();
+        bytes += key.len() + value.len();
+    }
+    (keys.len(), bytes)
+}
+
+#[tokio::test]
+async fn callers_texts_add_at_most_their_byte_budget_to_redis() {
+    let prefix = unique_prefix();
+    let models = models_dir().display().to_string();
+    let app = crate::support::spawn_app(
+        ongi_shared::modules::Modules::only(ongi_shared::modules::Module::Embedding),
+        &[
+            ("ONGI_MODEL_DIR", &models),
+            ("ORT_DYLIB_PATH", &crate::support::required_env("ORT_DYLIB_PATH")),
+            ("REDIS_URL", &crate::support::redis_url()),
+            ("ONGI_CACHE_PREFIX", &prefix),
+            ("ONGI_TEXT_CACHE_KB_PER_MIN", "16"),
+        ],
+    )
+    .await;
+    // 20 calls of 64 distinct texts: 1,280 embeddings of 2 KiB, 2.6 MB had they all been shared.
+    for call in 0..20 {
+        let texts: Vec<String> = (0..64).map(|i| format!("a flood text {call} {i}")).collect();
+        let (status, body) = post(&app, "/api/text/embedding", json!({ "texts": texts })).await;
+        assert_eq!(status, 201, "every text is still answered: {body}");
+        assert_eq!(body["data"]["embeddings"].as_array().unwrap().len(), 64);
+    }
+    let (keys, bytes) = redis_usage(&prefix).await;
+    // The minute's budget, plus what refilled while the calls ran (well under a minute).
+    assert!(keys > 0, "the budget lets some texts be shared");
+    assert!(
+        bytes <= 2 * 16 * 1024,
+        "{keys} keys, {bytes} bytes written by callers' texts"
+    );
+}

@@ -7,6 +7,10 @@
 //! - JPEGs of a few hundred bytes whose frame header declares 9999x9999 (progressive and
 //!   baseline): a decoder allocates for the declared size before it finds the data missing.
 //!
+//! - metadata bombs: a 1x1 PNG with a 45 MB `eXIf` chunk of NUL bytes, a PNG of about
+//!   600 kB whose `iCCP` profile inflates to 600 MiB, an extended WebP with a 45 MB EXIF
+//!   chunk, and a JPEG with 700 ICC-profile segments (45 MB) that jpeg-decoder would keep;
+//!
 //! and one heavy but well-formed photo, a 5000x5000 16-bit RGBA PNG of all-zero rows (200 kB
 //! of file, 375 MiB to decode at most), which fits the default decode budget: it may be
 //! analysed, under the budget, or refused as `too_large`, never decoded beside the others
@@ -85,6 +89,78 @@ fn declaring(jpeg: &[u8], width: u16, height: u16) -> anyhow::Result<Vec<u8>> {
     bail!("no JPEG frame header found")
 }
 
+/// A 1x1 RGB PNG.
+fn pixel_png() -> anyhow::Result<Vec<u8>> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::RgbImage::from_pixel(1, 1, image::Rgb([128, 128, 128])).write_to(&mut out, image::ImageFormat::Png)?;
+    Ok(out.into_inner())
+}
+
+/// `png` with one more chunk before `IEND`, its CRC right so that a decoder reads it.
+fn with_png_chunk(png: &[u8], kind: &[u8; 4], data: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let iend = png.len().checked_sub(12).context("not a PNG")?;
+    let mut out = png[..iend].to_vec();
+    out.extend(u32::try_from(data.len())?.to_be_bytes());
+    out.extend(kind);
+    out.extend(data);
+    let mut crc = flate2::Crc::new();
+    crc.update(kind);
+    crc.update(data);
+    out.extend(crc.sum().to_be_bytes());
+    out.extend(&png[iend..]);
+    Ok(out)
+}
+
+/// An `iCCP` chunk's data: a name, the compression method, `inflated` zero bytes as zlib.
+fn iccp_bomb(inflated: usize) -> anyhow::Result<Vec<u8>> {
+    let mut data = b"bomb\0\0".to_vec();
+    let mut encoder = flate2::write::ZlibEncoder::new(&mut data, flate2::Compression::best());
+    let block = vec![0u8; 1 << 20];
+    for _ in 0..inflated.div_ceil(block.len()) {
+        encoder.write_all(&block)?;
+    }
+    encoder.finish()?;
+    Ok(data)
+}
+
+/// A 16x16 extended WebP (its VP8X announces EXIF) carrying `exif` as its EXIF chunk.
+fn webp_with_exif(exif: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut simple = std::io::Cursor::new(Vec::new());
+    image::RgbImage::from_pixel(16, 16, image::Rgb([128, 128, 128])).write_to(&mut simple, image::ImageFormat::WebP)?;
+    let simple = simple.into_inner();
+    let chunk = |fourcc: &[u8], data: &[u8]| -> anyhow::Result<Vec<u8>> {
+        let mut c = fourcc.to_vec();
+        c.extend(u32::try_from(data.len())?.to_le_bytes());
+        c.extend(data);
+        if data.len() % 2 == 1 {
+            c.push(0);
+        }
+        Ok(c)
+    };
+    let mut body = b"WEBP".to_vec();
+    // flags (0x08: EXIF), 3 reserved bytes, canvas width - 1 and height - 1 (24 bits each)
+    body.extend(chunk(b"VP8X", &[0x08, 0, 0, 0, 15, 0, 0, 15, 0, 0])?);
+    body.extend(simple.get(12..).context("not a WebP")?);
+    body.extend(chunk(b"EXIF", exif)?);
+    let mut out = b"RIFF".to_vec();
+    out.extend(u32::try_from(body.len())?.to_le_bytes());
+    out.extend(body);
+    Ok(out)
+}
+
+/// `jpeg` with `count` full-size ICC-profile segments (APP2) after its SOI.
+fn with_icc_segments(jpeg: &[u8], count: usize) -> Vec<u8> {
+    let mut out = jpeg[..2].to_vec();
+    for i in 0..count {
+        out.extend([0xFF, 0xE2, 0xFF, 0xFF]);
+        out.extend(b"ICC_PROFILE\0");
+        out.extend([(i % 255 + 1) as u8, 255]);
+        out.extend(std::iter::repeat_n(0x55, 0xFFFF - 2 - 14));
+    }
+    out.extend(&jpeg[2..]);
+    out
+}
+
 /// Small JPEGs (64x48) from the decoder's test corpus, to forge frame headers on.
 const PROGRESSIVE_JPEG: &[u8] = include_bytes!("../../../../../shared/tests/fixtures/images/progressive.jpg");
 const BASELINE_JPEG: &[u8] = include_bytes!("../../../../../shared/tests/fixtures/images/baseline.jpg");
@@ -125,6 +201,34 @@ fn bombs() -> anyhow::Result<Vec<Bomb>> {
             ext: "jpg",
             declares: "9999x9999 baseline JPEG",
             bytes: declaring(BASELINE_JPEG, 9999, 9999)?,
+            must_refuse: true,
+        },
+        Bomb {
+            stem: "exif-45mb",
+            ext: "png",
+            declares: "1x1 PNG with a 45 MB eXIf chunk",
+            bytes: with_png_chunk(&pixel_png()?, b"eXIf", &vec![0; 45_000_000])?,
+            must_refuse: true,
+        },
+        Bomb {
+            stem: "iccp-600mib",
+            ext: "png",
+            declares: "1x1 PNG whose iCCP profile inflates to 600 MiB",
+            bytes: with_png_chunk(&pixel_png()?, b"iCCP", &iccp_bomb(600 << 20)?)?,
+            must_refuse: true,
+        },
+        Bomb {
+            stem: "exif-45mb",
+            ext: "webp",
+            declares: "16x16 WebP with a 45 MB EXIF chunk",
+            bytes: webp_with_exif(&vec![0; 45_000_000])?,
+            must_refuse: true,
+        },
+        Bomb {
+            stem: "icc-700-segments",
+            ext: "jpg",
+            declares: "64x48 JPEG with 700 ICC-profile segments (45 MB)",
+            bytes: with_icc_segments(BASELINE_JPEG, 700),
             must_refuse: true,
         },
     ])
