@@ -739,13 +739,17 @@ def runtime_libraries(t: Tree) -> list[str]:
 
 
 def model_trust(t: Tree) -> list[str]:
-    """The stand-in model check (MODELS_MANIFEST=folder) and the CPU worker stay out of Cloud Build."""
+    """The stand-in model check (MODELS_MANIFEST=folder), the CPU worker and CI's cargo
+    profile (CARGO_PROFILE=image-check, no LTO) stay out of Cloud Build."""
     problems = []
     for path in ("functions/Dockerfile", "gpu-job/Dockerfile"):
         text = t.read(path)
         m = re.search(r"^ARG MODELS_MANIFEST=(\S*)", text, re.M)
         if "MODELS_MANIFEST" in text and (not m or m.group(1) != "production"):
             problems.append(f"{path}: MODELS_MANIFEST does not default to production")
+        m = re.search(r"^ARG CARGO_PROFILE=(\S*)", text, re.M)
+        if "CARGO_PROFILE" in text and (not m or m.group(1) != "release"):
+            problems.append(f"{path}: CARGO_PROFILE does not default to release")
     variant = re.search(r"^ARG VARIANT=(\S*)", t.read("gpu-job/Dockerfile"), re.M)
     if variant and variant.group(1) != "cuda":
         problems.append("gpu-job/Dockerfile: VARIANT does not default to cuda (the deployed worker)")
@@ -755,6 +759,8 @@ def model_trust(t: Tree) -> list[str]:
             problems.append(f"{path} sets MODELS_MANIFEST: a deployed image must be checked against the production pins")
         if re.search(r"VARIANT=cpu", text):
             problems.append(f"{path} builds the CPU variant of the worker")
+        if "CARGO_PROFILE" in text:
+            problems.append(f"{path} sets CARGO_PROFILE: a deployed image is built with the release profile")
     return problems
 
 
