@@ -13,7 +13,8 @@ FAKE_GCS_VERSION=0.1.1
 mkdir -p "$CACHE"
 export PIP_ROOT_USER_ACTION=ignore
 
-log() { printf '\n== %s\n' "$*"; }
+# Each heading carries the script's elapsed time, so a log shows where a cold run spends it.
+log() { printf '\n== %s (at %d min %02d s)\n' "$*" $((SECONDS / 60)) $((SECONDS % 60)); }
 
 spare_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
