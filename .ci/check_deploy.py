@@ -766,7 +766,7 @@ def model_trust(t: Tree) -> list[str]:
 
 # The stages both Dockerfiles must hold instruction for instruction: functions/Dockerfile's
 # name -> gpu-job/Dockerfile's.
-SHARED_STAGES = {"chef": "cpu-chef", "planner": "planner", "cook": "cpu-cook"}
+SHARED_STAGES = {"chef": "cpu-chef", "planner": "planner", "cook": "cpu-cook", "builder": "ongi-cli"}
 
 
 def shared_stages(t: Tree) -> list[str]:
@@ -784,7 +784,7 @@ def shared_stages(t: Tree) -> list[str]:
         if base != b.base or a.instructions != b.instructions:
             problems.append(
                 f"gpu-job/Dockerfile's stage {theirs} differs from functions/Dockerfile's {ours}: the worker's "
-                "image compiles the workspace's dependencies a second time"
+                "image compiles what the functions' images compiled (the dependencies, or ongi-shared) a second time"
             )
     return problems
 

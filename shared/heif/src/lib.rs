@@ -1,5 +1,5 @@
 //! A small safe layer over libheif's C API: what ongi-shared needs to decode the primary
-//! image of a HEIC or AVIF file (size limit, size, EXIF block, 8-bit RGB pixels).
+//! image of a HEIC or AVIF file (size limit, size, sample depth, EXIF block, 8-bit RGB pixels).
 //!
 //! Why here and by hand: ongi-shared forbids `unsafe`, so the FFI lives in this crate of
 //! its own. The bindings are libheif-sys 1.14 (the libheif-rs project's): current
@@ -144,6 +144,19 @@ impl<'a> Primary<'a> {
             )
         };
         (u32::try_from(w).unwrap_or(0), u32::try_from(h).unwrap_or(0))
+    }
+
+    /// The deepest of its luma and chroma samples, in bits: 8, 10 or 12 in practice (8 when
+    /// the file does not say).
+    pub fn bits_per_sample(&self) -> u8 {
+        // SAFETY: a live handle; both return -1 when the file does not say.
+        let (luma, chroma) = unsafe {
+            (
+                lh::heif_image_handle_get_luma_bits_per_pixel(self.handle.0),
+                lh::heif_image_handle_get_chroma_bits_per_pixel(self.handle.0),
+            )
+        };
+        u8::try_from(luma.max(chroma).clamp(8, 16)).unwrap_or(8)
     }
 
     pub fn has_alpha(&self) -> bool {

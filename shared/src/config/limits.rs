@@ -1,5 +1,7 @@
 //! [`IngestLimits`]: what a photo may cost before any pixel is decoded.
 
+use std::time::Duration;
+
 use super::error::SettingsError;
 use super::parse;
 use super::read::setting;
@@ -26,6 +28,10 @@ pub struct IngestLimits {
     /// decoder reads them (`image/metadata.rs`). Fixed: real photos carry well under 1 MiB,
     /// a depth map in extended XMP a few MiB.
     pub max_metadata_bytes: u64,
+    /// How long one photo's decode may take once it has started; past it the photo is
+    /// refused as `decode_timeout` (`image/deadline.rs`). Fixed: a 100 MP photo decodes in
+    /// about a second, so only a file built to cost more than its pixels reaches it.
+    pub max_decode_time: Duration,
 }
 
 impl Default for IngestLimits {
@@ -35,6 +41,7 @@ impl Default for IngestLimits {
             max_pixels: 100_000_000,
             max_decode_bytes: 512 * 1024 * 1024,
             max_metadata_bytes: 8 * 1024 * 1024,
+            max_decode_time: Duration::from_secs(5),
         }
     }
 }
@@ -54,6 +61,7 @@ impl IngestLimits {
                 parse::count(v, 16u64..=65536).map(|mib| mib << 20)
             })?,
             max_metadata_bytes: defaults.max_metadata_bytes,
+            max_decode_time: defaults.max_decode_time,
         })
     }
 }

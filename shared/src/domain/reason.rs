@@ -16,6 +16,8 @@ pub enum Reason {
     UnsupportedFormat,
     /// Over the size or pixel limits.
     TooLarge,
+    /// Decoding it took longer than one photo may take.
+    DecodeTimeout,
     /// No such object in the bucket.
     NotFound,
     /// Reading it was refused (no permission, a name the store will not read).
@@ -46,11 +48,12 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order.
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 18] = [
         Self::Empty,
         Self::Corrupt,
         Self::UnsupportedFormat,
         Self::TooLarge,
+        Self::DecodeTimeout,
         Self::NotFound,
         Self::Refused,
         Self::Unreadable,
@@ -73,6 +76,7 @@ impl Reason {
             Self::Corrupt => "corrupt",
             Self::UnsupportedFormat => "unsupported_format",
             Self::TooLarge => "too_large",
+            Self::DecodeTimeout => "decode_timeout",
             Self::NotFound => "not_found",
             Self::Refused => "refused",
             Self::Unreadable => "unreadable",

@@ -6,12 +6,12 @@
 //! paths, so callers always see the photo the right way up. HEIC and AVIF go through libheif
 //! (`heif.rs`, cargo feature `heif`; without it they are `unsupported_format`).
 
-use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
 
+use super::deadline::{Fired, Stop, Watched};
 use super::error::ImageError;
 use super::format::{ImageFormat, Sniffed, sniff};
 use super::metadata::{self, HEAP_PER_METADATA_BYTE, Metadata};
@@ -68,23 +68,52 @@ pub(super) const DECODER_SLACK_BYTES: u64 = 1 << 20;
 /// The metadata's heap is part of the estimate (`metadata.rs`).
 pub fn estimate(bytes: &[u8], limits: &IngestLimits, options: DecodeOptions) -> Result<DecodeCost, ImageError> {
     let (format, metadata) = admit(bytes, limits)?;
+    let never = Stop::never();
     let mut cost = guarded(|| match format {
-        ImageFormat::Jpeg => jpeg_header(bytes, limits, options).map(|(_, cost)| cost),
-        ImageFormat::Png | ImageFormat::WebP => image_header(bytes, format, limits).map(|(_, cost)| cost),
+        ImageFormat::Jpeg => jpeg_header(bytes, &never, limits, options).map(|(_, cost)| cost),
+        ImageFormat::Png | ImageFormat::WebP => image_header(bytes, &never, format, limits).map(|(_, cost)| cost),
         ImageFormat::Heic | ImageFormat::Avif => heif_estimate(bytes, format, limits),
     })?;
     cost.peak_bytes += metadata.bytes * HEAP_PER_METADATA_BYTE;
     check_memory(cost, &format!("{} with its metadata", format.name()), limits)
 }
 
-/// Decodes `bytes` within `limits`. Never panics: every input gives pixels or an [`ImageError`].
+/// Decodes `bytes` within `limits`, however long it takes. Never panics: every input gives
+/// pixels or an [`ImageError`].
 pub fn decode(bytes: &[u8], limits: &IngestLimits, options: DecodeOptions) -> Result<DecodedImage, ImageError> {
+    decode_until(bytes, limits, options, &Stop::never())
+}
+
+/// [`decode`], stopped when `stop` fires (`deadline.rs`): past its deadline the photo is
+/// refused as `decode_timeout`, and a decode nobody waits for ends as
+/// [`ImageError::Abandoned`].
+pub fn decode_until(
+    bytes: &[u8],
+    limits: &IngestLimits,
+    options: DecodeOptions,
+    stop: &Stop,
+) -> Result<DecodedImage, ImageError> {
+    stopped(stop)?;
     let (format, _) = admit(bytes, limits)?;
-    guarded(|| match format {
-        ImageFormat::Jpeg => decode_jpeg(bytes, limits, options),
-        ImageFormat::Png | ImageFormat::WebP => decode_with_image(bytes, format, limits),
+    let decoded = guarded(|| match format {
+        ImageFormat::Jpeg => decode_jpeg(bytes, stop, limits, options),
+        ImageFormat::Png | ImageFormat::WebP => decode_with_image(bytes, stop, format, limits),
         ImageFormat::Heic | ImageFormat::Avif => heif_decode(bytes, format, limits),
-    })
+    });
+    // A decoder stopped by its reader reports an I/O error; the stop is the reason.
+    if decoded.is_err() {
+        stopped(stop)?;
+    }
+    decoded
+}
+
+/// The error for a stop that has fired.
+fn stopped(stop: &Stop) -> Result<(), ImageError> {
+    match stop.fired() {
+        None => Ok(()),
+        Some(Fired::Deadline(limit)) => Err(ImageError::TimedOut(limit)),
+        Some(Fired::Abandoned) => Err(ImageError::Abandoned),
+    }
 }
 
 #[cfg(feature = "heif")]
@@ -182,11 +211,12 @@ pub(super) fn check_memory(cost: DecodeCost, what: &str, limits: &IngestLimits) 
 /// A JPEG decoder past its header, set to the DCT scale `options` allow, and its cost.
 fn jpeg_header<'a>(
     bytes: &'a [u8],
+    stop: &'a Stop,
     limits: &IngestLimits,
     options: DecodeOptions,
-) -> Result<(jpeg_decoder::Decoder<&'a [u8]>, DecodeCost), ImageError> {
+) -> Result<(jpeg_decoder::Decoder<Watched<'a>>, DecodeCost), ImageError> {
     let corrupt = |e: jpeg_decoder::Error| ImageError::Corrupt(format!("JPEG: {e}"));
-    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    let mut decoder = jpeg_decoder::Decoder::new(Watched::new(bytes, stop));
     decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_decode_bytes).unwrap_or(usize::MAX));
     decoder.read_info().map_err(corrupt)?;
     let info = decoder
@@ -273,9 +303,14 @@ fn jpeg_header<'a>(
     Ok((decoder, check_memory(cost, what, limits)?))
 }
 
-fn decode_jpeg(bytes: &[u8], limits: &IngestLimits, options: DecodeOptions) -> Result<DecodedImage, ImageError> {
+fn decode_jpeg(
+    bytes: &[u8],
+    stop: &Stop,
+    limits: &IngestLimits,
+    options: DecodeOptions,
+) -> Result<DecodedImage, ImageError> {
     let corrupt = |e: jpeg_decoder::Error| ImageError::Corrupt(format!("JPEG: {e}"));
-    let (mut decoder, cost) = jpeg_header(bytes, limits, options)?;
+    let (mut decoder, cost) = jpeg_header(bytes, stop, limits, options)?;
     let (width, height) = (cost.width, cost.height);
     let data = decoder.decode().map_err(corrupt)?;
     let info = decoder
@@ -340,11 +375,12 @@ fn image_error(format: ImageFormat) -> impl Fn(image::ImageError) -> ImageError 
 /// mode: the whole image is decoded, so the estimate is for the full size.
 fn image_header<'a>(
     bytes: &'a [u8],
+    stop: &'a Stop,
     format: ImageFormat,
     limits: &IngestLimits,
 ) -> Result<(impl ImageDecoder + 'a, DecodeCost), ImageError> {
     let reader = ImageReader::with_format(
-        Cursor::new(bytes),
+        Watched::new(bytes, stop),
         match format {
             ImageFormat::Png => image::ImageFormat::Png,
             _ => image::ImageFormat::WebP,
@@ -375,8 +411,13 @@ fn image_header<'a>(
     Ok((decoder, cost))
 }
 
-fn decode_with_image(bytes: &[u8], format: ImageFormat, limits: &IngestLimits) -> Result<DecodedImage, ImageError> {
-    let (mut decoder, cost) = image_header(bytes, format, limits)?;
+fn decode_with_image(
+    bytes: &[u8],
+    stop: &Stop,
+    format: ImageFormat,
+    limits: &IngestLimits,
+) -> Result<DecodedImage, ImageError> {
+    let (mut decoder, cost) = image_header(bytes, stop, format, limits)?;
     // Unreadable metadata costs only what it would have told; a decoder's limit, never.
     let orientation = unless_limited(decoder.orientation(), format)?.unwrap_or(Orientation::NoTransforms);
     let captured_at = unless_limited(decoder.exif_metadata(), format)?

@@ -18,15 +18,25 @@ pub enum ImageError {
     NotBuiltIn(&'static str),
     #[error("the image is too large: {0}")]
     TooLarge(String),
+    /// Decoding ran past the time one photo may take (`IngestLimits::max_decode_time`).
+    #[error("decoding this image took longer than the {} s one photo may take", .0.as_secs_f64())]
+    TimedOut(std::time::Duration),
+    /// The decode was stopped because nobody waits for its result any more. No caller
+    /// receives it: it only ends the work early.
+    #[error("the decode was stopped: nobody waits for it any more")]
+    Abandoned,
 }
 
 impl ImageError {
-    /// Every value [`ImageError::reason`] can take.
-    pub const REASONS: [Reason; 4] = [
+    /// Every reason a photo can be refused with: every value [`ImageError::reason`] can
+    /// take but `internal`, which only [`ImageError::Abandoned`] (seen by no caller) has.
+    /// A photo refused with one of them is refused again whenever it is decoded.
+    pub const REASONS: [Reason; 5] = [
         Reason::Empty,
         Reason::Corrupt,
         Reason::UnsupportedFormat,
         Reason::TooLarge,
+        Reason::DecodeTimeout,
     ];
 
     /// The reason `text` names, if it is one of [`ImageError::REASONS`].
@@ -40,6 +50,8 @@ impl ImageError {
             Self::Corrupt(_) => Reason::Corrupt,
             Self::UnsupportedFormat(_) | Self::NotBuiltIn(_) => Reason::UnsupportedFormat,
             Self::TooLarge(_) => Reason::TooLarge,
+            Self::TimedOut(_) => Reason::DecodeTimeout,
+            Self::Abandoned => Reason::Internal,
         }
     }
 }

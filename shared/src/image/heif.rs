@@ -27,11 +27,28 @@ use crate::config::IngestLimits;
 /// libheif's own default per-side limit (`MAX_IMAGE_WIDTH` in 1.15). Ours only lowers it.
 const LIBHEIF_MAX_SIDE: u64 = 32_768;
 
-/// Bytes per pixel at the decode's peak: libheif's decoded YCbCr image (up to three planes of
-/// 16-bit samples for a 10- or 12-bit file), the codec's own picture buffers (as many
-/// again), libheif's interleaved 8-bit RGB, our copy of it and the caller's grey copy. An
+/// Bytes per pixel at the decode's peak of an 8-bit file: libheif's decoded YCbCr image (three
+/// full planes at most, 4:4:4), the codec's own picture buffers (twice as many, with room to
+/// spare), libheif's interleaved 8-bit RGB, our copy of it and the caller's grey copy. An
 /// alpha plane adds two more.
-const PEAK_BYTES_PER_PIXEL: u64 = 6 + 6 + 3 + 3 + 1;
+const PEAK_BYTES_PER_PIXEL_8BIT: u64 = 3 + 9 + 3 + 3 + 1;
+
+/// The same for 10- and 12-bit samples, stored in 16 bits: the YCbCr planes (6), the codec's
+/// pictures (12), the 16-bit RGB that libheif converts to 8 bits (6), then as above. A 12-bit
+/// 4:4:4 AVIF was measured at 25.4 bytes a pixel. An alpha plane adds eight more.
+const PEAK_BYTES_PER_PIXEL_DEEP: u64 = 6 + 12 + 6 + 3 + 3 + 1;
+
+/// Every bit depth and chroma layout is bounded by its depth's worst (4:4:4): the chroma
+/// layout is not known before decoding in libheif 1.15. `heif_decode.rs` checks the bound
+/// against the peak memory of real decodes of every combination the encoders write.
+fn peak_bytes_per_pixel(bits_per_sample: u8, alpha: bool) -> u64 {
+    match (bits_per_sample > 8, alpha) {
+        (false, false) => PEAK_BYTES_PER_PIXEL_8BIT,
+        (false, true) => PEAK_BYTES_PER_PIXEL_8BIT + 2,
+        (true, false) => PEAK_BYTES_PER_PIXEL_DEEP,
+        (true, true) => PEAK_BYTES_PER_PIXEL_DEEP + 8,
+    }
+}
 
 /// A photo's EXIF block is a few KiB (its thumbnail at most 64 KiB): a larger one is not
 /// read rather than allocated at the size the file declares.
@@ -60,7 +77,7 @@ pub(super) fn header<'a>(
     let (width, height) = primary.size();
     check_pixels(width, height, limits)?;
     let pixels = u64::from(width) * u64::from(height);
-    let per_pixel = PEAK_BYTES_PER_PIXEL + if primary.has_alpha() { 2 } else { 0 };
+    let per_pixel = peak_bytes_per_pixel(primary.bits_per_sample(), primary.has_alpha());
     let cost = DecodeCost {
         format,
         width,

@@ -1,5 +1,5 @@
 //! Image ingest: turning untrusted bytes into RGB pixels, or into a typed error with a
-//! stable reason (`empty`, `corrupt`, `unsupported_format`, `too_large`).
+//! stable reason (`empty`, `corrupt`, `unsupported_format`, `too_large`, `decode_timeout`).
 //!
 //! The order matters for safety and speed: the size in bytes is checked first, then the
 //! format is sniffed from the magic bytes (never from the name), then the header is read and
@@ -9,6 +9,7 @@
 //! cargo feature `heif`, through libheif) are decoded at full size: their codecs have no
 //! such shortcut.
 
+mod deadline;
 mod decode;
 mod error;
 pub mod exif;
@@ -19,7 +20,8 @@ mod heif;
 mod metadata;
 mod names;
 
-pub use decode::{DecodeCost, DecodeOptions, DecodedImage, decode, estimate};
+pub use deadline::{Fired, Stop};
+pub use decode::{DecodeCost, DecodeOptions, DecodedImage, decode, decode_until, estimate};
 pub use error::ImageError;
 pub use format::{DECODERS, ImageFormat, sniff};
 pub use names::{PHOTO_EXTENSIONS, is_photo_name};

@@ -8,6 +8,12 @@
 //! many calls arrive at once: a small file that declares a huge 16-bit image (a
 //! "decompression bomb") is refused or waits its turn; it never multiplies.
 //!
+//! A decode started is bounded in time too: past [`IngestLimits::max_decode_time`] the photo
+//! is refused as `decode_timeout`, and a decode whose caller has gone (the call hung up, the
+//! future was dropped) stops at its decoder's next read; one still queued never starts
+//! (`image/deadline.rs`). So a photo built to cost CPU holds a decode thread for at most that
+//! long, and only while someone waits for it.
+//!
 //! Decodes and the work on their pixels run on a few threads of their own (one per core),
 //! not on tokio's blocking pool: glibc's malloc gives each thread that allocates its own
 //! arena and keeps what that thread freed in it, so large pixel buffers freed on dozens of
@@ -16,7 +22,7 @@
 //! than cores would not decode faster.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
@@ -26,7 +32,7 @@ use tokio::sync::Semaphore;
 use super::service::PhotoError;
 use crate::config::IngestLimits;
 use crate::domain::Reason;
-use crate::image::{DecodeCost, DecodeOptions, DecodedImage, ImageError, decode, estimate};
+use crate::image::{DecodeCost, DecodeOptions, DecodedImage, ImageError, Stop, decode_until, estimate};
 
 /// Permits are MiB of estimated decode memory.
 const PERMIT_BYTES: u64 = 1 << 20;
@@ -76,11 +82,22 @@ impl DecodeThreads {
         Self { jobs: Mutex::new(jobs) }
     }
 
-    /// Runs `f` on a decode thread and waits for its result.
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, PhotoError> {
+    /// Runs `f` on a decode thread and waits for its result. `f` is given the flag that is
+    /// set once nobody waits any more (this future was dropped); a job whose flag is set
+    /// before it starts does not run.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(Arc<AtomicBool>) -> T + Send + 'static,
+    ) -> Result<T, PhotoError> {
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let _on_drop = SetOnDrop(abandoned.clone());
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
-            let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
+            if abandoned.load(Ordering::Relaxed) {
+                metrics::counter!("ongi_decodes_abandoned_total").increment(1);
+                return;
+            }
+            let _ = tx.send(catch_unwind(AssertUnwindSafe(|| f(abandoned))));
         });
         let sent = match self.jobs.lock() {
             Ok(jobs) => jobs.send(job),
@@ -93,6 +110,15 @@ impl DecodeThreads {
             Ok(Err(_)) => Err(internal("panicked")),
             Err(_) => Err(internal("was dropped")),
         }
+    }
+}
+
+/// Sets its flag when dropped: when the future holding it completes or is dropped.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
@@ -142,7 +168,7 @@ impl DecodeBudget {
         let header = bytes.clone();
         let cost = self
             .threads
-            .run(move || estimate(&header, &limits, options))
+            .run(move |_| estimate(&header, &limits, options))
             .await?
             .map_err(failed)?;
         let needed = cost.peak_bytes.max(cost.output_bytes.saturating_add(work_bytes(&cost)));
@@ -168,9 +194,14 @@ impl DecodeBudget {
         self.decodes.fetch_add(1, Ordering::Relaxed);
         let result = self
             .threads
-            .run(move || {
+            .run(move |abandoned| {
                 let _held = held;
-                decode(&bytes, &limits, options).map(work)
+                let stop = Stop::after(limits.max_decode_time, abandoned);
+                let decoded = decode_until(&bytes, &limits, options, &stop);
+                if matches!(decoded, Err(ImageError::Abandoned)) {
+                    metrics::counter!("ongi_decodes_abandoned_total").increment(1);
+                }
+                decoded.map(work)
             })
             .await?;
         metrics::histogram!("ongi_decode_seconds").record(started.elapsed().as_secs_f64());
@@ -179,6 +210,10 @@ impl DecodeBudget {
 }
 
 fn failed(e: ImageError) -> PhotoError {
+    if e == ImageError::Abandoned {
+        // Never remembered as the photo's answer: another caller may still want it.
+        return PhotoError::transient(e.reason(), e.to_string());
+    }
     metrics::counter!("ongi_photos_failed_total", "reason" => e.reason().as_str()).increment(1);
     PhotoError::permanent(e.reason(), e.to_string())
 }
@@ -193,6 +228,97 @@ mod tests {
             .write_to(&mut out, image::ImageFormat::Png)
             .unwrap();
         Bytes::from(out.into_inner())
+    }
+
+    /// A 4000x3000 baseline JPEG of noise: its full-size decode takes a good part of a second.
+    fn slow_jpeg() -> Bytes {
+        let mut state = 0x9e37_79b9_u32;
+        let noise = image::RgbImage::from_fn(4000, 3000, |_, _| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            let [r, g, b, _] = state.to_le_bytes();
+            image::Rgb([r, g, b])
+        });
+        let fields = ongi_test_support::ExifFields {
+            orientation: Some(1),
+            ..Default::default()
+        };
+        Bytes::from(ongi_test_support::jpeg_with_exif(&noise, fields))
+    }
+
+    #[tokio::test]
+    async fn a_decode_past_its_deadline_is_refused_as_decode_timeout() {
+        let hurried = DecodeBudget::new(IngestLimits {
+            max_decode_time: std::time::Duration::from_millis(1),
+            ..IngestLimits::default()
+        });
+        let photo = slow_jpeg();
+        let err = hurried
+            .decode_then(photo.clone(), DecodeOptions::default(), |_| 0, |d| d.pixels.width())
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason, "decode_timeout");
+        assert!(!err.transient, "the same photo would take as long again");
+        assert!(err.detail.contains("0.001 s"), "{}", err.detail);
+        assert_eq!(hurried.available_mib(), 512, "a stopped decode gives its memory back");
+        // Within the default deadline the same photo decodes.
+        let width = DecodeBudget::new(IngestLimits::default())
+            .decode_then(photo, DecodeOptions::default(), |_| 0, |d| d.pixels.width())
+            .await
+            .unwrap();
+        assert_eq!(width, 4000);
+    }
+
+    #[tokio::test]
+    async fn decodes_nobody_waits_for_stop_and_free_their_threads() {
+        // Memory for every decode at once, so that each one queues for a thread.
+        let budget = DecodeBudget::new(IngestLimits {
+            max_decode_bytes: 16 << 30,
+            ..IngestLimits::default()
+        });
+        let slow = slow_jpeg();
+        let decode_width = |budget: &DecodeBudget, photo: Bytes| {
+            let budget = budget.clone();
+            async move {
+                budget
+                    .decode_then(photo, DecodeOptions::default(), |_| 0, |d| d.pixels.width())
+                    .await
+            }
+        };
+        // The yardstick: one full decode, waited for.
+        let started = Instant::now();
+        assert_eq!(decode_width(&budget, slow.clone()).await.unwrap(), 4000);
+        let one = started.elapsed();
+        // Twice as many callers as there are decode threads, and two more, all hanging up
+        // once their decodes are under way or queued.
+        let threads = std::thread::available_parallelism().map_or(2, usize::from);
+        let callers: Vec<_> = (0..2 * threads + 2)
+            .map(|_| tokio::time::timeout(one / 4, decode_width(&budget, slow.clone())))
+            .collect();
+        for outcome in futures::future::join_all(callers).await {
+            assert!(outcome.is_err(), "a caller hung up before its decode ended");
+        }
+        // A small photo now waits for no abandoned decode: those running stop at their next
+        // read, those queued never start.
+        let started = Instant::now();
+        assert_eq!(
+            decode_width(&budget, png(64, 48, image::ColorType::Rgb8))
+                .await
+                .unwrap(),
+            64
+        );
+        let waited = started.elapsed();
+        assert!(
+            waited < one / 2,
+            "a small photo waited {waited:?} behind abandoned decodes (one full decode: {one:?})"
+        );
+        // Their memory comes back as each one ends.
+        let deadline = Instant::now() + one;
+        while budget.available_mib() < 16 << 10 && Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(budget.available_mib(), 16 << 10, "abandoned decodes kept their memory");
     }
 
     #[tokio::test]

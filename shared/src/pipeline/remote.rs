@@ -61,6 +61,7 @@ fn known_reason(r: &str) -> Reason {
             | Reason::Corrupt
             | Reason::UnsupportedFormat
             | Reason::TooLarge
+            | Reason::DecodeTimeout
             | Reason::NotFound
             | Reason::Refused),
         ) => reason,

@@ -229,3 +229,139 @@ fn an_oversized_heif_is_refused_by_the_estimate_before_decoding() {
     let e = estimate(&bytes, &little_memory, DecodeOptions::default()).unwrap_err();
     assert!(e.to_string().contains("decode limit"), "{e}");
 }
+
+/// The estimate is an upper bound of the memory a decode takes, for every bit depth and
+/// chroma layout the encoders write (HEIC: x265 through heif-enc; AVIF: aom through avifenc).
+/// Each photo is decoded in a process of its own (this test binary, running only
+/// [`peak_of_one_decode`]), whose peak RSS the kernel keeps.
+#[test]
+fn heif_estimates_bound_the_memory_of_every_depth_and_chroma_layout() {
+    let (Some(avifenc), Some(heif_enc)) = (tool("avifenc", "libavif-bin"), tool("heif-enc", "libheif-examples")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name);
+    // 1600x1200 at 16 bits a sample, a smooth gradient: the encoders take it at every depth.
+    let source = image::ImageBuffer::<image::Rgb<u16>, Vec<u16>>::from_fn(1600, 1200, |x, y| {
+        image::Rgb([(x * 40) as u16, (y * 54) as u16, ((x + y) * 23) as u16])
+    });
+    source.save(at("in16.png")).unwrap();
+    // heif-enc makes 8-bit files from 8-bit input only.
+    image::DynamicImage::ImageRgb16(source)
+        .to_rgb8()
+        .save(at("in8.png"))
+        .unwrap();
+    // A tiny photo of each codec, decoded first in the child: the codecs' code and tables
+    // are loaded then, and are not the photo's.
+    std::fs::write(at("warm.png"), png(&quadrants())).unwrap();
+    let fast_heic = ["-p", "preset=ultrafast", "-q", "50"];
+    encode(dir.path(), avifenc, &["-s", "10", "warm.png", "warm.avif"], "warm.avif");
+    let mut args = fast_heic.to_vec();
+    args.extend(["warm.png", "-o", "warm.heic"]);
+    encode(dir.path(), heif_enc, &args, "warm.heic");
+
+    let mut cases = Vec::new();
+    for depth in ["8", "10", "12"] {
+        let input = if depth == "8" { "in8.png" } else { "in16.png" };
+        for yuv in ["420", "422", "444"] {
+            let name = format!("avif-{depth}bit-{yuv}.avif");
+            let args = ["-s", "10", "-d", depth, "-y", yuv, input, name.as_str()];
+            encode(dir.path(), avifenc, &args, &name);
+            cases.push((name, "warm.avif"));
+        }
+        for chroma in ["420", "444"] {
+            let name = format!("heic-{depth}bit-{chroma}.heic");
+            let chroma = format!("chroma={chroma}");
+            let mut args = fast_heic.to_vec();
+            if depth != "8" {
+                args.extend(["-b", depth]);
+            }
+            args.extend(["-p", chroma.as_str(), input, "-o", name.as_str()]);
+            encode(dir.path(), heif_enc, &args, &name);
+            cases.push((name, "warm.heic"));
+        }
+    }
+    let mut report = String::new();
+    let mut under = Vec::new();
+    for (name, warm) in &cases {
+        let (peak, estimate) = measured_peak(&at(name), &at(warm));
+        report += &format!(
+            "{name}: peak {} KiB, estimate {} KiB ({:.2} of it)\n",
+            peak >> 10,
+            estimate >> 10,
+            peak as f64 / estimate as f64
+        );
+        if peak > estimate {
+            under.push(name.as_str());
+        }
+    }
+    eprint!("{report}");
+    assert!(
+        under.is_empty(),
+        "estimates under the measured peak: {under:?}\n{report}"
+    );
+}
+
+/// Decodes `photo` in a child process after `warm`, and returns its peak RSS above the RSS
+/// before the decode, and its estimate, both in bytes.
+fn measured_peak(photo: &Path, warm: &Path) -> (u64, u64) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "heif_decode::peak_of_one_decode",
+            "--exact",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("ONGI_PEAK_OF", photo)
+        .env("ONGI_PEAK_WARM", warm)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}: {stdout}\n{}",
+        photo.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // libtest prints the test's name before its output, on the same line.
+    let numbers: Vec<u64> = stdout
+        .split_once("PEAK ")
+        .unwrap_or_else(|| panic!("the child printed no PEAK line: {stdout}"))
+        .1
+        .split_whitespace()
+        .take(2)
+        .map(|n| n.parse().unwrap())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+/// The child half of the test above, run in a process of its own with the photo in
+/// `ONGI_PEAK_OF`: prints `PEAK <peak bytes> <estimate bytes>`.
+#[test]
+#[ignore = "run by heif_estimates_bound_the_memory_of_every_depth_and_chroma_layout, which sets ONGI_PEAK_OF"]
+fn peak_of_one_decode() {
+    let photo = std::fs::read(std::env::var("ONGI_PEAK_OF").expect("ONGI_PEAK_OF names the photo")).unwrap();
+    let warm = std::fs::read(std::env::var("ONGI_PEAK_WARM").expect("ONGI_PEAK_WARM names a tiny photo")).unwrap();
+    full(&warm).unwrap();
+    let estimate = estimate(&photo, &IngestLimits::default(), DecodeOptions::default())
+        .unwrap()
+        .peak_bytes;
+    // Writing 5 resets the peak RSS (VmHWM) to the RSS now (proc(5), /proc/pid/clear_refs).
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+    let before = status_kib("VmRSS");
+    let decoded = full(&photo).unwrap();
+    let peak = status_kib("VmHWM");
+    assert_eq!(decoded.pixels.width(), 1600);
+    println!("PEAK {} {estimate}", peak.saturating_sub(before) << 10);
+}
+
+/// A `/proc/self/status` figure, in KiB.
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
+}

@@ -161,6 +161,22 @@ fn with_icc_segments(jpeg: &[u8], count: usize) -> Vec<u8> {
     out
 }
 
+/// `jpeg` (progressive) with its scans, from the first SOS to EOI, repeated `times` times:
+/// each scan is a pass over every block of the frame, however few bytes it holds.
+fn with_repeated_scans(jpeg: &[u8], times: usize) -> anyhow::Result<Vec<u8>> {
+    let first_scan = jpeg
+        .windows(2)
+        .position(|w| w == [0xFF, 0xDA])
+        .context("no JPEG scan found")?;
+    let end = jpeg.len().checked_sub(2).context("not a JPEG")?;
+    let mut out = jpeg[..first_scan].to_vec();
+    for _ in 0..times {
+        out.extend(&jpeg[first_scan..end]);
+    }
+    out.extend(&jpeg[end..]);
+    Ok(out)
+}
+
 /// Small JPEGs (64x48) from the decoder's test corpus, to forge frame headers on.
 const PROGRESSIVE_JPEG: &[u8] = include_bytes!("../../../../../shared/tests/fixtures/images/progressive.jpg");
 const BASELINE_JPEG: &[u8] = include_bytes!("../../../../../shared/tests/fixtures/images/baseline.jpg");
@@ -222,6 +238,13 @@ fn bombs() -> anyhow::Result<Vec<Bomb>> {
             ext: "webp",
             declares: "16x16 WebP with a 45 MB EXIF chunk",
             bytes: webp_with_exif(&vec![0; 45_000_000])?,
+            must_refuse: true,
+        },
+        Bomb {
+            stem: "scans-4096x4096",
+            ext: "jpg",
+            declares: "4096x4096 progressive JPEG with its scans repeated 2,000 times",
+            bytes: with_repeated_scans(&declaring(PROGRESSIVE_JPEG, 4096, 4096)?, 2000)?,
             must_refuse: true,
         },
         Bomb {
