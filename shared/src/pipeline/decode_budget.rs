@@ -84,7 +84,8 @@ impl DecodeThreads {
 
     /// Runs `f` on a decode thread and waits for its result. `f` is given the flag that is
     /// set once nobody waits any more (this future was dropped); a job whose flag is set
-    /// before it starts does not run.
+    /// before it starts does not run. Either way a job whose caller had gone is counted
+    /// (`ongi_decodes_abandoned_total`).
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(Arc<AtomicBool>) -> T + Send + 'static,
@@ -93,11 +94,11 @@ impl DecodeThreads {
         let _on_drop = SetOnDrop(abandoned.clone());
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
-            if abandoned.load(Ordering::Relaxed) {
+            let delivered =
+                !abandoned.load(Ordering::Relaxed) && tx.send(catch_unwind(AssertUnwindSafe(|| f(abandoned)))).is_ok();
+            if !delivered {
                 metrics::counter!("ongi_decodes_abandoned_total").increment(1);
-                return;
             }
-            let _ = tx.send(catch_unwind(AssertUnwindSafe(|| f(abandoned))));
         });
         let sent = match self.jobs.lock() {
             Ok(jobs) => jobs.send(job),
@@ -197,11 +198,7 @@ impl DecodeBudget {
             .run(move |abandoned| {
                 let _held = held;
                 let stop = Stop::after(limits.max_decode_time, abandoned);
-                let decoded = decode_until(&bytes, &limits, options, &stop);
-                if matches!(decoded, Err(ImageError::Abandoned)) {
-                    metrics::counter!("ongi_decodes_abandoned_total").increment(1);
-                }
-                decoded.map(work)
+                decode_until(&bytes, &limits, options, &stop).map(work)
             })
             .await?;
         metrics::histogram!("ongi_decode_seconds").record(started.elapsed().as_secs_f64());
@@ -210,10 +207,6 @@ impl DecodeBudget {
 }
 
 fn failed(e: ImageError) -> PhotoError {
-    if e == ImageError::Abandoned {
-        // Never remembered as the photo's answer: another caller may still want it.
-        return PhotoError::transient(e.reason(), e.to_string());
-    }
     metrics::counter!("ongi_photos_failed_total", "reason" => e.reason().as_str()).increment(1);
     PhotoError::permanent(e.reason(), e.to_string())
 }
