@@ -178,10 +178,12 @@ enum BenchCommand {
         #[arg(long, value_name = "N")]
         calls_per_client: Option<usize>,
     },
-    /// Memory bombs (small files declaring huge images) sent at once to every route of a
-    /// real `ongi serve` (started here, loopback, default settings), with its memory sampled:
-    /// one JSON line. Exits 1 if the server died, a bomb was not refused in invalid_images,
-    /// or its resident memory went over --max-rss-mib. The style route is included when
+    /// Every hostile input at once against a real `ongi serve` (started here, loopback,
+    /// default settings): memory, metadata, scan and AVIF bombs on every route, trickled
+    /// bodies and distinct texts, while a well-behaved caller's album calls are timed; the
+    /// server's memory sampled. One JSON line per server. Exits 1 if the server died, a bomb
+    /// was not refused in invalid_images, its resident memory went over --max-rss-mib, or the
+    /// well-behaved caller's p99 went over --max-p99-s. The style route is included when
     /// REDIS_URL is set.
     Hostile {
         /// The model folder (CLIP, the aesthetic head, face models; ONGI_FACE_DETECTOR applies).
@@ -199,6 +201,21 @@ enum BenchCommand {
         /// Serve with this `ongi` binary instead of this one (e.g. an older build).
         #[arg(long, value_name = "FILE")]
         server_bin: Option<PathBuf>,
+        /// First attack this `ongi` binary the same way, in the same run (the "before").
+        #[arg(long, value_name = "FILE")]
+        baseline_bin: Option<PathBuf>,
+        /// Run each server in a cgroup with this much memory, as a container (needs root).
+        #[arg(long, value_name = "MIB")]
+        memory_limit_mib: Option<u64>,
+        /// Connections trickling bodies that declare almost 1 MiB, during the attack.
+        #[arg(long, default_value_t = 1000)]
+        body_flood: usize,
+        /// Callers sending distinct texts to /api/text/embedding, during the attack.
+        #[arg(long, default_value_t = 2)]
+        text_flood: usize,
+        /// The well-behaved caller's album calls must keep this p99, in seconds.
+        #[arg(long, default_value_t = 2.0)]
+        max_p99_s: f64,
     },
     /// Time to group N photos' features into duplicate groups (synthetic features).
     Duplicates {
@@ -346,6 +363,11 @@ async fn main() -> anyhow::Result<()> {
                     variants,
                     max_rss_mib,
                     server_bin,
+                    baseline_bin,
+                    memory_limit_mib,
+                    body_flood,
+                    text_flood,
+                    max_p99_s,
                 },
         } => {
             cmd::bench::hostile::run(cmd::bench::hostile::HostileOptions {
@@ -354,6 +376,11 @@ async fn main() -> anyhow::Result<()> {
                 variants,
                 max_rss_mib,
                 server_bin,
+                baseline_bin,
+                memory_limit_mib,
+                body_flood,
+                text_flood,
+                max_p99_s,
             })
             .await
         }

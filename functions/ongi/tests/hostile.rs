@@ -1,7 +1,9 @@
 //! `ongi bench hostile` on the real `ongi serve` (tiny CLIP, the real MTCNN, the tiny SFace,
-//! ONNX Runtime, Redis for the style route): memory bombs at once on every route, the
-//! server's memory sampled. The figure in docs/reliability.md comes from the same command on
-//! a release build; CI runs fewer copies of each bomb.
+//! ONNX Runtime, Redis for the style route): every bomb at once on every route, trickled
+//! bodies and distinct texts beside them, a well-behaved caller timed, the server's memory
+//! sampled. The figures in docs/reliability.md come from the same command on a release
+//! build in a 2 GiB cgroup; CI runs fewer copies of each bomb and smaller floods, and bounds
+//! the well-behaved caller's p99 loosely (a debug build, beside the other tests).
 //!
 //! Needs `REDIS_URL`, `ORT_DYLIB_PATH` and `ONGI_MTCNN_DIR` (set by `.ci/run`).
 
@@ -18,7 +20,16 @@ use serde_json::Value;
 fn memory_bombs_on_every_route_are_refused_and_the_server_stays_within_its_memory() {
     let models = full_model_folder();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ongi"));
-    cmd.args(["bench", "hostile", "--variants", "2", "--concurrency", "2", "--models"])
+    cmd.args(["bench", "hostile", "--variants", "2", "--concurrency", "2"])
+        .args([
+            "--body-flood",
+            "200",
+            "--text-flood",
+            "1",
+            "--max-p99-s",
+            "20",
+            "--models",
+        ])
         .arg(models.path())
         .env("REDIS_URL", required_env("REDIS_URL"))
         .env("ORT_DYLIB_PATH", required_env("ORT_DYLIB_PATH"))
@@ -38,6 +49,14 @@ fn memory_bombs_on_every_route_are_refused_and_the_server_stays_within_its_memor
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["server_exited"], Value::Null);
     assert!(report["rss_peak_mib"].as_f64().unwrap() <= 1536.0, "{report}");
+    // The well-behaved caller was served all along, every photo analysed.
+    let steady = &report["steady"];
+    assert!(steady["calls"].as_u64().unwrap() >= 1, "{steady}");
+    assert_eq!(steady["not_analysed"], 0, "{steady}");
+    // The floods ran: trickled bodies were cut or still open, never answered 503 for memory.
+    let endings = report["body_flood"]["endings"].as_object().unwrap();
+    assert!(!endings.is_empty() && !endings.contains_key("503"), "{endings:?}");
+    assert!(report["text_flood"]["texts"].as_u64().unwrap() >= 64, "{report}");
     let routes = report["routes"].as_object().unwrap();
     for route in [
         "embedding",

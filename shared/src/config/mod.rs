@@ -141,8 +141,9 @@ pub struct Settings {
     /// clients hold no work slot and no connection for long.
     pub read_timeout: Duration,
     /// `ONGI_BODY_MEMORY_MB` (64): the bytes of request bodies the process holds at once,
-    /// reserved before a body is read (its declared length, else the 1 MiB limit); a body
-    /// that finds none left is answered 503 with `Retry-After` before any byte is read.
+    /// reserved as each body's buffer grows, before its bytes are copied in (what a body has
+    /// sent, not what it declared); a body whose next bytes find none left is answered 503
+    /// with `Retry-After`.
     pub body_memory_bytes: usize,
     /// `ONGI_MAX_CONNECTIONS` (1024): open connections at once; past it the process stops
     /// accepting, and new ones wait in the kernel's queue until one closes.

@@ -91,7 +91,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     doc("ONGI_REPROCESS_BUDGET_SECS", "50", "", "a reprocessing call starts no photo after this long (1-3600)"),
     doc("ONGI_REPROCESS_CONCURRENCY", "8", "", "photos one reprocessing call processes at once (1-1024)"),
     doc("ONGI_MAX_IN_FLIGHT", "64", "", "requests handled at once; one more is shed with 503 (1-100000)"),
-    doc("ONGI_BODY_MEMORY_MB", "64", "", "request bodies held at once, in MiB, reserved before a body is read; a body finding none left gets 503 (1-4096)"),
+    doc("ONGI_BODY_MEMORY_MB", "64", "", "request bodies held at once, in MiB, reserved as their bytes arrive; a body whose bytes find none left gets 503 (1-4096)"),
     doc("ONGI_MAX_CONNECTIONS", "1024", "", "open connections at once; past it new ones wait in the kernel's queue (1-100000)"),
     doc("ONGI_API_TOKEN", "", "", "a secret of 16+ characters: every route but /healthz then needs it as a bearer token"),
     doc("RUST_LOG", "info", "", "log filter"),

@@ -17,6 +17,7 @@ use super::state::AppState;
 use super::{MAX_BODY_BYTES, routes};
 use crate::config::Settings;
 use crate::modules::Modules;
+use crate::pipeline::decode_lanes::in_own_lane;
 use crate::services::ServicesError;
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +104,8 @@ fn router(state: AppState) -> Router {
     // refused and shed requests are counted and timed like the others.
     let admission = super::admission::Admission::new(state.settings.max_in_flight);
     let mut router = routes::router(&state)
+        // Each request is one caller in the decode queues: calls take turns (`decode_lanes`).
+        .layer(middleware::from_fn(decode_in_own_lane))
         .layer(middleware::from_fn_with_state(
             admission,
             super::admission::shed_when_full,
@@ -123,6 +126,10 @@ fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(middleware::from_fn(super::observe::drop_unusable_request_id))
         .with_state(state)
+}
+
+async fn decode_in_own_lane(request: axum::extract::Request, next: middleware::Next) -> axum::response::Response {
+    in_own_lane(next.run(request)).await
 }
 
 /// Why a process could not start or stopped with an error. `Display` is one line.

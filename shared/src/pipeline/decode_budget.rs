@@ -14,6 +14,10 @@
 //! (`image/deadline.rs`). So a photo built to cost CPU holds a decode thread for at most that
 //! long, and only while someone waits for it.
 //!
+//! Calls take turns: each queues one photo at a time, so one call's heavy photos never
+//! queue ahead of another call's (`decode_lanes.rs`), and header estimates go before queued
+//! decodes (`decode_threads.rs`).
+//!
 //! Decodes and the work on their pixels run on a few threads of their own (one per core),
 //! not on tokio's blocking pool: glibc's malloc gives each thread that allocates its own
 //! arena and keeps what that thread freed in it, so large pixel buffers freed on dozens of
@@ -21,14 +25,15 @@
 //! them, against 665 MiB when glibc had two arenas). Decoding is CPU-bound: more threads
 //! than cores would not decode faster.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
+use super::decode_lanes::queue_turn;
+use super::decode_threads::{DecodeThreads, Queue};
 use super::service::PhotoError;
 use crate::config::IngestLimits;
 use crate::domain::Reason;
@@ -41,86 +46,11 @@ const PERMIT_BYTES: u64 = 1 << 20;
 pub struct DecodeBudget {
     limits: IngestLimits,
     permits: Arc<Semaphore>,
+    /// Held by the one photo needing more than half of the budget that may wait for it.
+    large: Arc<Semaphore>,
     /// Decodes started (past the header) since the process started.
     decodes: Arc<AtomicU64>,
     threads: Arc<DecodeThreads>,
-}
-
-type Job = Box<dyn FnOnce() + Send>;
-
-/// The threads decodes run on (see the module's doc). A job that panics costs its photo
-/// (`internal`), never the thread.
-struct DecodeThreads {
-    jobs: Mutex<mpsc::Sender<Job>>,
-}
-
-impl DecodeThreads {
-    fn new(count: usize) -> Self {
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
-        for i in 0..count.max(1) {
-            let queue = queue.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("ongi-decode-{i}"))
-                .spawn(move || {
-                    loop {
-                        // The lock is held only while waiting for the next job.
-                        let job = match queue.lock() {
-                            Ok(queue) => queue.recv(),
-                            Err(poisoned) => poisoned.into_inner().recv(),
-                        };
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return, // the budget is gone
-                        }
-                    }
-                });
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "cannot start a decode thread");
-            }
-        }
-        Self { jobs: Mutex::new(jobs) }
-    }
-
-    /// Runs `f` on a decode thread and waits for its result. `f` is given the flag that is
-    /// set once nobody waits any more (this future was dropped); a job whose flag is set
-    /// before it starts does not run. Either way a job whose caller had gone is counted
-    /// (`ongi_decodes_abandoned_total`).
-    async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(Arc<AtomicBool>) -> T + Send + 'static,
-    ) -> Result<T, PhotoError> {
-        let abandoned = Arc::new(AtomicBool::new(false));
-        let _on_drop = SetOnDrop(abandoned.clone());
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
-            let delivered =
-                !abandoned.load(Ordering::Relaxed) && tx.send(catch_unwind(AssertUnwindSafe(|| f(abandoned)))).is_ok();
-            if !delivered {
-                metrics::counter!("ongi_decodes_abandoned_total").increment(1);
-            }
-        });
-        let sent = match self.jobs.lock() {
-            Ok(jobs) => jobs.send(job),
-            Err(poisoned) => poisoned.into_inner().send(job),
-        };
-        let internal = |what: &str| PhotoError::permanent(Reason::Internal, format!("the decoder task {what}"));
-        sent.map_err(|_| internal("could not start: no decode thread is running"))?;
-        match rx.await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(_)) => Err(internal("panicked")),
-            Err(_) => Err(internal("was dropped")),
-        }
-    }
-}
-
-/// Sets its flag when dropped: when the future holding it completes or is dropped.
-struct SetOnDrop(Arc<AtomicBool>);
-
-impl Drop for SetOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
 }
 
 impl DecodeBudget {
@@ -130,6 +60,7 @@ impl DecodeBudget {
         Self {
             limits,
             permits: Arc::new(Semaphore::new(usize::try_from(total).unwrap_or(usize::MAX >> 4))),
+            large: Arc::new(Semaphore::new(1)),
             decodes: Arc::default(),
             threads: Arc::new(DecodeThreads::new(
                 std::thread::available_parallelism().map_or(2, usize::from),
@@ -144,6 +75,14 @@ impl DecodeBudget {
     /// How many decodes have started (past the header checks) since the process started.
     pub fn decodes(&self) -> u64 {
         self.decodes.load(Ordering::Relaxed)
+    }
+
+    /// Runs short CPU work (a content hash) on the decode threads, before queued decodes.
+    pub(super) async fn quick<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PhotoError> {
+        self.threads.run(Queue::Quick, move |_| f()).await
     }
 
     /// MiB of the budget not taken by a decode right now.
@@ -169,7 +108,7 @@ impl DecodeBudget {
         let header = bytes.clone();
         let cost = self
             .threads
-            .run(move |_| estimate(&header, &limits, options))
+            .run(Queue::Quick, move |_| estimate(&header, &limits, options))
             .await?
             .map_err(failed)?;
         let needed = cost.peak_bytes.max(cost.output_bytes.saturating_add(work_bytes(&cost)));
@@ -184,18 +123,30 @@ impl DecodeBudget {
         }
         let wanted = u32::try_from(needed.div_ceil(PERMIT_BYTES).max(1)).unwrap_or(u32::MAX);
         let waited = Instant::now();
+        let stopping = |_| PhotoError::transient(Reason::ShuttingDown, "the process is stopping");
+        // Photos that need more than half of the memory take turns before they queue for it:
+        // two of them could never decode at once, and one waiting at the head of the memory
+        // queue (first come, first served) would hold back every smaller photo behind it.
+        let _large_turn = if needed > limits.max_decode_bytes / 2 {
+            Some(self.large.clone().acquire_owned().await.map_err(stopping)?)
+        } else {
+            None
+        };
+        // This call's turn to queue a photo, held until its decode starts on a thread.
+        let turn = queue_turn().await;
         let held = self
             .permits
             .clone()
             .acquire_many_owned(wanted)
             .await
-            .map_err(|_| PhotoError::transient(Reason::ShuttingDown, "the process is stopping"))?;
+            .map_err(stopping)?;
         metrics::histogram!("ongi_decode_wait_seconds").record(waited.elapsed().as_secs_f64());
         let started = Instant::now();
         self.decodes.fetch_add(1, Ordering::Relaxed);
         let result = self
             .threads
-            .run(move |abandoned| {
+            .run(Queue::Decode, move |abandoned| {
+                drop(turn);
                 let _held = held;
                 let stop = Stop::after(limits.max_decode_time, abandoned);
                 decode_until(&bytes, &limits, options, &stop).map(work)
@@ -312,6 +263,86 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         assert_eq!(budget.available_mib(), 16 << 10, "abandoned decodes kept their memory");
+    }
+
+    #[tokio::test]
+    async fn one_calls_queued_decodes_do_not_hold_back_another_calls_photo() {
+        use crate::pipeline::decode_lanes::in_own_lane;
+        // Memory for every decode at once: what is tested is the order of the thread queue.
+        let budget = DecodeBudget::new(IngestLimits {
+            max_decode_bytes: 16 << 30,
+            ..IngestLimits::default()
+        });
+        let slow = slow_jpeg();
+        let started = Instant::now();
+        budget
+            .decode_then(slow.clone(), DecodeOptions::default(), |_| 0, |_| ())
+            .await
+            .unwrap();
+        let one = started.elapsed();
+        // One call queues four slow decodes per thread at once.
+        let threads = std::thread::available_parallelism().map_or(2, usize::from);
+        let heavy_call = tokio::spawn(in_own_lane({
+            let budget = budget.clone();
+            async move {
+                let photos = (0..4 * threads)
+                    .map(|_| budget.decode_then(slow.clone(), DecodeOptions::default(), |_| 0, |d| d.pixels.width()));
+                futures::future::join_all(photos).await
+            }
+        }));
+        tokio::time::sleep(one / 4).await;
+        // Another call's small photo waits for the decodes running, not for all those queued.
+        let started = Instant::now();
+        let small = in_own_lane(budget.decode_then(
+            png(64, 48, image::ColorType::Rgb8),
+            DecodeOptions::default(),
+            |_| 0,
+            |d| d.pixels.width(),
+        ))
+        .await;
+        let waited = started.elapsed();
+        assert_eq!(small.unwrap(), 64);
+        assert!(
+            waited < one * 7 / 4,
+            "a small photo waited {waited:?} behind another call's queue (one slow decode: {one:?})"
+        );
+        // The heavy call is served in full all the same.
+        for width in heavy_call.await.unwrap() {
+            assert_eq!(width.unwrap(), 4000);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_small_photo_is_not_held_back_by_a_large_one_waiting_for_memory() {
+        let budget = DecodeBudget::new(IngestLimits {
+            max_decode_bytes: 16 << 20,
+            ..IngestLimits::default()
+        });
+        let photo = png(64, 48, image::ColorType::Rgb8);
+        let large = |budget: &DecodeBudget, hold: Option<std::sync::mpsc::Receiver<()>>| {
+            let (budget, photo) = (budget.clone(), photo.clone());
+            // Over half the budget, with the work it reserves.
+            tokio::spawn(async move {
+                let work = move |_| hold.map(|h| h.recv());
+                budget
+                    .decode_then(photo, DecodeOptions::default(), |_| 9 << 20, work)
+                    .await
+            })
+        };
+        let (release, hold) = std::sync::mpsc::channel();
+        let running = large(&budget, Some(hold));
+        while budget.available_mib() > 8 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let queued = large(&budget, None);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        // 6 MiB are free: the small photo decodes now, not after both large ones.
+        let small = budget.decode_then(photo.clone(), DecodeOptions::default(), |_| 0, |d| d.pixels.width());
+        let small = tokio::time::timeout(std::time::Duration::from_secs(5), small).await;
+        release.send(()).unwrap();
+        assert_eq!(small.expect("the small photo waited behind a large one").unwrap(), 64);
+        running.await.unwrap().unwrap();
+        queued.await.unwrap().unwrap();
     }
 
     #[tokio::test]

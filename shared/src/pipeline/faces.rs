@@ -11,6 +11,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use super::face_record::{self, StoredFace};
+use super::hashing::content_hash;
 use super::service::{FeatureService, PhotoError};
 use crate::analysis::people::{Cluster, FaceInput, PeopleParams, cluster_faces};
 use crate::cache::Cache;
@@ -144,9 +145,9 @@ impl FaceService {
                 "the face models are not loaded",
             ));
         };
-        let _slot = self.features.compute_slot().await?;
+        let _slot = self.features.compute_slot().await;
         let stored = self.store.get(bucket, object, self.limits.max_bytes).await?;
-        let hash = ContentHash::of(&stored.bytes);
+        let hash = content_hash(self.features.decoder(), &stored.bytes).await;
         self.features.remember(bucket, object, stored.generation, &hash).await;
         let key = self.cache.keyspace().faces(&self.models.face_model_id, &hash);
         if let Some(Ok(faces)) = self.cache.get_many(std::slice::from_ref(&key)).await[0]

@@ -15,10 +15,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::batcher::{BatchError, Batcher};
 use super::decode_budget::DecodeBudget;
+use super::fair_slots::{FairSlots, Slot};
+use super::hashing::content_hash;
 use super::photo::{DECODE_FOR_FEATURES, analyse_decoded};
 use super::remote::EmbeddingClient;
 use super::single_flight::{SingleFlight, Turn};
@@ -90,8 +91,9 @@ pub struct FeatureService {
     concurrency: usize,
     /// Photos being downloaded and decoded at once, across every call of the process: each
     /// holds its encoded bytes and decoded pixels (tens of MB for a phone photo), so this,
-    /// not the number of concurrent calls, bounds the memory that computing takes.
-    compute_slots: Arc<Semaphore>,
+    /// not the number of concurrent calls, bounds the memory that computing takes. Shared
+    /// fairly between calls (`fair_slots.rs`).
+    compute_slots: FairSlots,
     /// The memory every decode of the process draws from (features, faces, thumbnails).
     decoder: DecodeBudget,
     /// Where misses are computed when this process has no image encoder (Cloud Run).
@@ -143,7 +145,7 @@ impl FeatureService {
             limits,
             bucket,
             concurrency,
-            compute_slots: Arc::new(Semaphore::new(concurrency)),
+            compute_slots: FairSlots::new(concurrency),
             decoder: DecodeBudget::new(limits),
             remote: embedding_url.as_deref().map(EmbeddingClient::new),
             in_flight: SingleFlight::new(),
@@ -152,12 +154,8 @@ impl FeatureService {
 
     /// Waits for one of the process's compute slots (see `compute_slots`). Face detection
     /// takes its slots here too, so features and faces share one bound.
-    pub async fn compute_slot(&self) -> Result<OwnedSemaphorePermit, PhotoError> {
-        self.compute_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| PhotoError::transient(Reason::ShuttingDown, "the process is stopping"))
+    pub async fn compute_slot(&self) -> Slot {
+        self.compute_slots.acquire().await
     }
 
     /// The process's decode budget, which every decode takes (see [`DecodeBudget`]).
@@ -460,17 +458,14 @@ impl FeatureService {
     /// call computing the same bytes, or computed here. `None`: the call this one waited for
     /// was cancelled.
     async fn compute_once(&self, bucket: &BucketName, object: &str) -> Option<Result<Features, PhotoError>> {
-        let slot = match self.compute_slot().await {
-            Ok(slot) => slot,
-            Err(e) => return Some(Err(e)),
-        };
+        let slot = self.compute_slot().await;
         let started = Instant::now();
         let stored = match self.store.get(bucket, object, self.limits.max_bytes).await {
             Ok(stored) => stored,
             Err(e) => return Some(Err(e.into())),
         };
         metrics::histogram!("ongi_download_seconds").record(started.elapsed().as_secs_f64());
-        let hash = ContentHash::of(&stored.bytes);
+        let hash = content_hash(&self.decoder, &stored.bytes).await;
         // One call per content hash goes on; the others wait for its result. The leader looks
         // in the cache only now, after joining: a leader stores its record before it leaves,
         // so a call that joins after another finished finds that record here.

@@ -530,14 +530,32 @@ async fn bodies_in_flight_are_bounded_in_bytes_across_every_connection() {
             "POST /api/albums/quality HTTP/1.1\r\nHost: ongi\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n{{\"ima"
         )
     };
-    // Two bodies declaring 512 KiB each hold the whole MiB while they trickle.
-    let mut holding = Vec::new();
-    for _ in 0..2 {
-        holding.push(send_partial(&app, &head(512 * 1024)).await);
+    // Fifty bodies declaring 512 KiB each (25 MiB against the 1 MiB budget) and trickling
+    // hold what they sent, a few bytes each: a small call is served beside them.
+    let mut trickling = Vec::new();
+    for _ in 0..50 {
+        trickling.push(send_partial(&app, &head(512 * 1024)).await);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    // The next body is refused before a byte of it is read, naming the setting.
+    let response = app
+        .post_json("/api/albums/quality", &json!({"images": ["fine.png"]}))
+        .await;
+    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+    drop(trickling);
+    // Two bodies that have sent 400 KiB of their 512 hold most of the MiB (their buffers
+    // grow by doubling); the next body's bytes find none left, and it is refused naming the
+    // setting.
+    let sent = vec![b' '; 400 * 1024];
+    let mut holding = Vec::new();
+    for _ in 0..2 {
+        let mut stream = send_partial(&app, &head(512 * 1024)).await;
+        stream.write_all(&sent).await.unwrap();
+        holding.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let mut third = send_partial(&app, &head(512 * 1024)).await;
+    // The server stops reading once it has answered, so the write may not finish.
+    let _ = tokio::time::timeout(Duration::from_secs(1), third.write_all(&sent)).await;
     let answer = read_for(&mut third, Duration::from_secs(1)).await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(

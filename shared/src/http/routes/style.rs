@@ -13,13 +13,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::{BucketName, ContentHash, ImageRef};
+use crate::domain::{BucketName, ImageRef};
 use crate::http::envelope::{Envelope, InvalidImage};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{ApiJson, ApiPath};
 use crate::http::request::{StyleRequest, validate_ref};
 use crate::http::state::AppState;
 use crate::pipeline::PhotoError;
+use crate::pipeline::hashing::content_hash;
 use crate::queue::{JobRecord, JobSpec, QueueError, StyleQueue, Submitted};
 use crate::storage::MAX_SIGNED_URL_TTL;
 use crate::style::StyleChoice;
@@ -178,12 +179,12 @@ fn idempotency_key(headers: &HeaderMap, req: &StyleRequest) -> Result<Option<Str
 /// other photo does.
 async fn read_thumbnail(state: &AppState, bucket: &BucketName, image: &ImageRef) -> Result<Vec<u8>, PhotoError> {
     let features = &state.features;
-    let _slot = features.compute_slot().await?;
+    let _slot = features.compute_slot().await;
     let photo = state
         .store
         .get(bucket, image.object(), state.settings.limits.max_bytes)
         .await?;
-    let hash = ContentHash::of(&photo.bytes);
+    let hash = content_hash(features.decoder(), &photo.bytes).await;
     features
         .decode_then(&hash, photo.bytes, THUMBNAIL_DECODE, |_| 0, thumbnail_png)
         .await?

@@ -15,6 +15,7 @@ use super::verdict::{Verdict, verdicts};
 use crate::cache::{Cache, CacheError, CacheKey};
 use crate::events::publish::Publisher;
 use crate::pipeline::analyzer::Analyzer;
+use crate::pipeline::decode_lanes::in_own_lane;
 use crate::pipeline::service::FeatureService;
 use crate::storage::{ListQuery, MAX_PAGE_SIZE, ObjectInfo, ObjectStore, StorageError};
 
@@ -93,7 +94,8 @@ impl Reprocessor {
                 });
             }
         }
-        let outcome = self.walk(req, &model, &run, progress).await;
+        // The whole run is one caller in the decode queues (`decode_lanes`).
+        let outcome = in_own_lane(self.walk(req, &model, &run, progress)).await;
         if !req.dry_run {
             // A lease that cannot be released expires by itself.
             if let Err(e) = self.cache.backend().delete_if_equal(&lease_key, token.as_bytes()).await {

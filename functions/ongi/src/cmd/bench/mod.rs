@@ -4,9 +4,13 @@
 //! test: run it beside `peer_baseline.py` on the same machine and compare ratios.
 
 pub mod album;
+mod bombs;
+mod cgroup;
+mod floods;
 pub mod hostile;
 pub mod load;
 pub mod serve;
+mod steady;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
