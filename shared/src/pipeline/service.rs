@@ -100,6 +100,10 @@ pub struct FeatureService {
     remote: Option<EmbeddingClient>,
     /// The photos being computed now, by content hash, with the callers waiting for them.
     in_flight: SingleFlight<ContentHash, Result<FeatureRecord, PhotoError>>,
+    /// The objects being downloaded and computed now, by name: concurrent calls for one
+    /// object download and hash it once (a 50 MB file costs a compute slot and tens of
+    /// milliseconds of hashing per call otherwise).
+    by_name: SingleFlight<(BucketName, String), Result<Features, PhotoError>>,
 }
 
 /// A remembered decode failure: `reason\ndetail`, with a reason of [`ImageError::REASONS`].
@@ -149,6 +153,7 @@ impl FeatureService {
             decoder: DecodeBudget::new(limits),
             remote: embedding_url.as_deref().map(EmbeddingClient::new),
             in_flight: SingleFlight::new(),
+            by_name: SingleFlight::new(),
         }
     }
 
@@ -445,6 +450,29 @@ impl FeatureService {
     }
 
     async fn compute(&self, bucket: &BucketName, object: &str) -> Result<Features, PhotoError> {
+        loop {
+            match self.by_name.join((bucket.clone(), object.to_owned())) {
+                Turn::Lead(leader) => {
+                    let result = self.compute_downloaded(bucket, object).await;
+                    leader.finish(result.clone());
+                    return result;
+                }
+                // Another call is computing this object: its answer, holding nothing meanwhile.
+                Turn::Follow(follower) => {
+                    metrics::counter!("ongi_photos_joined_total").increment(1);
+                    if let Some(result) = follower.result().await {
+                        return result.map(|features| Features {
+                            computed: false,
+                            ..features
+                        });
+                    }
+                    // That call was cancelled before it finished: lead or follow anew.
+                }
+            }
+        }
+    }
+
+    async fn compute_downloaded(&self, bucket: &BucketName, object: &str) -> Result<Features, PhotoError> {
         loop {
             if let Some(done) = self.compute_once(bucket, object).await {
                 return done;
