@@ -166,6 +166,14 @@ fn failed(e: ImageError) -> PhotoError {
 mod tests {
     use super::*;
 
+    /// A budget of `max_decode_bytes`, the other limits at their defaults.
+    fn budget_of(max_decode_bytes: u64) -> DecodeBudget {
+        DecodeBudget::new(IngestLimits {
+            max_decode_bytes,
+            ..IngestLimits::default()
+        })
+    }
+
     fn png(width: u32, height: u32, color: image::ColorType) -> Bytes {
         let mut out = std::io::Cursor::new(Vec::new());
         image::DynamicImage::new(width, height, color)
@@ -217,10 +225,7 @@ mod tests {
     #[tokio::test]
     async fn decodes_nobody_waits_for_stop_and_free_their_threads() {
         // Memory for every decode at once, so that each one queues for a thread.
-        let budget = DecodeBudget::new(IngestLimits {
-            max_decode_bytes: 16 << 30,
-            ..IngestLimits::default()
-        });
+        let budget = budget_of(16 << 30);
         let slow = slow_jpeg();
         let decode_width = |budget: &DecodeBudget, photo: Bytes| {
             let budget = budget.clone();
@@ -269,10 +274,7 @@ mod tests {
     async fn one_calls_queued_decodes_do_not_hold_back_another_calls_photo() {
         use crate::pipeline::decode_lanes::in_own_lane;
         // Memory for every decode at once: what is tested is the order of the thread queue.
-        let budget = DecodeBudget::new(IngestLimits {
-            max_decode_bytes: 16 << 30,
-            ..IngestLimits::default()
-        });
+        let budget = budget_of(16 << 30);
         let slow = slow_jpeg();
         let started = Instant::now();
         budget
@@ -317,10 +319,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_small_photo_is_not_held_back_by_a_large_one_waiting_for_memory() {
-        let budget = DecodeBudget::new(IngestLimits {
-            max_decode_bytes: 16 << 20,
-            ..IngestLimits::default()
-        });
+        let budget = budget_of(16 << 20);
         let photo = png(64, 48, image::ColorType::Rgb8);
         let large = |budget: &DecodeBudget, hold: Option<std::sync::mpsc::Receiver<()>>| {
             let (budget, photo) = (budget.clone(), photo.clone());
@@ -350,10 +349,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_photo_over_the_whole_budget_is_refused_from_its_header() {
-        let budget = DecodeBudget::new(IngestLimits {
-            max_decode_bytes: 16 << 20,
-            ..IngestLimits::default()
-        });
+        let budget = budget_of(16 << 20);
         // 2000x2000 16-bit RGBA: 32 MB of decoder output alone.
         let bomb = png(2000, 2000, image::ColorType::Rgba16);
         let err = budget
@@ -375,10 +371,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_work_after_the_decode_is_reserved_with_it() {
-        let budget = DecodeBudget::new(IngestLimits {
-            max_decode_bytes: 16 << 20,
-            ..IngestLimits::default()
-        });
+        let budget = budget_of(16 << 20);
         let photo = png(64, 48, image::ColorType::Rgb8);
         let err = budget
             .decode_then(photo.clone(), DecodeOptions::default(), |_| 20 << 20, |_| ())
@@ -426,10 +419,7 @@ mod tests {
 
     #[tokio::test]
     async fn decodes_wait_while_the_budget_is_taken() {
-        let budget = DecodeBudget::new(IngestLimits {
-            max_decode_bytes: 16 << 20,
-            ..IngestLimits::default()
-        });
+        let budget = budget_of(16 << 20);
         // Hold most of the budget, as a long decode would.
         let held = budget.permits.clone().acquire_many_owned(15).await.unwrap();
         let photo = png(1000, 1000, image::ColorType::Rgb8); // ~12 MB estimated

@@ -161,11 +161,11 @@ impl Drop for SetOnDrop {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn quick_jobs_go_before_queued_decodes() {
+    /// On one thread, held until `release_after`: a decode queued at once and short work
+    /// queued after `quick_after`. The order in which they ran.
+    async fn order_of(quick_after: Duration, release_after: Duration) -> Vec<&'static str> {
         let threads = DecodeThreads::new(1);
         let order = Arc::new(Mutex::new(Vec::new()));
-        // Hold the one thread, so that what follows queues.
         let (release, held) = std::sync::mpsc::channel::<()>();
         let holding = threads.run(Queue::Decode, move |_| held.recv().ok());
         let log = |name: &'static str| {
@@ -173,45 +173,32 @@ mod tests {
             move |_: Arc<AtomicBool>| order.lock().unwrap().push(name)
         };
         let decode = threads.run(Queue::Decode, log("decode"));
-        let quick = threads.run(Queue::Quick, log("quick"));
-        let all = async {
-            let (holding, decode, quick) = tokio::join!(holding, decode, quick);
-            holding.unwrap();
-            decode.unwrap();
-            quick.unwrap();
+        let quick = async {
+            tokio::time::sleep(quick_after).await;
+            threads.run(Queue::Quick, log("quick")).await
         };
         let releasing = async {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            tokio::time::sleep(release_after).await;
             release.send(()).unwrap();
         };
-        tokio::join!(all, releasing);
-        assert_eq!(*order.lock().unwrap(), ["quick", "decode"]);
+        let (holding, decode, quick, ()) = tokio::join!(holding, decode, quick, releasing);
+        holding.unwrap();
+        decode.unwrap();
+        quick.unwrap();
+        order.lock().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn quick_jobs_go_before_queued_decodes() {
+        assert_eq!(order_of(Duration::ZERO, QUICK_HEAD_START).await, ["quick", "decode"]);
     }
 
     #[tokio::test]
     async fn a_decode_queued_past_the_head_start_goes_before_newer_short_work() {
-        let threads = DecodeThreads::new(1);
-        let order = Arc::new(Mutex::new(Vec::new()));
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        let holding = threads.run(Queue::Decode, move |_| held.recv().ok());
-        let log = |name: &'static str| {
-            let order = order.clone();
-            move |_: Arc<AtomicBool>| order.lock().unwrap().push(name)
-        };
-        let decode = threads.run(Queue::Decode, log("decode"));
-        let later_quick = async {
-            tokio::time::sleep(QUICK_HEAD_START * 2).await;
-            threads.run(Queue::Quick, log("quick")).await
-        };
-        let releasing = async {
-            tokio::time::sleep(QUICK_HEAD_START * 3).await;
-            release.send(()).unwrap();
-        };
-        let (holding, decode, quick, ()) = tokio::join!(holding, decode, later_quick, releasing);
-        holding.unwrap();
-        decode.unwrap();
-        quick.unwrap();
-        assert_eq!(*order.lock().unwrap(), ["decode", "quick"]);
+        assert_eq!(
+            order_of(QUICK_HEAD_START * 2, QUICK_HEAD_START * 3).await,
+            ["decode", "quick"]
+        );
     }
 
     #[tokio::test]

@@ -117,9 +117,6 @@ pub async fn run(options: HostileOptions) -> anyhow::Result<()> {
     if options.concurrency == 0 || options.variants == 0 {
         bail!("--concurrency and --variants must be at least 1");
     }
-    if let Some(mib) = options.memory_limit_mib {
-        super::cgroup::check(mib)?;
-    }
     let made = Instant::now();
     let bombs = bombs()?;
     let make_s = made.elapsed().as_secs_f64();
@@ -159,24 +156,17 @@ async fn attack(
     server_bin: Option<&Path>,
     label: &str,
 ) -> anyhow::Result<Value> {
-    let data = std::env::temp_dir().join(format!(
-        "ongi-bench-hostile-{}-{}",
-        std::process::id(),
-        label.replace(' ', "-")
-    ));
+    // The cgroup first: a machine that cannot make one fails before anything is written.
+    let cage = options.memory_limit_mib.map(MemoryCage::new).transpose()?;
+    let tag = format!("hostile-{}-{}", std::process::id(), label.replace(' ', "-"));
+    let data = std::env::temp_dir().join(format!("ongi-bench-{tag}"));
     let names = plant(&data.join("uploads"), bombs, options.variants)?;
     let steady_photos = Arc::new(plant_steady(&data.join("uploads"), 512)?);
     let log_path = data.with_extension("log");
     let with_style = std::env::var_os("REDIS_URL").is_some();
-    let cage = options.memory_limit_mib.map(MemoryCage::new).transpose()?;
     // Each server its own cache keys and style queue: what the baseline accepted must not
     // answer for this build.
-    let prefix = format!(
-        "{}hostile-{}-{}:",
-        std::env::var("ONGI_CACHE_PREFIX").unwrap_or_default(),
-        std::process::id(),
-        label.replace(' ', "-")
-    );
+    let prefix = format!("{}{tag}:", std::env::var("ONGI_CACHE_PREFIX").unwrap_or_default());
     let mut server = serve::start(
         server_bin,
         &options.models,
