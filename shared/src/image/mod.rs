@@ -12,11 +12,12 @@
 mod deadline;
 mod decode;
 mod error;
-pub mod exif;
+pub(crate) mod exif;
 pub mod features;
 mod format;
 #[cfg(feature = "heif")]
 mod heif;
+mod jpeg;
 mod metadata;
 mod names;
 

@@ -13,6 +13,7 @@
 
 pub mod align;
 pub mod mtcnn;
+mod resampling;
 pub mod yunet;
 
 use std::path::Path;
@@ -29,6 +30,7 @@ use super::runtime::{CheckedSession, SessionConfig, load_checked};
 use crate::image::{DecodeOptions, DecodedImage};
 
 pub use align::{AlignError, align_face, frontalness, sharpness, similarity_transform};
+pub(crate) use resampling::{resample, resample_region};
 
 /// One detected face. Coordinates are continuous pixel coordinates of the original photo
 /// after EXIF orientation (pixel `(i, j)` covers `[i, i+1) × [j, j+1)`).
@@ -358,147 +360,5 @@ pub(crate) fn sane_scale(scale_to_original: f32) -> f32 {
     }
 }
 
-/// Resamples an interleaved RGB f32 buffer (`w × h × 3`) to `out_w × out_h`, separably:
-/// area averaging along an axis that shrinks, bilinear (pixel centres aligned) along one
-/// that grows. This is what OpenCV's `INTER_AREA`, which the MTCNN reference uses, does
-/// for shrinking.
-pub(crate) fn resample(src: &[f32], w: usize, h: usize, out_w: usize, out_h: usize) -> Vec<f32> {
-    resample_region(src, w, h, (0, 0, w, h), out_w, out_h)
-}
-
-/// [`resample`] of the `rw × rh` region at `(x0, y0)` of the buffer, which may extend past
-/// its edges: pixels outside are 0. Memory is `rh × out_w`, whatever the region's size.
-pub(crate) fn resample_region(
-    src: &[f32],
-    w: usize,
-    h: usize,
-    (x0, y0, rw, rh): (i64, i64, usize, usize),
-    out_w: usize,
-    out_h: usize,
-) -> Vec<f32> {
-    let mut dst = vec![0.0f32; out_w * out_h * 3];
-    if w == 0 || h == 0 || rw == 0 || rh == 0 || out_w == 0 || out_h == 0 || src.len() < w * h * 3 {
-        return dst;
-    }
-    let inside = |i: usize, origin: i64, n: usize| -> Option<usize> {
-        let v = origin + i as i64;
-        (v >= 0 && (v as usize) < n).then_some(v as usize)
-    };
-    // Horizontal pass, region rows that lie in the buffer only (others stay 0): rh × out_w.
-    let wx: Vec<Vec<(usize, f32)>> = axis_weights(rw, out_w)
-        .into_iter()
-        .map(|taps| {
-            taps.into_iter()
-                .filter_map(|(i, wt)| inside(i, x0, w).map(|x| (x, wt)))
-                .collect()
-        })
-        .collect();
-    let mut mid = vec![0.0f32; rh * out_w * 3];
-    for j in 0..rh {
-        let Some(sy) = inside(j, y0, h) else { continue };
-        let row = &src[sy * w * 3..(sy + 1) * w * 3];
-        let out = &mut mid[j * out_w * 3..(j + 1) * out_w * 3];
-        for (ox, taps) in wx.iter().enumerate() {
-            let mut acc = [0.0f32; 3];
-            for &(i, wt) in taps {
-                acc[0] += row[i * 3] * wt;
-                acc[1] += row[i * 3 + 1] * wt;
-                acc[2] += row[i * 3 + 2] * wt;
-            }
-            out[ox * 3..ox * 3 + 3].copy_from_slice(&acc);
-        }
-    }
-    // Vertical pass: out_h × out_w.
-    for (oy, taps) in axis_weights(rh, out_h).iter().enumerate() {
-        let out = &mut dst[oy * out_w * 3..(oy + 1) * out_w * 3];
-        for &(j, wt) in taps {
-            let row = &mid[j * out_w * 3..(j + 1) * out_w * 3];
-            for (o, r) in out.iter_mut().zip(row) {
-                *o += r * wt;
-            }
-        }
-    }
-    dst
-}
-
-/// Per output index, the source indices and weights along one axis.
-fn axis_weights(n: usize, out: usize) -> Vec<Vec<(usize, f32)>> {
-    let scale = n as f64 / out as f64;
-    (0..out)
-        .map(|o| {
-            if scale >= 1.0 {
-                let (start, end) = (o as f64 * scale, ((o + 1) as f64 * scale).min(n as f64));
-                let mut taps = Vec::with_capacity(scale.ceil() as usize + 1);
-                let mut i = start.floor() as usize;
-                while (i as f64) < end && i < n {
-                    let cover = (end.min(i as f64 + 1.0) - start.max(i as f64)).max(0.0);
-                    if cover > 0.0 {
-                        taps.push((i, (cover / scale) as f32));
-                    }
-                    i += 1;
-                }
-                taps
-            } else {
-                let x = ((o as f64 + 0.5) * scale - 0.5).clamp(0.0, (n - 1) as f64);
-                let i0 = x.floor() as usize;
-                let i1 = (i0 + 1).min(n - 1);
-                let f = (x - i0 as f64) as f32;
-                if i1 == i0 || f == 0.0 {
-                    vec![(i0, 1.0)]
-                } else {
-                    vec![(i0, 1.0 - f), (i1, f)]
-                }
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn face(bbox: [f32; 4], score: f32) -> Face {
-        Face {
-            bbox,
-            score,
-            landmarks: [[0.0; 2]; 5],
-        }
-    }
-
-    #[test]
-    fn nms_keeps_the_best_of_overlapping_boxes() {
-        let faces = vec![
-            face([0.0, 0.0, 10.0, 10.0], 0.8),
-            face([1.0, 1.0, 11.0, 11.0], 0.9),
-            face([20.0, 20.0, 30.0, 30.0], 0.5),
-            face([2.0, 2.0, 8.0, 8.0], f32::NAN),
-        ];
-        let kept = nms(faces, 0.3, Overlap::Union);
-        assert_eq!(kept.len(), 2);
-        assert_eq!(kept[0].score, 0.9);
-        assert_eq!(kept[1].score, 0.5);
-    }
-
-    #[test]
-    fn min_overlap_drops_a_box_inside_another() {
-        let a = [0.0, 0.0, 100.0, 100.0];
-        let b = [10.0, 10.0, 30.0, 30.0];
-        assert!(overlap(&a, &b, Overlap::Union) < 0.1);
-        assert!((overlap(&a, &b, Overlap::Min) - 1.0).abs() < 1e-6);
-        assert_eq!(overlap(&a, &[f32::NAN; 4], Overlap::Union), 0.0);
-    }
-
-    #[test]
-    fn resample_averages_when_shrinking_and_interpolates_when_growing() {
-        let src: Vec<f32> = [0.0, 10.0, 20.0, 30.0].iter().flat_map(|&v| [v; 3]).collect();
-        let half = resample(&src, 4, 1, 2, 1);
-        assert_eq!(half, vec![5.0, 5.0, 5.0, 25.0, 25.0, 25.0]);
-        let grown = resample(&src[..6], 2, 1, 4, 1);
-        let r: Vec<f32> = grown.chunks(3).map(|p| p[0]).collect();
-        assert_eq!(r, vec![0.0, 2.5, 7.5, 10.0]);
-        assert!(resample(&[], 0, 0, 3, 3).iter().all(|&v| v == 0.0));
-        // A region hanging off the left edge: the outside half is black.
-        let off = resample_region(&src, 4, 1, (-2, 0, 4, 1), 2, 1);
-        assert_eq!(off, vec![0.0, 0.0, 0.0, 5.0, 5.0, 5.0]);
-    }
-}
+mod tests;
