@@ -1,4 +1,4 @@
-//! The style flow end to end (DESIGN.md flow C), from the real parts: the style routes of
+//! The style flow end to end (docs/style.md), from the real parts: the style routes of
 //! the real application, the real worker (in process, and the `gpu-job` binary where a
 //! process must die), the tiny random-weight Stable Diffusion on the CPU, Redis,
 //! fake-gcs-server, and a local fake of Gemini's HTTP API.

@@ -1,6 +1,6 @@
 //! [`Services`]: the process's clients and services, built once from the settings: the photo
 //! store, the feature cache, the models, the feature, face and text-embedding services, the
-//! publishers, the style queue and prompt writer. `ongi serve` and every function hand them
+//! per-photo flow and its publishers, the style queue and prompt writer. `ongi serve` and every function hand them
 //! to their HTTP handlers; the command-line tools use them directly. Cheap to clone.
 
 use std::sync::Arc;
@@ -10,14 +10,16 @@ use std::time::Duration;
 use crate::cache::{Cache, Keyspace, memory::MemoryCache, redis::RedisCache};
 use crate::config::Settings;
 use crate::events::publish::Publisher;
+use crate::functions::{Function, Functions};
 use crate::model::loaded::Runtime;
 use crate::model::{Models, ort_library};
-use crate::modules::{Module, Modules};
+use crate::photo::{PhotoFlow, Publishers};
 use crate::pipeline::FeatureService;
-use crate::pipeline::analyzer::Analyzer;
+use crate::pipeline::analysis_models::AnalysisModels;
 use crate::pipeline::batcher::Batcher;
 use crate::pipeline::faces::FaceService;
 use crate::queue::StyleQueue;
+use crate::reprocess::Reprocessor;
 use crate::storage::{ObjectStore, StorageError};
 use crate::style::PromptWriter;
 use crate::style::gemini::GeminiClient;
@@ -25,17 +27,16 @@ use crate::style::gemini::GeminiClient;
 #[derive(Clone)]
 pub struct Services {
     pub settings: Arc<Settings>,
-    pub modules: Modules,
+    pub functions: Functions,
     pub store: Arc<dyn ObjectStore>,
     pub cache: Cache,
     pub models: Arc<Models>,
     pub features: Arc<FeatureService>,
-    pub analyzer: Arc<Analyzer>,
+    pub analysis_models: Arc<AnalysisModels>,
     pub faces: Arc<FaceService>,
-    /// Where `ongi-features` messages go.
-    pub features_publisher: Arc<dyn Publisher>,
-    /// Where per-photo results go (`ongi-results`).
-    pub results_publisher: Arc<dyn Publisher>,
+    /// The per-photo flow (uploads, announcements, walks), publishing on `ongi-features`
+    /// and `ongi-results`.
+    pub photo: PhotoFlow,
     /// The style job queue (Redis); `None` without `REDIS_URL` or when style is not served.
     pub style_queue: Option<StyleQueue>,
     /// Writes style prompts: Gemini with `GEMINI_API_KEY`, the templates otherwise.
@@ -50,7 +51,7 @@ const MAX_BATCH_WAIT: Duration = Duration::from_millis(5);
 impl Services {
     /// Builds the clients the settings ask for. Nothing here waits for a dependency to
     /// answer: Redis connects lazily, and `/readyz` reports what is unreachable.
-    pub async fn from_settings(settings: Settings, modules: Modules) -> Result<Self, ServicesError> {
+    pub async fn from_settings(settings: Settings, functions: Functions) -> Result<Self, ServicesError> {
         let store = crate::storage::from_settings(&settings).await?;
         let keyspace = Keyspace::new(settings.cache_prefix.clone());
         let cache = match &settings.redis_url {
@@ -72,21 +73,21 @@ impl Services {
         // from the cache and ask the embedding service for what is missing (`EMBEDDING_URL`);
         // in `ongi serve` everything runs in one process.
         let needs_models = [
-            Module::Embedding,
-            Module::Category,
-            Module::Quality,
-            Module::Score,
-            Module::Duplicate,
+            Function::Embedding,
+            Function::Category,
+            Function::Quality,
+            Function::Score,
+            Function::Duplicate,
         ]
         .iter()
-        .any(|m| modules.contains(*m));
+        .any(|m| functions.contains(*m));
         // The image encoder runs where photos are embedded: the embedding function, or any
         // process without an embedding service to ask.
-        let embeds_here = modules.contains(Module::Embedding) || settings.embedding_url.is_none();
-        let models = if needs_models || modules.contains(Module::People) {
+        let embeds_here = functions.contains(Function::Embedding) || settings.embedding_url.is_none();
+        let models = if needs_models || functions.contains(Function::People) {
             let dir = settings.model_dir.clone();
             let search = ort_library::Search::from_settings(&settings);
-            let people = modules.contains(Module::People);
+            let people = functions.contains(Function::People);
             let detector = settings.face_detector;
             tokio::task::spawn_blocking(move || {
                 let mut models = match ort_library::load_first(&search) {
@@ -135,8 +136,8 @@ impl Services {
                 settings.embedding_url.as_ref().map(|u| u.expose().to_owned())
             },
         ));
-        let analyzer = Arc::new(Analyzer::new(models.clone(), cache.clone(), settings.analysis));
-        warm_text_embeddings(&analyzer, &models, &modules);
+        let analysis_models = Arc::new(AnalysisModels::new(models.clone(), cache.clone(), settings.analysis));
+        warm_text_embeddings(&analysis_models, &models, &functions);
         let faces = Arc::new(FaceService::new(
             features.clone(),
             store.clone(),
@@ -144,11 +145,25 @@ impl Services {
             models.clone(),
             settings.limits,
         ));
-        let features_publisher =
-            publisher(&settings, &settings.features_topic, modules.contains(Module::Embedding)).await?;
-        let per_photo = modules.iter().any(Module::has_per_photo_step);
+        let features_publisher = publisher(
+            &settings,
+            &settings.features_topic,
+            functions.contains(Function::Embedding),
+        )
+        .await?;
+        let per_photo = functions.iter().any(Function::has_per_photo_step);
         let results_publisher = publisher(&settings, &settings.results_topic, per_photo).await?;
-        let style_queue = match (&settings.redis_url, modules.contains(Module::Style)) {
+        let photo = PhotoFlow::new(
+            features.clone(),
+            faces.clone(),
+            analysis_models.clone(),
+            cache.clone(),
+            Publishers {
+                features: features_publisher,
+                results: results_publisher,
+            },
+        );
+        let style_queue = match (&settings.redis_url, functions.contains(Function::Style)) {
             (Some(url), true) => Some(
                 StyleQueue::new(
                     url.expose(),
@@ -165,15 +180,14 @@ impl Services {
             style_queue,
             prompt_writer,
             settings: Arc::new(settings),
-            modules,
+            functions,
             store,
             cache,
             models,
             features,
-            analyzer,
+            analysis_models,
             faces,
-            features_publisher,
-            results_publisher,
+            photo,
         })
     }
 }
@@ -182,20 +196,20 @@ impl Services {
 /// on a cold process the first categories call would otherwise spend ~25 s (2 vCPUs, the
 /// full-size text encoder) on 500-odd prompts. The results land in the cache (Redis on
 /// Cloud Run), so later processes find them there; a failure only logs.
-fn warm_text_embeddings(analyzer: &Arc<Analyzer>, models: &Models, modules: &Modules) {
-    let wanted = modules.contains(Module::Category) || modules.contains(Module::Quality);
+fn warm_text_embeddings(analysis_models: &Arc<AnalysisModels>, models: &Models, functions: &Functions) {
+    let wanted = functions.contains(Function::Category) || functions.contains(Function::Quality);
     if models.clip_textual.is_none() || !wanted {
         return;
     }
-    let analyzer = analyzer.clone();
+    let analysis_models = analysis_models.clone();
     tokio::spawn(async move {
         let started = std::time::Instant::now();
         let tags = crate::analysis::taxonomy::Taxonomy::builtin().candidates(&[]);
-        if let Err(e) = analyzer.tag_vectors(&tags).await {
+        if let Err(e) = analysis_models.tag_vectors(&tags).await {
             tracing::warn!(error = %e, "could not embed the taxonomy's prompts at start");
             return;
         }
-        let _ = analyzer.quality_pairs().await;
+        let _ = analysis_models.quality_pairs().await;
         tracing::info!(
             seconds = started.elapsed().as_secs_f64(),
             tags = tags.len(),
@@ -205,17 +219,12 @@ fn warm_text_embeddings(analyzer: &Arc<Analyzer>, models: &Models, modules: &Mod
 }
 
 impl Services {
-    /// The batch reprocessing walk over this process's store, cache, models and results topic.
-    pub fn reprocessor(&self) -> crate::pipeline::reprocess::Reprocessor {
-        crate::pipeline::reprocess::Reprocessor::new(
+    /// The batch reprocessing walk over this process's store, cache and per-photo flow.
+    pub fn reprocessor(&self) -> Reprocessor {
+        Reprocessor::new(
             self.store.clone(),
             self.cache.clone(),
-            self.features.clone(),
-            self.analyzer.clone(),
-            crate::pipeline::reprocess::Publishers {
-                features: self.features_publisher.clone(),
-                results: self.results_publisher.clone(),
-            },
+            self.photo.clone(),
             self.settings.reprocess.concurrency,
         )
     }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use ongi_shared::config::IngestLimits;
 use ongi_shared::image::features::to_gray;
 use ongi_shared::image::{DecodeOptions, decode, estimate};
-use ongi_shared::pipeline::photo::DECODE_FOR_FEATURES;
+use ongi_shared::pipeline::pixels::DECODE_FOR_FEATURES;
 
 /// The system allocator, counting the bytes in use and their peak.
 struct Counting;

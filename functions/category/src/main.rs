@@ -1,11 +1,11 @@
 //! Cloud Run function `category`: zero-shot categories per album. All logic lives in `ongi-shared`.
 #![forbid(unsafe_code)]
 
-use ongi_shared::modules::{Module, Modules};
+use ongi_shared::functions::{Function, Functions};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    ongi_shared::http::app::serve_from_env(Modules::only(Module::Category))
+    ongi_shared::http::app::serve_from_env(Functions::only(Function::Category))
         .await
         .map_err(anyhow::Error::new)
 }

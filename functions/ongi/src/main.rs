@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ongi_shared::config::Settings;
+use ongi_shared::functions::Functions;
 use ongi_shared::http::{Application, shutdown};
 use ongi_shared::model::loaded::Runtime;
-use ongi_shared::modules::Modules;
 
 #[derive(Parser)]
 #[command(name = "ongi", version, about = "The AI back end of a photo-album app")]
@@ -457,7 +457,7 @@ async fn serve(port: Option<u16>, host: IpAddr, no_fetch: bool) -> anyhow::Resul
             eprintln!("ongi serve: {e}");
         }
     }
-    let app = Application::build(settings, Modules::all())
+    let app = Application::build(settings, Functions::all())
         .await
         .context("cannot start ongi serve")?;
     report_runtime(&app);

@@ -21,8 +21,8 @@ use gpu_job::worker::{Worker, WorkerConfig};
 use ongi_shared::config::{IngestLimits, Settings};
 use ongi_shared::domain::BucketName;
 use ongi_shared::events::publish::LogPublisher;
+use ongi_shared::functions::{Function, Functions};
 use ongi_shared::http::Application;
-use ongi_shared::modules::{Module, Modules};
 use ongi_shared::queue::StyleQueue;
 use ongi_shared::storage::ObjectStore;
 use ongi_shared::storage::gcs::GcsStore;
@@ -235,7 +235,7 @@ pub async fn spawn_app(extra: &[(&str, &str)]) -> TestApp {
         }
     }
     let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("test settings are valid");
-    let app = Application::build(settings, Modules::only(Module::Style))
+    let app = Application::build(settings, Functions::only(Function::Style))
         .await
         .expect("the app builds");
     let address = app.address();

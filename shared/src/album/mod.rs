@@ -6,7 +6,7 @@
 //! - [`persons`]: the people of an album from its faces.
 //! - [`answers`]: the shapes of the results.
 
-pub mod answers;
+pub(crate) mod answers;
 mod people;
 
 use std::collections::HashSet;
@@ -23,11 +23,11 @@ use crate::analysis::quality::QualityVerdict;
 use crate::analysis::score::{highlight_eligible, highlights};
 use crate::domain::ImageRef;
 use crate::pipeline::Features;
-use crate::pipeline::analyzer::Analyzer;
+use crate::pipeline::analysis_models::AnalysisModels;
 
 /// An album: its readable photos, each once, named by the reference they were listed under.
 pub struct Album<'a> {
-    analyzer: &'a Analyzer,
+    analysis_models: &'a AnalysisModels,
     photos: &'a [(ImageRef, Features)],
 }
 
@@ -35,8 +35,11 @@ pub struct Album<'a> {
 pub type ScoreMembers = Vec<(String, usize)>;
 
 impl<'a> Album<'a> {
-    pub fn new(analyzer: &'a Analyzer, photos: &'a [(ImageRef, Features)]) -> Self {
-        Self { analyzer, photos }
+    pub fn new(analysis_models: &'a AnalysisModels, photos: &'a [(ImageRef, Features)]) -> Self {
+        Self {
+            analysis_models,
+            photos,
+        }
     }
 
     /// Photo `i`'s name in answers: the reference it was listed under.
@@ -47,7 +50,9 @@ impl<'a> Album<'a> {
     /// Every photo's quality verdict, in album order (the CLIP prompt tests only with the
     /// text encoder).
     pub async fn verdicts(&self) -> Vec<QualityVerdict> {
-        self.analyzer.verdicts(self.photos.iter().map(|(_, f)| &f.record)).await
+        self.analysis_models
+            .verdicts(self.photos.iter().map(|(_, f)| &f.record))
+            .await
     }
 
     /// Every photo's verdict with its reasons and metrics (`quality?detail=true`).
@@ -66,7 +71,7 @@ impl<'a> Album<'a> {
 
     /// The duplicate groups around their keepers; groups name photos by album index.
     pub fn duplicate_groups(&self, verdicts: &[QualityVerdict]) -> Vec<Group> {
-        self.analyzer
+        self.analysis_models
             .duplicate_groups(self.photos.iter().map(|(_, f)| (&f.hash, &f.record)), verdicts)
     }
 
@@ -148,7 +153,7 @@ impl<'a> Album<'a> {
                     .iter()
                     .filter(|(_, i)| seen.insert(*i))
                     .filter_map(|(name, i)| {
-                        let score = self.analyzer.aesthetic(&self.photos[*i].1.record)?;
+                        let score = self.analysis_models.aesthetic(&self.photos[*i].1.record)?;
                         if eligible.is_some_and(|e| e.get(*i).copied().unwrap_or(false)) {
                             allowed.insert(name.as_str());
                         }
@@ -162,7 +167,7 @@ impl<'a> Album<'a> {
                     highlights(
                         images.iter().map(|i| (i.image.as_str(), i.score)),
                         |image| allowed.contains(image),
-                        self.analyzer.settings().highlights,
+                        self.analysis_models.settings().highlights,
                     )
                     .into_iter()
                     .map(str::to_owned)

@@ -35,19 +35,27 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// Tags reported for one photo on its own, as the per-photo `category` step answers it.
+pub const TAGS_PER_PHOTO: usize = 3;
+
+/// One photo's best `n` tags with similarity ≥ `floor`: (tag index, similarity), best first,
+/// ties in tag order. The album's top lists and the per-photo step both use it.
+pub fn top_tags(embedding: &[f32], tags: &[TagVector], floor: f32, n: usize) -> Vec<(usize, f32)> {
+    let mut sims: Vec<(usize, f32)> = tags
+        .iter()
+        .enumerate()
+        .map(|(c, t)| (c, dot(embedding, &t.vector)))
+        .filter(|(_, s)| *s >= floor)
+        .collect();
+    sims.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    sims.truncate(n);
+    sims
+}
+
 /// Per photo: (tag, similarity) pairs, best first, at most `TOP_K`, all ≥ `floor`.
 fn top_lists(embeddings: &[&[f32]], tags: &[TagVector], floor: f32) -> Vec<Vec<(usize, f32)>> {
     let k = TOP_K.min(tags.len());
-    embeddings
-        .iter()
-        .map(|e| {
-            let mut sims: Vec<(usize, f32)> = tags.iter().enumerate().map(|(c, t)| (c, dot(e, &t.vector))).collect();
-            sims.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            sims.truncate(k);
-            sims.retain(|(_, s)| *s >= floor);
-            sims
-        })
-        .collect()
+    embeddings.iter().map(|e| top_tags(e, tags, floor, k)).collect()
 }
 
 fn representativeness(lists: &[&Vec<(usize, f32)>], tags: usize) -> Vec<f32> {
@@ -196,5 +204,22 @@ mod tests {
         let groups = categorize(&refs, &tags, 0.0);
         assert_eq!(groups, vec![(Some(0), vec![0]), (Some(1), vec![1])]);
         assert!(categorize(&[], &tags, 0.0).is_empty());
+    }
+
+    #[test]
+    fn a_photos_top_tags_are_the_best_above_the_floor() {
+        let tags = vec![
+            tag("a", &[1.0, 0.0]),
+            tag("b", &[0.0, 1.0]),
+            tag("c", &[1.0, 1.0]),
+            tag("d", &[-1.0, 0.0]),
+        ];
+        let photo = unit(&[1.0, 0.2]);
+        let top = top_tags(&photo, &tags, 0.1, 2);
+        assert_eq!(top.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![0, 2]);
+        assert!(top[0].1 > top[1].1);
+        let all = top_tags(&photo, &tags, 0.1, TAGS_PER_PHOTO);
+        assert_eq!(all.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![0, 2, 1]);
+        assert!(top_tags(&photo, &tags, 0.99, TAGS_PER_PHOTO).is_empty());
     }
 }

@@ -14,6 +14,8 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::FeatureRecord;
+use super::quality::QualityVerdict;
 use crate::domain::ContentHash;
 use crate::image::features::hamming;
 
@@ -46,6 +48,17 @@ pub struct DupPhoto {
     pub rank: f64,
     /// EXIF capture time (naive seconds), when the photo has one.
     pub captured_at: Option<i64>,
+}
+
+/// Keeper rank ([`DupPhoto::rank`]): a photo that passes the quality tests beats one that
+/// fails; then the aesthetic score; then sharpness and resolution (log scales, so neither
+/// dominates).
+pub fn keeper_rank(record: &FeatureRecord, verdict: &QualityVerdict, aesthetic: Option<f32>) -> f64 {
+    let quality = if verdict.low_quality { 0.0 } else { 1000.0 };
+    let aesthetic = aesthetic.map_or(0.0, |s| f64::from(s) * 10.0);
+    let sharpness = (record.blur_variance.max(0.0) + 1.0).log10();
+    let pixels = (f64::from(record.width) * f64::from(record.height) + 1.0).log10() * 0.5;
+    quality + aesthetic + sharpness + pixels
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]

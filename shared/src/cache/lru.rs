@@ -81,10 +81,6 @@ impl<V: Clone> Lru<V> {
         self.entries.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// The weight of every entry held.
     pub fn weight(&self) -> usize {
         self.weight

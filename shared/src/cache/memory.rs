@@ -57,16 +57,14 @@ impl MemoryCache {
     }
 
     /// The bytes held (keys, values and bookkeeping), never more than the bound.
+    #[cfg(test)]
     pub fn bytes(&self) -> u64 {
         self.lock().weight()
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

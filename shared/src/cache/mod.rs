@@ -1,4 +1,4 @@
-//! The feature cache: per-photo features shared by every function (DESIGN.md "Redis layout").
+//! The feature cache: per-photo features shared by every function (docs/architecture.md, "Redis layout").
 //!
 //! - [`FeatureCache`] is the raw trait, implemented by [`redis::RedisCache`] (Memorystore)
 //!   and [`memory::MemoryCache`] (in-process, for `ongi serve` without `REDIS_URL`).
@@ -12,11 +12,11 @@
 //!   [`codec`] stores vectors as little-endian `f32`, not JSON.
 
 pub mod codec;
-pub mod keys;
-pub mod lru;
-pub mod memory;
+pub(crate) mod keys;
+pub(crate) mod lru;
+pub(crate) mod memory;
 pub mod redis;
-pub mod write_budget;
+pub(crate) mod write_budget;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! Settings, read once from the environment at start-up (DESIGN.md "Settings").
+//! Settings, read once from the environment at start-up (each one in docs/settings.md).
 //!
 //! Every setting has an embedded default that works on a laptop (`ongi serve` needs none).
 //! A setting that is present but malformed stops the process with one line naming it:

@@ -1,4 +1,4 @@
-//! Image references as the app backend sends them (DESIGN.md "HTTP contract"): an object
+//! Image references as the app backend sends them (docs/api.md): an object
 //! name in the configured uploads bucket (`3f1c….webp`) or a full `gs://bucket/object`.
 //! Anything else is refused here, once, with a reason that names the problem, so no
 //! storage backend ever sees a path that could leave its bucket and no URL is ever fetched.

@@ -5,7 +5,7 @@ mod bucket;
 mod content_hash;
 mod image_ref;
 mod reason;
-pub mod time;
+pub(crate) mod time;
 
 pub use bucket::BucketName;
 pub use content_hash::ContentHash;

@@ -153,3 +153,41 @@ impl FeaturesMessage {
         ]
     }
 }
+
+pub const RESULTS_SCHEMA: &str = "ongi.results.v1";
+
+/// The `ongi-results` message (schema `ongi.results.v1`): one function's per-photo result for
+/// one object generation. `result` is, per function:
+/// - `category`: `{"tags": [{"category", "similarity"}]}`, the photo's best base tags above
+///   the floor (at most 3), best first;
+/// - `quality`: `{"low_quality", "reasons", "metrics"}` as `quality?detail=true`;
+/// - `score`: `{"score"}`, the aesthetic score;
+/// - `people`: `{"faces": [{"bbox": [x1, y1, x2, y2], "score", "quality"}]}`, the faces found
+///   (their embeddings stay in the cache, for `POST /api/albums/people`).
+///
+/// A consumer may receive one result twice (the per-photo flow publishes before it stores, so
+/// a process stopped between the two publishes again on redelivery): it keys results on
+/// bucket, object, generation and module.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct ResultsMessage {
+    pub schema: String,
+    /// The function whose result this is (`category`, `quality`, `score`, `people`).
+    pub module: String,
+    pub bucket: String,
+    pub object: String,
+    pub generation: i64,
+    /// SHA-256 hex of the photo's bytes.
+    pub content_hash: String,
+    pub model: String,
+    pub result: serde_json::Value,
+}
+
+impl ResultsMessage {
+    /// The message's Pub/Sub attributes (subscriptions can filter on them).
+    pub fn attributes(&self) -> Vec<(String, String)> {
+        vec![
+            ("schema".to_owned(), RESULTS_SCHEMA.to_owned()),
+            ("module".to_owned(), self.module.clone()),
+        ]
+    }
+}

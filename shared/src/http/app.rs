@@ -16,7 +16,7 @@ use super::shutdown::DRAIN_TIMEOUT;
 use super::state::AppState;
 use super::{MAX_BODY_BYTES, routes};
 use crate::config::Settings;
-use crate::modules::Modules;
+use crate::functions::Functions;
 use crate::pipeline::decode_lanes::in_own_lane;
 use crate::services::ServicesError;
 
@@ -40,11 +40,11 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(settings: Settings, modules: Modules) -> Result<Self, BuildError> {
+    pub async fn build(settings: Settings, functions: Functions) -> Result<Self, BuildError> {
         // The recorder must exist before the first metric is recorded.
         let _ = crate::telemetry::metrics_handle();
         let addr = SocketAddr::new(settings.host, settings.port);
-        let state = AppState::from_settings(settings, modules).await?;
+        let state = AppState::from_settings(settings, functions).await?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| BuildError::Bind { addr, source })?;
@@ -80,7 +80,7 @@ impl Application {
     ) -> Result<(), std::io::Error> {
         tracing::info!(
             address = %self.address,
-            service = %self.state.modules.service_name(),
+            service = %self.state.functions.service_name(),
             storage = self.state.store.kind(),
             cache = self.state.cache.kind(),
             "ready"
@@ -145,10 +145,10 @@ pub enum ServeError {
 
 /// The whole start-up of one process: settings, logs, build, serve until SIGTERM.
 /// Each function's `main` is this call with its module.
-pub async fn serve_from_env(modules: Modules) -> Result<(), ServeError> {
+pub async fn serve_from_env(functions: Functions) -> Result<(), ServeError> {
     let settings = Settings::from_env()?;
     crate::telemetry::init_logging_for(settings.log_format, settings.google_cloud_project.clone());
     tracing::info!(settings = ?settings, "starting");
-    let app = Application::build(settings, modules).await?;
+    let app = Application::build(settings, functions).await?;
     Ok(app.run_until_stopped(super::shutdown::signal()).await?)
 }

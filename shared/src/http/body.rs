@@ -44,11 +44,6 @@ impl BodyReading {
             limit_bytes: body_memory_bytes,
         }
     }
-
-    /// KiB of body memory left (for tests and metrics).
-    pub fn available_kib(&self) -> usize {
-        self.memory_kib.available_permits()
-    }
 }
 
 /// Reads the body into memory (at most [`MAX_BODY_BYTES`], within the deadline, under the

@@ -1,4 +1,4 @@
-//! The response envelope of every album route (DESIGN.md "HTTP contract"):
+//! The response envelope of every album route (docs/api.md):
 //! `{"message": "success", "data": …}` plus optional fields beside them, such as
 //! `invalid_images` for photos that could not be read.
 

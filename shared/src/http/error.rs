@@ -22,9 +22,6 @@ pub enum ApiError {
     /// The body did not arrive in time.
     #[error("the request body did not arrive within {} s", .0.as_secs())]
     RequestTimeout(Duration),
-    /// The route exists in the contract but its module has not been built yet.
-    #[error("{0} has not been built yet: this route answers no results until it lands")]
-    NotImplemented(&'static str),
     /// Load is being shed or a dependency is down; the client may retry after a while.
     #[error("{message}")]
     Unavailable { message: String, retry_after: Duration },
@@ -74,7 +71,7 @@ impl From<crate::events::publish::PublishError> for ApiError {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// `invalid_request`, `unauthorized`, `not_found`, `method_not_allowed`, `conflict`,
-    /// `too_many_requests`, `not_implemented`, `service_unavailable` or `internal_server_error`.
+    /// `too_many_requests`, `service_unavailable` or `internal_server_error`.
     pub message: &'static str,
     /// Always `null` on errors.
     #[schema(value_type = Option<Object>)]
@@ -92,7 +89,6 @@ impl ApiError {
             Self::InvalidRequest(_) | Self::InvalidImages { .. } => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -109,7 +105,6 @@ impl ApiError {
             | Self::InvalidImages { .. }
             | Self::PayloadTooLarge(_)
             | Self::RequestTimeout(_) => "invalid_request",
-            Self::NotImplemented(_) => "not_implemented",
             Self::Unavailable { .. } => "service_unavailable",
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::NotFound(_) => "not_found",

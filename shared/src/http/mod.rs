@@ -16,21 +16,21 @@
 //!   [`shutdown`]: SIGTERM handling; [`serve`]: the accept loop, with a deadline for each
 //!   request head.
 
-pub mod admission;
-pub mod album;
+pub(crate) mod admission;
+pub(crate) mod album;
 pub mod app;
-pub mod auth;
-pub mod body;
-pub mod envelope;
-pub mod error;
-pub mod extract;
-pub mod observe;
-pub mod openapi;
+pub(crate) mod auth;
+pub(crate) mod body;
+pub(crate) mod envelope;
+pub(crate) mod error;
+pub(crate) mod extract;
+pub(crate) mod observe;
+pub(crate) mod openapi;
 pub mod request;
 pub mod routes;
-pub mod serve;
+pub(crate) mod serve;
 pub mod shutdown;
-pub mod state;
+pub(crate) mod state;
 
 pub use app::{Application, BuildError};
 pub use state::AppState;

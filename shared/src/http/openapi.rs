@@ -4,7 +4,7 @@ use utoipa::OpenApi;
 
 use super::error::ErrorBody;
 use super::request::{CategoriesRequest, ImagesRequest, ScoreCategory, ScoreRequest, StyleRequest};
-use super::routes::{albums, analyses, batch, events, health, people, per_photo, search, style};
+use super::routes::{albums, analyses, batch, events, health, people, search, style};
 use crate::album;
 use crate::album::InvalidImage;
 
@@ -23,7 +23,7 @@ use crate::album::InvalidImage;
         style::submit,
         style::status,
         events::storage,
-        per_photo::features,
+        events::features,
         batch::reprocess,
         health::healthz,
         health::readyz,
@@ -58,11 +58,10 @@ use crate::album::InvalidImage;
         style::StyleSubmitted,
         style::StyleJobView,
         events::EventOutcome,
-        per_photo::PerPhotoOutcome,
         batch::ReprocessBody,
         batch::ReprocessAnswer,
-        crate::pipeline::reprocess::ReprocessReport,
-        crate::pipeline::reprocess::ReprocessFailure,
+        crate::reprocess::ReprocessReport,
+        crate::reprocess::ReprocessFailure,
         album::Person,
         album::RepresentativeFace,
         album::FaceDetail,

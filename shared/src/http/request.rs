@@ -1,5 +1,5 @@
 //! Request bodies of the album routes and their validation. A handler receives only
-//! validated [`ImageRef`]s: every reference rule of DESIGN.md is applied here, once, and a
+//! validated [`ImageRef`]s: every reference rule of docs/api.md is applied here, once, and a
 //! bad reference is a 400 that names it.
 
 use serde::Deserialize;

@@ -10,9 +10,9 @@
 //! - [`manifest`]: the model folder's `manifest.toml` (files, pinned SHA-256, licences, I/O
 //!   contracts), `verify` and `fetch_with` behind `ongi models verify | fetch`.
 
-pub mod aesthetic;
+pub(crate) mod aesthetic;
 pub mod clip;
-pub mod error;
+pub(crate) mod error;
 pub mod face;
 pub mod face_embed;
 pub mod loaded;

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::service::PhotoError;
+use super::features::PhotoError;
 use crate::domain::Reason;
 
 type Job = (Instant, Box<dyn FnOnce() + Send>);

@@ -91,6 +91,7 @@ impl FairSlots {
     }
 
     /// Slots free right now.
+    #[cfg(test)]
     pub fn available(&self) -> usize {
         lock(&self.state).free
     }

@@ -17,7 +17,7 @@ use google_cloud_auth::credentials::idtoken::{self, IDTokenCredentials};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
-use super::service::PhotoError;
+use super::features::PhotoError;
 use crate::domain::Reason;
 
 #[derive(Clone)]
@@ -35,6 +35,7 @@ enum Auth {
     /// credentials start a refresh task, which needs the runtime).
     Adc(std::sync::Arc<OnceCell<IDTokenCredentials>>),
     /// Given credentials (tests: the metadata server's protocol on a local port).
+    #[cfg(test)]
     Given(IDTokenCredentials),
 }
 
@@ -82,6 +83,7 @@ impl EmbeddingClient {
     }
 
     /// A client whose calls carry ID tokens from `credentials`, whatever the URL's scheme.
+    #[cfg(test)]
     pub fn with_id_tokens(base: &str, credentials: IDTokenCredentials) -> Self {
         Self::with_auth(base, Auth::Given(credentials))
     }
@@ -103,6 +105,7 @@ impl EmbeddingClient {
     async fn id_token(&self) -> Result<Option<String>, String> {
         let credentials = match &self.auth {
             Auth::None => return Ok(None),
+            #[cfg(test)]
             Auth::Given(credentials) => credentials,
             Auth::Adc(cell) => {
                 cell.get_or_try_init(|| async {

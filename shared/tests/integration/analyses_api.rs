@@ -1,4 +1,4 @@
-//! The album analyses through the real application (`ongi serve`'s modules, the tiny models,
+//! The album analyses through the real application (`ongi serve`'s functions, the tiny models,
 //! Redis): the anchor's request and response shapes, per-photo errors, and the detail views.
 //! The tiny CLIP has random weights, so these tests check structure and the pixel-based
 //! decisions (blur, exposure, pHash duplicates), not what CLIP thinks a photo shows.
@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use ongi_shared::modules::Modules;
+use ongi_shared::functions::Functions;
 use serde_json::{Value, json};
 
 use crate::clip_parity::models_dir;
@@ -27,7 +27,7 @@ pub fn png(img: &image::RgbImage) -> Vec<u8> {
 /// an unreadable file.
 async fn album_app() -> TestApp {
     let app = spawn_app(
-        Modules::all(),
+        Functions::all(),
         &[
             ("ONGI_MODEL_DIR", &models_dir().display().to_string()),
             ("ORT_DYLIB_PATH", &required_env("ORT_DYLIB_PATH")),
@@ -269,7 +269,7 @@ async fn categories_and_scores_answer_the_anchor_shapes() {
 async fn per_photo_steps_store_results_from_the_features_message() {
     let prefix = unique_prefix();
     let app = spawn_app(
-        Modules::all(),
+        Functions::all(),
         &[
             ("ONGI_MODEL_DIR", &models_dir().display().to_string()),
             ("ORT_DYLIB_PATH", &required_env("ORT_DYLIB_PATH")),
@@ -352,7 +352,7 @@ async fn an_analysis_function_computes_missing_features_through_the_embedding_se
     };
     let embedding_settings = common(&[]);
     let embedding = spawn_app(
-        Modules::only(ongi_shared::modules::Module::Embedding),
+        Functions::only(ongi_shared::functions::Function::Embedding),
         &embedding_settings
             .iter()
             .map(|(k, v)| (*k, v.as_str()))
@@ -361,7 +361,7 @@ async fn an_analysis_function_computes_missing_features_through_the_embedding_se
     .await;
     let quality_settings = common(&[("EMBEDDING_URL", embedding.url(""))]);
     let quality = spawn_app(
-        Modules::only(ongi_shared::modules::Module::Quality),
+        Functions::only(ongi_shared::functions::Function::Quality),
         &quality_settings
             .iter()
             .map(|(k, v)| (*k, v.as_str()))
@@ -387,7 +387,7 @@ async fn an_analysis_function_computes_missing_features_through_the_embedding_se
     let dead = format!("http://127.0.0.1:{}", crate::support::free_port());
     let orphan_settings = common(&[("EMBEDDING_URL", dead), ("ONGI_CACHE_PREFIX", unique_prefix())]);
     let orphan = spawn_app(
-        Modules::only(ongi_shared::modules::Module::Quality),
+        Functions::only(ongi_shared::functions::Function::Quality),
         &orphan_settings
             .iter()
             .map(|(k, v)| (*k, v.as_str()))
@@ -417,7 +417,7 @@ async fn callers_concepts_are_bounded_in_memory_and_short_lived_in_redis() {
     use ongi_shared::cache::{Cache, Keyspace};
     use ongi_shared::config::AnalysisSettings;
     use ongi_shared::model::Models;
-    use ongi_shared::pipeline::analyzer::{Analyzer, CONCEPT_MEMO_CAP};
+    use ongi_shared::pipeline::analysis_models::{AnalysisModels, CONCEPT_MEMO_CAP};
 
     let ort = required_env("ORT_DYLIB_PATH");
     let models = Arc::new(Models::load(&models_dir(), Some(Path::new(&ort)), false));
@@ -435,25 +435,25 @@ async fn callers_concepts_are_bounded_in_memory_and_short_lived_in_redis() {
         caller_text_bytes_per_min: 64 << 20,
         ..AnalysisSettings::default()
     };
-    let analyzer = Analyzer::new(models, cache, settings);
+    let analysis_models = AnalysisModels::new(models, cache, settings);
 
-    analyzer.category_tags(&[]).await.unwrap();
-    let fixed = analyzer.text_memo_len();
+    analysis_models.category_tags(&[]).await.unwrap();
+    let fixed = analysis_models.text_memo_len();
     assert!(fixed > 100, "the taxonomy's prompts are remembered: {fixed}");
     let run = uuid::Uuid::new_v4();
     let first: Vec<String> = (0..100).map(|i| format!("made-up concept 0-{i} {run}")).collect();
-    let first_tags = analyzer.category_tags(&first).await.unwrap();
+    let first_tags = analysis_models.category_tags(&first).await.unwrap();
     for call in 1..3 {
         let concepts: Vec<String> = (0..100).map(|i| format!("made-up concept {call}-{i} {run}")).collect();
-        analyzer.category_tags(&concepts).await.unwrap();
-        let held = analyzer.text_memo_len();
+        analysis_models.category_tags(&concepts).await.unwrap();
+        let held = analysis_models.text_memo_len();
         assert!(
             held <= fixed + CONCEPT_MEMO_CAP,
             "call {call}: {held} text embeddings held, the cap is {fixed} fixed + {CONCEPT_MEMO_CAP}"
         );
     }
     // The first call's concepts have left the memo; asking again gives the same vectors.
-    let again = analyzer.category_tags(&first).await.unwrap();
+    let again = analysis_models.category_tags(&first).await.unwrap();
     let photo = vec![0.03f32; 512];
     assert_eq!(
         first_tags.assign(&[photo.as_slice()]),
@@ -496,7 +496,7 @@ async fn without_the_aesthetic_head_score_says_what_is_missing_and_the_rest_stil
         std::os::unix::fs::symlink(models_dir().join(file), models.path().join(file)).unwrap();
     }
     let app = spawn_app(
-        Modules::all(),
+        Functions::all(),
         &[
             ("ONGI_MODEL_DIR", &models.path().display().to_string()),
             ("ORT_DYLIB_PATH", &required_env("ORT_DYLIB_PATH")),

@@ -4,9 +4,9 @@
 
 use ongi_shared::analysis::duplicate::NEAR_HAMMING;
 use ongi_shared::config::IngestLimits;
+use ongi_shared::functions::Functions;
 use ongi_shared::image::features::{hamming, phash, to_gray};
 use ongi_shared::image::{DecodeOptions, decode};
-use ongi_shared::modules::Modules;
 use ongi_test_support::{ExifFields, jpeg_with_exif};
 use serde_json::{Value, json};
 
@@ -80,7 +80,7 @@ async fn the_same_view_on_another_day_is_not_a_similar_duplicate() {
         "the pair must be out of the near tier for this test to mean anything ({distance} bits)"
     );
     let app = spawn_app(
-        Modules::all(),
+        Functions::all(),
         &[
             ("ONGI_MODEL_DIR", &models_dir().display().to_string()),
             ("ORT_DYLIB_PATH", &required_env("ORT_DYLIB_PATH")),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ongi_shared::domain::BucketName;
-use ongi_shared::modules::{Module, Modules};
+use ongi_shared::functions::{Function, Functions};
 use ongi_shared::storage::ObjectStore;
 use ongi_shared::storage::gcs::GcsStore;
 use serde_json::{Value, json};
@@ -113,19 +113,19 @@ async fn thirty_uploads_fan_out_to_every_function_and_the_six_album_calls_answer
         v.extend_from_slice(extra);
         v
     };
-    let start = |module: Module, extra: Vec<(&'static str, String)>| async move {
+    let start = |module: Function, extra: Vec<(&'static str, String)>| async move {
         let pairs: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        spawn_app(Modules::only(module), &pairs).await
+        spawn_app(Functions::only(module), &pairs).await
     };
-    let embedding = start(Module::Embedding, settings(&[])).await;
+    let embedding = start(Function::Embedding, settings(&[])).await;
     let via_embedding = settings(&[("EMBEDDING_URL", embedding.url(""))]);
-    let mut functions: HashMap<Module, TestApp> = HashMap::new();
+    let mut functions: HashMap<Function, TestApp> = HashMap::new();
     for module in [
-        Module::Category,
-        Module::Duplicate,
-        Module::Quality,
-        Module::Score,
-        Module::People,
+        Function::Category,
+        Function::Duplicate,
+        Function::Quality,
+        Function::Score,
+        Function::People,
     ] {
         functions.insert(module, start(module, via_embedding.clone()).await);
     }
@@ -150,7 +150,7 @@ async fn thirty_uploads_fan_out_to_every_function_and_the_six_album_calls_answer
         embedding.url("/events/storage"),
     )
     .await;
-    for module in [Module::Category, Module::Quality, Module::Score, Module::People] {
+    for module in [Function::Category, Function::Quality, Function::Score, Function::People] {
         push(
             format!("{module}-{id}"),
             features_topic.clone(),
@@ -232,7 +232,7 @@ async fn thirty_uploads_fan_out_to_every_function_and_the_six_album_calls_answer
         (Some(0), Some(PHOTOS as u64))
     );
     let categories = call(
-        &functions[&Module::Category],
+        &functions[&Function::Category],
         "/api/albums/categories",
         json!({"images": refs}),
     )
@@ -245,7 +245,7 @@ async fn thirty_uploads_fan_out_to_every_function_and_the_six_album_calls_answer
         .sum();
     assert!(categorised >= PHOTOS, "every photo has a category: {categories}");
     let duplicates = call(
-        &functions[&Module::Duplicate],
+        &functions[&Function::Duplicate],
         "/api/albums/duplicates",
         json!({"images": refs}),
     )
@@ -258,7 +258,7 @@ async fn thirty_uploads_fan_out_to_every_function_and_the_six_album_calls_answer
         );
     }
     let quality = call(
-        &functions[&Module::Quality],
+        &functions[&Function::Quality],
         "/api/albums/quality",
         json!({"images": refs}),
     )
@@ -267,14 +267,14 @@ async fn thirty_uploads_fan_out_to_every_function_and_the_six_album_calls_answer
         assert!(quality.as_array().unwrap().iter().any(|r| r == bad), "{bad}: {quality}");
     }
     let score = call(
-        &functions[&Module::Score],
+        &functions[&Function::Score],
         "/api/albums/score",
         json!({"categories": [{"category": "all", "images": refs}]}),
     )
     .await;
     assert_eq!(score[0]["images"].as_array().unwrap().len(), PHOTOS);
     let people = call(
-        &functions[&Module::People],
+        &functions[&Function::People],
         "/api/albums/people",
         json!({"images": refs}),
     )
@@ -283,7 +283,7 @@ async fn thirty_uploads_fan_out_to_every_function_and_the_six_album_calls_answer
 
     // The album calls read what the upload flow cached: the people function found every
     // photo's faces in the cache (no second download), shown by its metrics.
-    let metrics = reqwest::get(functions[&Module::People].url("/metrics"))
+    let metrics = reqwest::get(functions[&Function::People].url("/metrics"))
         .await
         .unwrap()
         .text()

@@ -10,7 +10,7 @@ use ongi_shared::analysis::FeatureRecord;
 use ongi_shared::cache::Keyspace;
 use ongi_shared::domain::{BucketName, ContentHash};
 use ongi_shared::events::publish::FeaturesMessage;
-use ongi_shared::modules::{Module, Modules};
+use ongi_shared::functions::{Function, Functions};
 use ongi_shared::storage::ObjectStore;
 use ongi_shared::storage::gcs::GcsStore;
 use serde_json::{Value, json};
@@ -72,7 +72,7 @@ async fn an_upload_flows_through_pubsub_into_the_cache_and_ongi_features() {
     let gcs_port = free_port();
     let gcs = format!("http://127.0.0.1:{gcs_port}");
     let app = spawn_app(
-        Modules::only(Module::Embedding),
+        Functions::only(Function::Embedding),
         &[
             ("ONGI_MODEL_DIR", &models_dir().display().to_string()),
             ("ORT_DYLIB_PATH", &required_env("ORT_DYLIB_PATH")),

@@ -8,7 +8,7 @@ use ongi_shared::analysis::FeatureRecord;
 use ongi_shared::cache::Keyspace;
 use ongi_shared::cache::codec::decode_f32_le;
 use ongi_shared::domain::{BucketName, ContentHash};
-use ongi_shared::modules::{Module, Modules};
+use ongi_shared::functions::{Function, Functions};
 use serde_json::{Value, json};
 
 use crate::clip_parity::models_dir;
@@ -21,7 +21,7 @@ fn fixture(rel: &str) -> Vec<u8> {
 pub async fn embedding_app(prefix: &str) -> TestApp {
     let models = models_dir().display().to_string();
     spawn_app(
-        Modules::only(Module::Embedding),
+        Functions::only(Function::Embedding),
         &[
             ("ONGI_MODEL_DIR", &models),
             ("ORT_DYLIB_PATH", &required_env("ORT_DYLIB_PATH")),
@@ -168,7 +168,11 @@ async fn a_photo_replaced_in_the_local_folder_is_computed_again_not_answered_fro
 
 #[tokio::test]
 async fn without_models_the_pixel_features_are_still_computed() {
-    let app = spawn_app(Modules::only(Module::Embedding), &[("ONGI_MODEL_DIR", "/nonexistent")]).await;
+    let app = spawn_app(
+        Functions::only(Function::Embedding),
+        &[("ONGI_MODEL_DIR", "/nonexistent")],
+    )
+    .await;
     let uploads = app.data_dir().join("uploads");
     std::fs::create_dir_all(&uploads).unwrap();
     std::fs::write(uploads.join("a.jpg"), fixture("images/baseline.jpg")).unwrap();

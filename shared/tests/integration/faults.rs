@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ongi_shared::domain::BucketName;
-use ongi_shared::modules::{Module, Modules};
+use ongi_shared::functions::{Function, Functions};
 use ongi_shared::storage::ObjectStore;
 use ongi_shared::storage::gcs::GcsStore;
 use serde_json::{Value, json};
@@ -72,7 +72,7 @@ async fn storage_stopped_and_restarted_gives_clear_503s_then_recovers_by_itself(
     }
     // In-process cache: it holds what was read before the outage.
     let app = spawn_app(
-        Modules::only(Module::Quality),
+        Functions::only(Function::Quality),
         &[("ONGI_STORAGE", "gcs"), ("STORAGE_EMULATOR_HOST", &endpoint)],
     )
     .await;

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ongi_shared::modules::{Module, Modules};
+use ongi_shared::functions::{Function, Functions};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -64,7 +64,7 @@ fn invalid<'a>(body: &'a Value, image: &str) -> &'a Value {
 }
 
 async fn pixel_app(extra: &[(&str, &str)]) -> TestApp {
-    spawn_app(Modules::all(), extra).await
+    spawn_app(Functions::all(), extra).await
 }
 
 #[tokio::test]
@@ -263,7 +263,7 @@ async fn slow_bodies_hold_no_work_slot_and_slow_clients_are_cut_at_the_read_dead
 
 async fn scored_app() -> TestApp {
     spawn_app(
-        Modules::all(),
+        Functions::all(),
         &[
             ("ONGI_MODEL_DIR", &models_dir().display().to_string()),
             ("ORT_DYLIB_PATH", &required_env("ORT_DYLIB_PATH")),
@@ -380,7 +380,7 @@ async fn names_the_file_system_cannot_read_are_per_photo_answers_not_retries() {
 async fn a_bomb_among_people_photos_is_refused_before_detection() {
     let models = crate::people_api::model_folder();
     let app = spawn_app(
-        Modules::only(Module::People),
+        Functions::only(Function::People),
         &[
             ("ONGI_MODEL_DIR", &models.path().display().to_string()),
             ("ORT_DYLIB_PATH", &required_env("ORT_DYLIB_PATH")),

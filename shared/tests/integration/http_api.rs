@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use ongi_shared::modules::{Module, Modules};
+use ongi_shared::functions::{Function, Functions};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -11,7 +11,7 @@ use crate::support::{free_port, redis_url, spawn_app, storage_emulator};
 
 #[tokio::test]
 async fn health_metrics_and_openapi() {
-    let app = spawn_app(Modules::all(), &[]).await;
+    let app = spawn_app(Functions::all(), &[]).await;
     let health: Value = reqwest::get(app.url("/healthz")).await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");
     assert_eq!(health["service"], "ongi");
@@ -48,7 +48,7 @@ async fn health_metrics_and_openapi() {
 
 #[tokio::test]
 async fn request_ids_are_made_or_kept() {
-    let app = spawn_app(Modules::all(), &[]).await;
+    let app = spawn_app(Functions::all(), &[]).await;
     let made = reqwest::get(app.url("/healthz")).await.unwrap();
     let id = made.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(id.len(), 36, "a UUID: {id}");
@@ -99,7 +99,7 @@ async fn expect_error(resp: reqwest::Response, status: u16, message: &str, menti
 
 #[tokio::test]
 async fn bad_requests_get_the_envelope_and_name_the_problem() {
-    let app = spawn_app(Modules::all(), &[]).await;
+    let app = spawn_app(Functions::all(), &[]).await;
     let bad_ref = app
         .post_json("/api/albums/quality", &json!({"images": ["a.jpg", "../../etc/passwd"]}))
         .await;
@@ -180,7 +180,7 @@ async fn bad_requests_get_the_envelope_and_name_the_problem() {
 #[tokio::test]
 async fn batch_reprocess_is_served_by_every_function_and_documented() {
     // A function that is not the embedding one reprocesses its own step only.
-    let app = spawn_app(Modules::only(Module::Quality), &[]).await;
+    let app = spawn_app(Functions::only(Function::Quality), &[]).await;
     let album = app.data_dir().join("uploads/a");
     std::fs::create_dir_all(&album).unwrap();
     let img = image::RgbImage::from_fn(32, 24, |x, y| image::Rgb([(x * 8) as u8, (y * 10) as u8, 90]));
@@ -227,7 +227,7 @@ async fn batch_reprocess_is_served_by_every_function_and_documented() {
 
 #[tokio::test]
 async fn style_without_redis_says_what_it_needs() {
-    let app = spawn_app(Modules::all(), &[]).await;
+    let app = spawn_app(Functions::all(), &[]).await;
     let resp = app
         .post_json("/api/albums/style", &json!({"image": "a.jpg", "style": "ghibli"}))
         .await;
@@ -240,7 +240,7 @@ async fn style_without_redis_says_what_it_needs() {
 
 #[tokio::test]
 async fn a_function_serves_only_its_own_routes() {
-    let app = spawn_app(Modules::only(Module::Quality), &[]).await;
+    let app = spawn_app(Functions::only(Function::Quality), &[]).await;
     let quality = app
         .post_json("/api/albums/quality", &json!({"images": ["a.jpg"]}))
         .await;
@@ -256,7 +256,7 @@ async fn a_function_serves_only_its_own_routes() {
 #[tokio::test]
 async fn readiness_names_the_dependency_that_is_down() {
     let dead_redis = format!("redis://127.0.0.1:{}", free_port());
-    let app = spawn_app(Modules::all(), &[("REDIS_URL", &dead_redis)]).await;
+    let app = spawn_app(Functions::all(), &[("REDIS_URL", &dead_redis)]).await;
     let resp = reqwest::get(app.url("/readyz")).await.unwrap();
     assert_eq!(resp.status(), 503);
     let body: Value = resp.json().await.unwrap();
@@ -271,7 +271,7 @@ async fn readiness_names_the_dependency_that_is_down() {
 #[tokio::test]
 async fn ready_with_real_redis_and_the_storage_emulator() {
     let app = spawn_app(
-        Modules::all(),
+        Functions::all(),
         &[
             ("REDIS_URL", &redis_url()),
             ("STORAGE_EMULATOR_HOST", &storage_emulator()),
@@ -300,7 +300,7 @@ async fn start_slow_request(addr: std::net::SocketAddr, body: &str) -> tokio::ne
 
 #[tokio::test]
 async fn shutdown_lets_in_flight_requests_finish() {
-    let mut app = spawn_app(Modules::all(), &[]).await;
+    let mut app = spawn_app(Functions::all(), &[]).await;
     let body = r#"{"image": "a.jpg", "style": "ghibli"}"#;
     let mut stream = start_slow_request(app.address, body).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -330,7 +330,7 @@ async fn shutdown_lets_in_flight_requests_finish() {
 
 #[tokio::test]
 async fn shutdown_gives_up_on_a_stuck_request_after_the_drain_timeout() {
-    let mut app = spawn_app(Modules::all(), &[]).await;
+    let mut app = spawn_app(Functions::all(), &[]).await;
     let _stuck = start_slow_request(app.address, r#"{"image": "a.jpg", "style": "ghibli"}"#).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let started = Instant::now();
@@ -347,7 +347,7 @@ async fn shutdown_gives_up_on_a_stuck_request_after_the_drain_timeout() {
 #[tokio::test]
 async fn with_a_token_every_route_but_healthz_needs_it() {
     let token = "a-test-token-of-sufficient-length";
-    let app = spawn_app(Modules::all(), &[("ONGI_API_TOKEN", token)]).await;
+    let app = spawn_app(Functions::all(), &[("ONGI_API_TOKEN", token)]).await;
     let body = json!({"images": ["a.jpg"]});
     let none = app.post_json("/api/albums/quality", &body).await;
     assert_eq!(
@@ -379,7 +379,7 @@ async fn with_a_token_every_route_but_healthz_needs_it() {
 
 #[tokio::test]
 async fn detail_accepts_true_false_1_0_and_refuses_anything_else_in_the_envelope() {
-    let app = spawn_app(Modules::all(), &[]).await;
+    let app = spawn_app(Functions::all(), &[]).await;
     let body = json!({"images": ["a.jpg"]});
     for value in ["true", "false", "1", "0"] {
         for route in ["quality", "duplicates"] {
@@ -399,7 +399,7 @@ async fn detail_accepts_true_false_1_0_and_refuses_anything_else_in_the_envelope
 
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_the_envelope() {
-    let app = spawn_app(Modules::all(), &[]).await;
+    let app = spawn_app(Functions::all(), &[]).await;
     let missing = reqwest::get(app.url("/api/albums/nothing-here")).await.unwrap();
     expect_error(missing, 404, "not_found", "/api/albums/nothing-here").await;
     let missing = app.post_json("/no/such/route", &json!({})).await;
@@ -425,7 +425,7 @@ async fn unknown_routes_and_methods_answer_the_envelope() {
 #[tokio::test]
 async fn the_bearer_scheme_is_case_insensitive() {
     let token = "a-test-token-of-sufficient-length";
-    let app = spawn_app(Modules::all(), &[("ONGI_API_TOKEN", token)]).await;
+    let app = spawn_app(Functions::all(), &[("ONGI_API_TOKEN", token)]).await;
     for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
         let resp = app
             .client
@@ -450,7 +450,7 @@ async fn the_bearer_scheme_is_case_insensitive() {
 
 #[tokio::test]
 async fn a_bucket_is_named_by_its_name_in_errors() {
-    let app = spawn_app(Modules::all(), &[]).await;
+    let app = spawn_app(Functions::all(), &[]).await;
     let resp = app
         .post_json("/batch/reprocess", &json!({"bucket": "other", "prefix": ""}))
         .await;
@@ -466,7 +466,7 @@ async fn a_bucket_is_named_by_its_name_in_errors() {
 
 #[tokio::test]
 async fn empty_blank_and_control_character_concepts_are_refused_by_index() {
-    let app = spawn_app(Modules::all(), &[]).await;
+    let app = spawn_app(Functions::all(), &[]).await;
     for (i, bad) in [
         "",
         " ",
@@ -495,7 +495,7 @@ async fn empty_blank_and_control_character_concepts_are_refused_by_index() {
 #[tokio::test]
 async fn the_same_idempotency_key_with_another_request_is_a_conflict() {
     let app = spawn_app(
-        Modules::all(),
+        Functions::all(),
         &[
             ("REDIS_URL", &redis_url()),
             ("ONGI_CACHE_PREFIX", &crate::support::unique_prefix()),

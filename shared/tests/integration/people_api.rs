@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use ongi_shared::modules::{Module, Modules};
+use ongi_shared::functions::{Function, Functions};
 use serde_json::{Value, json};
 
 use crate::clip_parity::models_dir;
@@ -33,7 +33,7 @@ pub fn model_folder() -> tempfile::TempDir {
 
 async fn people_app(models: &Path) -> TestApp {
     let app = spawn_app(
-        Modules::only(Module::People),
+        Functions::only(Function::People),
         &[
             ("ONGI_MODEL_DIR", &models.display().to_string()),
             ("ORT_DYLIB_PATH", &required_env("ORT_DYLIB_PATH")),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ongi_shared::analysis::FeatureRecord;
 use ongi_shared::domain::BucketName;
-use ongi_shared::modules::{Module, Modules};
+use ongi_shared::functions::{Function, Functions};
 use ongi_shared::storage::ObjectStore;
 use ongi_shared::storage::gcs::GcsStore;
 use serde_json::{Value, json};
@@ -43,7 +43,7 @@ async fn app_with_redis(extra: &[(&str, &str)]) -> (TestApp, String) {
     let redis = redis_url();
     let mut settings = vec![("REDIS_URL", redis.as_str()), ("ONGI_CACHE_PREFIX", prefix.as_str())];
     settings.extend_from_slice(extra);
-    (spawn_app(Modules::all(), &settings).await, prefix)
+    (spawn_app(Functions::all(), &settings).await, prefix)
 }
 
 async fn reprocess(app: &TestApp, body: Value) -> Value {
@@ -277,9 +277,9 @@ async fn an_analysis_function_reprocesses_its_step_with_the_embedding_services_f
         }
         v
     };
-    let embedding = spawn_app(Modules::only(Module::Embedding), &pairs(&common(&prefix, None))).await;
+    let embedding = spawn_app(Functions::only(Function::Embedding), &pairs(&common(&prefix, None))).await;
     let quality_settings = common(&prefix, Some(&embedding.url("")));
-    let quality = spawn_app(Modules::only(Module::Quality), &pairs(&quality_settings)).await;
+    let quality = spawn_app(Functions::only(Function::Quality), &pairs(&quality_settings)).await;
     let album = data.path().join("uploads/cr");
     std::fs::create_dir_all(&album).unwrap();
     for i in 0..3 {
@@ -291,7 +291,7 @@ async fn an_analysis_function_reprocesses_its_step_with_the_embedding_services_f
     let orphan_prefix = unique_prefix();
     let dead = format!("http://127.0.0.1:{}", free_port());
     let orphan = spawn_app(
-        Modules::only(Module::Quality),
+        Functions::only(Function::Quality),
         &pairs(&common(&orphan_prefix, Some(&dead))),
     )
     .await;
@@ -367,7 +367,7 @@ async fn the_embedding_functions_walk_announces_each_photo_on_ongi_features() {
     let prefix = unique_prefix();
     let redis = redis_url();
     let app = spawn_app(
-        Modules::only(Module::Embedding),
+        Functions::only(Function::Embedding),
         &[
             ("REDIS_URL", &redis),
             ("ONGI_CACHE_PREFIX", &prefix),
@@ -454,7 +454,7 @@ async fn expect_400(app: &TestApp, body: Value, naming: &str) {
 
 #[tokio::test]
 async fn bad_requests_name_what_is_wrong() {
-    let app = spawn_app(Modules::all(), &[]).await;
+    let app = spawn_app(Functions::all(), &[]).await;
     let ok = |extra: Value| {
         let mut b = json!({"bucket": "uploads", "prefix": ""});
         b.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
@@ -483,13 +483,13 @@ async fn bad_requests_name_what_is_wrong() {
     let missing = app.post_json("/batch/reprocess", &ok(json!({}))).await;
     assert_eq!(missing.status(), 404);
 
-    let quality = spawn_app(Modules::only(Module::Quality), &[]).await;
+    let quality = spawn_app(Functions::only(Function::Quality), &[]).await;
     expect_400(
         &quality,
         ok(json!({"steps": ["embedding"]})),
         "not served by this process (quality)",
     )
     .await;
-    let duplicate = spawn_app(Modules::only(Module::Duplicate), &[]).await;
+    let duplicate = spawn_app(Functions::only(Function::Duplicate), &[]).await;
     expect_400(&duplicate, ok(json!({})), "serves no step").await;
 }

@@ -276,7 +276,7 @@ async fn callers_texts_add_at_most_their_byte_budget_to_redis() {
     let prefix = unique_prefix();
     let models = models_dir().display().to_string();
     let app = crate::support::spawn_app(
-        ongi_shared::modules::Modules::only(ongi_shared::modules::Module::Embedding),
+        ongi_shared::functions::Functions::only(ongi_shared::functions::Function::Embedding),
         &[
             ("ONGI_MODEL_DIR", &models),
             ("ORT_DYLIB_PATH", &crate::support::required_env("ORT_DYLIB_PATH")),

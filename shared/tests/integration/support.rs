@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use ongi_shared::config::Settings;
 use ongi_shared::config::parse::with_http_scheme;
+use ongi_shared::functions::Functions;
 use ongi_shared::http::Application;
 use ongi_shared::model::face::DetectOptions;
 use ongi_shared::model::face::mtcnn::Mtcnn;
 use ongi_shared::model::runtime::{self, SessionConfig};
-use ongi_shared::modules::Modules;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -187,7 +187,7 @@ impl TestApp {
 
 /// Starts the real application on port 0 with a temporary data folder, local storage and
 /// the in-process cache, plus any `extra` settings.
-pub async fn spawn_app(modules: Modules, extra: &[(&str, &str)]) -> TestApp {
+pub async fn spawn_app(functions: Functions, extra: &[(&str, &str)]) -> TestApp {
     // Logs only when asked for: `TEST_LOG=1 cargo test …`.
     if std::env::var_os("TEST_LOG").is_some() {
         ongi_shared::telemetry::init_logging(ongi_shared::config::LogFormat::Text);
@@ -203,7 +203,7 @@ pub async fn spawn_app(modules: Modules, extra: &[(&str, &str)]) -> TestApp {
         env.insert((*k).into(), (*v).into());
     }
     let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("test settings are valid");
-    let app = Application::build(settings, modules).await.expect("the app builds");
+    let app = Application::build(settings, functions).await.expect("the app builds");
     let address = app.address();
     let state = app.state().clone();
     let (tx, rx) = oneshot::channel::<()>();

@@ -15,8 +15,8 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use ongi_shared::config::{Settings, StorageBackend};
 use ongi_shared::domain::BucketName;
-use ongi_shared::modules::Modules;
-use ongi_shared::pipeline::reprocess::{
+use ongi_shared::functions::Functions;
+use ongi_shared::reprocess::{
     MAX_BUDGET, Outcome, ProgressEvent, RawRequest, ReprocessError, ReprocessReport, ReprocessRequest,
 };
 use ongi_shared::services::Services;
@@ -67,7 +67,7 @@ pub async fn run(args: ReprocessArgs) -> anyhow::Result<()> {
         StorageBackend::Gcs => format!("gs://{}", settings.bucket),
     };
     let default_budget = settings.reprocess.budget;
-    let state = Services::from_settings(settings, Modules::all())
+    let state = Services::from_settings(settings, Functions::all())
         .await
         .context("cannot start ongi reprocess")?;
     if !state.models.missing.is_empty() {
@@ -86,7 +86,7 @@ pub async fn run(args: ReprocessArgs) -> anyhow::Result<()> {
         page_size: args.page_size,
         max_pages: None,
     }
-    .validate(&state.settings.bucket, &state.modules, &state.models, default_budget)
+    .validate(&state.settings.bucket, &state.functions, &state.models, default_budget)
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     if request.dry_run {
         // A dry run moves no cursor, so it cannot be chained: one call, as long as allowed.
@@ -141,7 +141,7 @@ type Failed = (Option<ReprocessReport>, u32, anyhow::Error);
 async fn walk(
     state: &Services,
     request: &ReprocessRequest,
-    progress: ongi_shared::pipeline::reprocess::Progress,
+    progress: ongi_shared::reprocess::Progress,
 ) -> Result<(ReprocessReport, u32), Failed> {
     let reprocessor = state.reprocessor();
     let mut total: Option<ReprocessReport> = None;

@@ -1,4 +1,4 @@
-//! The album routes of DESIGN.md "HTTP contract".
+//! The album routes (docs/api.md).
 //!
 //! `POST /api/albums/embedding`; the analyses are in `analyses`, people and style in their own files.
 

@@ -1,4 +1,4 @@
-//! The album analyses of DESIGN.md: categories, duplicates, quality, score. Each reads the
+//! The album analyses (docs/api.md): categories, duplicates, quality, score. Each reads the
 //! album's features (one cache round trip; what is missing is computed), reports unreadable
 //! photos in `invalid_images`, and answers the anchor's response shape; `?detail=true`
 //! (duplicates, quality, score) returns the richer objects.
@@ -71,12 +71,12 @@ pub async fn categories(State(state): State<AppState>, ApiJson(req): ApiJson<Cat
     let refs = validate_refs("images", &req.images, &state.settings.bucket)?;
     validate_concepts(&req.concepts)?;
     let tags = state
-        .analyzer
+        .analysis_models
         .category_tags(&req.concepts)
         .await
         .map_err(|e| model_unavailable("categorisation", e))?;
     let features = with_embeddings(album(&state, &refs).await?);
-    let album = Album::new(&state.analyzer, &features.photos);
+    let album = Album::new(&state.analysis_models, &features.photos);
     let data: Vec<CategoryGroup> = album.category_groups(&album.categories(&tags));
     Ok(success(data, features.invalid))
 }
@@ -94,7 +94,7 @@ pub async fn quality(
 ) -> ApiResult {
     let refs = validate_refs("images", &req.images, &state.settings.bucket)?;
     let features = album(&state, &refs).await?;
-    let album = Album::new(&state.analyzer, &features.photos);
+    let album = Album::new(&state.analysis_models, &features.photos);
     let details: Vec<QualityDetail> = album.quality_details(&album.verdicts().await);
     if q.detail {
         return Ok(success(details, features.invalid));
@@ -117,7 +117,7 @@ pub async fn duplicates(
 ) -> ApiResult {
     let refs = validate_refs("images", &req.images, &state.settings.bucket)?;
     let features = album(&state, &refs).await?;
-    let album = Album::new(&state.analyzer, &features.photos);
+    let album = Album::new(&state.analysis_models, &features.photos);
     let groups = album.duplicate_groups(&album.verdicts().await);
     if q.detail {
         let data: Vec<DuplicateGroup> = album.duplicate_details(&groups);
@@ -137,7 +137,7 @@ pub async fn score(
     ApiJson(req): ApiJson<ScoreRequest>,
 ) -> ApiResult {
     let categories = validate_score(&req, &state.settings.bucket)?;
-    if state.analyzer.models().aesthetic.is_none() {
+    if state.analysis_models.models().aesthetic.is_none() {
         return Err(model_unavailable(
             "scoring",
             format_args!(
@@ -149,7 +149,7 @@ pub async fn score(
     }
     let all: Vec<ImageRef> = categories.iter().flat_map(|(_, r)| r.iter().cloned()).collect();
     let features = with_embeddings(album(&state, &all).await?);
-    let album = Album::new(&state.analyzer, &features.photos);
+    let album = Album::new(&state.analysis_models, &features.photos);
     let index: HashMap<&ImageRef, usize> = features.photos.iter().enumerate().map(|(i, (r, _))| (r, i)).collect();
     let members: Vec<(String, ScoreMembers)> = categories
         .iter()

@@ -1,6 +1,6 @@
 //! `POST /batch/reprocess` (flow D), called by Cloud Scheduler (OIDC; on Cloud Run IAM
 //! checks the caller before the request reaches this process). The walk is
-//! [`Reprocessor`](crate::pipeline::reprocess::Reprocessor); this route validates the body and
+//! [`Reprocessor`](crate::reprocess::Reprocessor); this route validates the body and
 //! turns the outcome into an answer.
 
 use std::time::Duration;
@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::ApiJson;
 use crate::http::state::AppState;
-use crate::pipeline::reprocess::{RawRequest, ReprocessError, ReprocessReport, RequestError};
+use crate::reprocess::{RawRequest, ReprocessError, ReprocessReport, RequestError};
 
 /// The body of `POST /batch/reprocess`. Unknown fields are refused.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -108,7 +108,7 @@ pub async fn reprocess(
     }
     .validate(
         &state.settings.bucket,
-        &state.modules,
+        &state.functions,
         &state.models,
         state.settings.reprocess.budget,
     )?;

@@ -1,4 +1,11 @@
-//! Event routes (Eventarc / Pub/Sub push). Batch reprocessing is in [`batch`](super::batch).
+//! Event routes (Eventarc / Pub/Sub push), thin shells over the per-photo flow
+//! ([`crate::photo`]): an upload, and an `ongi-features` announcement. Batch reprocessing is
+//! in [`batch`](super::batch).
+//!
+//! An event route answers 2xx for what no retry can change: a photo handled, an event that
+//! needs no processing, an unreadable photo, or a malformed envelope (`status: rejected`, an
+//! error log and a counter: a 4xx would only be redelivered until the dead-letter policy
+//! gives up). A transient failure is a 503, so that the delivery is retried.
 
 use std::time::Duration;
 
@@ -8,121 +15,124 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde::Serialize;
+use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::domain::ImageRef;
-use crate::events::publish::{FeaturesMessage, publish_json};
-use crate::events::storage::StorageEventKind;
+use crate::events::features::parse_push;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::state::AppState;
+use crate::photo::{Arrival, FlowError, admit_upload};
 
 /// What an event route answers (2xx: handled or deliberately skipped).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventOutcome {
-    /// `computed`, `cached`, `skipped`, or `rejected` (a malformed event).
+    /// `computed`, `cached`, `handled`, `skipped`, or `rejected` (a malformed event).
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// `/events/features`: one `ongi.results.v1` result per function this process serves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub results: Option<Value>,
 }
 
-fn skipped(object: Option<String>, reason: String) -> Response {
-    tracing::info!(object = object.as_deref().unwrap_or("-"), reason = %reason, "storage event skipped");
-    metrics::counter!("ongi_events_total", "route" => "storage", "outcome" => "skipped").increment(1);
-    (
-        StatusCode::OK,
-        Json(EventOutcome {
-            status: "skipped",
-            object,
-            reason: Some(reason),
+/// A 200 with `status`, counted under `outcome`.
+fn answer(route: &'static str, status: &'static str, object: Option<String>, reason: Option<String>) -> Response {
+    let outcome = if status == "rejected" { "malformed" } else { status };
+    metrics::counter!("ongi_events_total", "route" => route, "outcome" => outcome).increment(1);
+    let body = EventOutcome {
+        status,
+        object,
+        reason,
+        results: None,
+    };
+    (StatusCode::OK, Json(body)).into_response()
+}
+
+fn rejected(route: &'static str, why: String) -> Response {
+    tracing::error!(route, error = %why, "malformed event acknowledged and dropped");
+    answer(route, "rejected", None, Some(why))
+}
+
+fn skipped(route: &'static str, object: String, why: String) -> Response {
+    tracing::info!(route, object = %object, reason = %why, "event skipped");
+    answer(route, "skipped", Some(object), Some(why))
+}
+
+/// A failure of the flow, as the event's answer: 2xx for an unreadable photo, 503 when a
+/// retry may help.
+fn failed(route: &'static str, object: String, e: FlowError) -> Result<Response, ApiError> {
+    match e {
+        FlowError::Unreadable(e) => Ok(skipped(route, object, format!("{}: {}", e.reason, e.detail))),
+        FlowError::Transient(message) => Err(ApiError::Unavailable {
+            message: format!("{object}: {message}"),
+            retry_after: Duration::from_secs(10),
         }),
-    )
-        .into_response()
+        FlowError::Internal(message) => Err(ApiError::Internal(message)),
+    }
 }
 
 /// Flow A: a GCS upload notification (Eventarc CloudEvent, binary or structured, or a
 /// Pub/Sub push of a GCS notification). Computes and caches the photo's features, then
 /// publishes to `ongi-features`. A repeated delivery is a cache hit. Deletes, other
-/// buckets, non-images and unreadable photos are acknowledged (2xx) and logged; so is a
-/// malformed envelope (`status: rejected`, an error log: no retry can fix it, and a 4xx
-/// would only be redelivered until the dead-letter policy gives up); a transient failure is
-/// a 503 so that the delivery is retried.
+/// buckets, non-images and unreadable photos are acknowledged (2xx) and logged.
 #[utoipa::path(post, path = "/events/storage", tag = "events",
     responses((status = 200, body = EventOutcome, description = "Handled, skipped, or a malformed event acknowledged with status rejected"),
               (status = 503, body = ErrorBody)))]
 pub async fn storage(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    const ROUTE: &str = "storage";
     let event = match crate::events::storage::parse(&headers, &body) {
         Ok(event) => event,
-        Err(e) => {
-            tracing::error!(error = %e, "malformed storage event acknowledged and dropped");
-            metrics::counter!("ongi_events_total", "route" => "storage", "outcome" => "malformed").increment(1);
-            return Ok((
-                StatusCode::OK,
-                Json(EventOutcome {
-                    status: "rejected",
-                    object: None,
-                    reason: Some(e.to_string()),
-                }),
-            )
-                .into_response());
-        }
+        Err(e) => return Ok(rejected(ROUTE, e.to_string())),
     };
     let name = format!("{}/{}", event.bucket, event.object);
-    if let StorageEventKind::Other(kind) = &event.kind {
-        return Ok(skipped(Some(name), format!("event type {kind} needs no processing")));
-    }
-    if event.bucket != state.settings.bucket.as_str() {
-        return Ok(skipped(
-            Some(name),
-            format!("bucket {} is not served here", event.bucket),
-        ));
-    }
-    // An empty or generic type says nothing (clients often upload without one): the decoder
-    // decides. A definite non-image type is skipped without a download.
-    if let Some(ct) = event
-        .content_type
-        .as_deref()
-        .filter(|ct| !ct.is_empty() && !ct.starts_with("image/") && !ct.starts_with("application/octet-stream"))
-    {
-        return Ok(skipped(Some(name), format!("content type {ct} is not an image")));
-    }
-    if let Err(e) = ImageRef::parse(&event.object) {
-        return Ok(skipped(Some(name), format!("object name refused: {e}")));
-    }
-    let features = match state
-        .features
-        .object(&state.settings.bucket, &event.object, event.generation)
-        .await
-    {
-        Ok(f) => f,
-        Err(e) if e.transient => {
-            return Err(ApiError::Unavailable {
-                message: format!("{name}: {e}"),
-                retry_after: Duration::from_secs(10),
-            });
-        }
-        Err(e) => return Ok(skipped(Some(name), format!("{}: {}", e.reason, e.detail))),
+    let arrival = match admit_upload(&event, &state.settings.bucket) {
+        Ok(arrival) => arrival,
+        Err(why) => return Ok(skipped(ROUTE, name, why)),
     };
-    let message = FeaturesMessage::new(
-        &event.bucket,
-        &event.object,
-        event.generation,
-        features.hash.to_hex(),
-        state.features.model_id(),
-        features.computed,
-    );
-    publish_json(state.features_publisher.as_ref(), &message, message.attributes()).await?;
-    let status = if features.computed { "computed" } else { "cached" };
-    metrics::counter!("ongi_events_total", "route" => "storage", "outcome" => status).increment(1);
-    tracing::info!(object = %name, generation = event.generation, envelope = event.envelope, status, "storage event handled");
-    Ok((
-        StatusCode::OK,
-        Json(EventOutcome {
-            status,
-            object: Some(name),
-            reason: None,
-        }),
-    )
-        .into_response())
+    match state.photo.run(&arrival).await {
+        Ok(done) => {
+            let status = if done.computed { "computed" } else { "cached" };
+            tracing::info!(object = %name, generation = event.generation, envelope = event.envelope, status, "storage event handled");
+            Ok(answer(ROUTE, status, Some(name), None))
+        }
+        Err(e) => failed(ROUTE, name, e),
+    }
+}
+
+/// The per-photo results of one `ongi-features` message: for each function this process
+/// serves (category, quality, score, people), the photo's result, published on
+/// `ongi-results` and stored. 200 when handled, or when the message is malformed or the photo
+/// unreadable (acknowledged, logged, dropped); 503 when a retry may help.
+#[utoipa::path(post, path = "/events/features", tag = "events",
+    responses((status = 200, body = EventOutcome, description = "Handled (status handled, with results), or skipped, or a malformed message acknowledged with status rejected"),
+              (status = 503, body = ErrorBody)))]
+pub async fn features(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    const ROUTE: &str = "features";
+    let announced = match parse_push(&body) {
+        Ok(m) => m,
+        Err(bad) => return Ok(rejected(ROUTE, bad.0)),
+    };
+    let arrival = Arrival::announced(&announced, &state.functions);
+    let name = format!("{}/{}", arrival.photo.bucket, arrival.photo.name);
+    match state.photo.run(&arrival).await {
+        Ok(done) => {
+            metrics::counter!("ongi_events_total", "route" => ROUTE, "outcome" => "handled").increment(1);
+            let results = done
+                .results
+                .into_iter()
+                .map(|(function, result)| (function.name().to_owned(), result))
+                .collect();
+            let body = EventOutcome {
+                status: "handled",
+                object: Some(name),
+                reason: None,
+                results: Some(Value::Object(results)),
+            };
+            Ok((StatusCode::OK, Json(body)).into_response())
+        }
+        Err(e) => failed(ROUTE, name, e),
+    }
 }

@@ -25,7 +25,7 @@ pub struct Health {
 pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok",
-        service: state.modules.service_name(),
+        service: state.functions.service_name(),
         version: env!("CARGO_PKG_VERSION"),
     })
 }
@@ -90,7 +90,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     // the other functions cannot use: that is a broken deployment, so it is not ready.
     // Locally (`ongi serve` on first run) it serves what needs no model.
     let models_ok = !(state.settings.on_cloud_run
-        && state.modules.contains(crate::modules::Module::Embedding)
+        && state.functions.contains(crate::functions::Function::Embedding)
         && state.models.clip_visual.is_none());
     let ready = cache.ok && storage.ok && models_ok;
     let status = if ready {

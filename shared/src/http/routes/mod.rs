@@ -1,14 +1,13 @@
-//! Routes, one file per group. [`router`] mounts the ones the process's modules serve, and
+//! Routes, one file per group. [`router`] mounts the ones the process's functions serve, and
 //! answers every other path (404) or method (405) with the envelope.
 
-pub mod albums;
-pub mod analyses;
+pub(crate) mod albums;
+pub(crate) mod analyses;
 pub mod batch;
-pub mod events;
-pub mod health;
-pub mod people;
-pub mod per_photo;
-pub mod search;
+pub(crate) mod events;
+pub(crate) mod health;
+pub(crate) mod people;
+pub(crate) mod search;
 pub mod style;
 
 use std::collections::BTreeMap;
@@ -22,7 +21,7 @@ use http::Method;
 
 use super::error::ApiError;
 use super::state::AppState;
-use crate::modules::Module;
+use crate::functions::Function;
 
 /// The router being built, and the methods each path takes (what a 405 names).
 struct Routes {
@@ -54,25 +53,25 @@ pub fn router(state: &AppState) -> Router<AppState> {
     .get("/metrics", health::metrics)
     .get("/openapi.json", health::openapi)
     .post("/batch/reprocess", batch::reprocess);
-    for module in state.modules.iter() {
+    for module in state.functions.iter() {
         routes = match module {
-            Module::Embedding => routes
+            Function::Embedding => routes
                 .post("/api/albums/embedding", albums::embedding)
                 .post("/api/albums/search", search::search)
                 .post("/api/text/embedding", search::text_embedding)
                 .post("/events/storage", events::storage),
-            Module::Category => routes.post("/api/albums/categories", analyses::categories),
-            Module::Duplicate => routes.post("/api/albums/duplicates", analyses::duplicates),
-            Module::Quality => routes.post("/api/albums/quality", analyses::quality),
-            Module::Score => routes.post("/api/albums/score", analyses::score),
-            Module::People => routes.post("/api/albums/people", people::people),
-            Module::Style => routes
+            Function::Category => routes.post("/api/albums/categories", analyses::categories),
+            Function::Duplicate => routes.post("/api/albums/duplicates", analyses::duplicates),
+            Function::Quality => routes.post("/api/albums/quality", analyses::quality),
+            Function::Score => routes.post("/api/albums/score", analyses::score),
+            Function::People => routes.post("/api/albums/people", people::people),
+            Function::Style => routes
                 .post("/api/albums/style", style::submit)
                 .get("/api/albums/style/{job_id}", style::status),
         };
     }
-    if state.modules.iter().any(Module::has_per_photo_step) {
-        routes = routes.post("/events/features", per_photo::features);
+    if state.functions.iter().any(Function::has_per_photo_step) {
+        routes = routes.post("/events/features", events::features);
     }
     let methods = Arc::new(routes.methods);
     routes.router.fallback(not_found).method_not_allowed_fallback(

@@ -169,7 +169,7 @@ pub async fn text_embedding(
         check_text(&format!("texts[{i}]"), text, MAX_TEXT_CHARS)?;
     }
     let vectors = state
-        .analyzer
+        .analysis_models
         .caller_text_embeddings(&req.texts)
         .await
         .map_err(|e| model_unavailable("text embedding", e))?;
@@ -208,7 +208,7 @@ pub async fn search(State(state): State<AppState>, ApiJson(req): ApiJson<SearchR
         search::to_english(taxonomy, &req.query).map_err(|e| ApiError::InvalidRequest(format!("query: {e}")))?;
     // The query first: without the text encoder no photo need be read.
     let prompt_vectors = state
-        .analyzer
+        .analysis_models
         .caller_text_embeddings(&search::prompts(taxonomy, &english))
         .await
         .map_err(|e| model_unavailable("search", e))?;

@@ -1,4 +1,4 @@
-//! `POST /api/albums/style` and `GET /api/albums/style/{job_id}` (DESIGN.md flow C).
+//! `POST /api/albums/style` and `GET /api/albums/style/{job_id}` (docs/style.md).
 //!
 //! Submission: validate → (idempotency key already used? that job if the request is the same,
 //! 409 if it differs) → queue depth check →

@@ -3,8 +3,8 @@
 
 mod encoder;
 pub mod preprocess;
-pub mod textual;
-pub mod visual;
+pub(crate) mod textual;
+pub(crate) mod visual;
 
 pub use textual::ClipTextual;
 pub use visual::ClipVisual;

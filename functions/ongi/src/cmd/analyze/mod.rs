@@ -21,7 +21,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ongi_shared::album::{Album, CategoryGroup, DuplicateGroup, InvalidImage, QualityDetail, ScoredCategory, persons};
 use ongi_shared::config::Settings;
 use ongi_shared::domain::{ImageRef, Reason};
-use ongi_shared::modules::Modules;
+use ongi_shared::functions::Functions;
 use ongi_shared::pipeline::face_record::StoredFace;
 use ongi_shared::pipeline::{Features, PhotoError};
 use ongi_shared::services::Services;
@@ -80,7 +80,7 @@ pub async fn run(options: AnalyzeOptions) -> anyhow::Result<()> {
     std::os::unix::fs::symlink(&dir, root.path().join(settings.bucket.as_str()))
         .context("cannot link the photo folder into the temporary data folder")?;
     settings.data_dir = root.path().to_path_buf();
-    let state = Services::from_settings(settings, Modules::all())
+    let state = Services::from_settings(settings, Functions::all())
         .await
         .context("cannot start the analyses")?;
     if let Some(line) = state.models.missing_line() {
@@ -272,9 +272,9 @@ struct Analysis {
 /// Quality, duplicates, categories and highlights, by the album functions the routes call;
 /// a section that needs a model this process lacks is named in `missing` with why.
 async fn analyse(state: &Services, photos: &[(ImageRef, Features)]) -> Analysis {
-    let analyzer = &state.analyzer;
-    let models = analyzer.models();
-    let album = Album::new(analyzer, photos);
+    let analysis_models = &state.analysis_models;
+    let models = analysis_models.models();
+    let album = Album::new(analysis_models, photos);
     let verdicts = album.verdicts().await;
     let groups = album.duplicate_groups(&verdicts);
     let details = album.quality_details(&verdicts);
@@ -293,7 +293,7 @@ async fn analyse(state: &Services, photos: &[(ImageRef, Features)]) -> Analysis 
         });
         None
     } else {
-        match analyzer.category_tags(&[]).await {
+        match analysis_models.category_tags(&[]).await {
             Ok(tags) => Some(album.categories(&tags)),
             Err(e) => {
                 missing.push(MissingSection {

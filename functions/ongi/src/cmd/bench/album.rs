@@ -18,8 +18,8 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use ongi_shared::config::Settings;
 use ongi_shared::domain::BucketName;
+use ongi_shared::functions::Functions;
 use ongi_shared::http::Application;
-use ongi_shared::modules::Modules;
 use serde_json::{Value, json};
 
 pub const ALBUM_SIZE: usize = 30;
@@ -85,7 +85,7 @@ pub async fn album(photos: &Path, models: &Path, rounds: usize) -> anyhow::Resul
     };
     let detector = format!("{:?}", settings.face_detector).to_lowercase();
     let bucket = settings.bucket.clone();
-    let app = Application::build(settings, Modules::all()).await?;
+    let app = Application::build(settings, Functions::all()).await?;
     let base = format!("http://{}", app.address());
     let store = app.state().store.clone();
     let loaded = &app.state().models;

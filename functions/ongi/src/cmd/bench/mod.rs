@@ -23,7 +23,7 @@ use ongi_shared::model::clip::preprocess::PIXELS_PER_IMAGE;
 use ongi_shared::model::clip::{ClipVisual, VISUAL_FILE};
 use ongi_shared::model::runtime::{self, SessionConfig};
 use ongi_shared::pipeline::batcher::Batcher;
-use ongi_shared::pipeline::photo::analyse;
+use ongi_shared::pipeline::pixels::pixel_features;
 use serde_json::json;
 
 pub struct BenchOptions {
@@ -85,8 +85,8 @@ async fn end_to_end(model: &Arc<ClipVisual>, photos: &[PathBuf], max_batch: usiz
             let batcher = batcher.clone();
             async move {
                 let bytes = tokio::fs::read(&path).await?;
-                let analysed = tokio::task::spawn_blocking(move || analyse(&bytes, &limits, true)).await??;
-                let input = analysed.clip_input.context("no CLIP input")?;
+                let pixels = tokio::task::spawn_blocking(move || pixel_features(&bytes, &limits, true)).await??;
+                let input = pixels.clip_input.context("no CLIP input")?;
                 batcher.embed(input).await?;
                 Ok(())
             }
@@ -108,7 +108,11 @@ fn decode_preprocess(photos: &[PathBuf]) -> anyhow::Result<(Duration, Vec<Vec<f3
     let started = Instant::now();
     for p in photos {
         let bytes = std::fs::read(p)?;
-        inputs.push(analyse(&bytes, &limits, true)?.clip_input.context("no CLIP input")?);
+        inputs.push(
+            pixel_features(&bytes, &limits, true)?
+                .clip_input
+                .context("no CLIP input")?,
+        );
     }
     Ok((started.elapsed(), inputs))
 }

@@ -20,7 +20,7 @@ use ongi_shared::config::{IngestLimits, QualityThresholds};
 use ongi_shared::domain::ContentHash;
 use ongi_shared::image::features::{laplacian_variance, phash, to_gray};
 use ongi_shared::image::{DecodeOptions, decode};
-use ongi_shared::pipeline::photo::analyse;
+use ongi_shared::pipeline::pixels::pixel_features;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -86,7 +86,7 @@ pub fn blur(data: &Path) -> anyhow::Result<()> {
     for (file, label) in &labels {
         let bytes = std::fs::read(dir.join(file))?;
         let verdict = assess(
-            &analyse(&bytes, &IngestLimits::default(), false)?.record,
+            &pixel_features(&bytes, &IngestLimits::default(), false)?.record,
             None,
             &thresholds,
         );
@@ -137,7 +137,7 @@ pub fn duplicates(data: &Path) -> anyhow::Result<()> {
     let mut anchor_hashes = Vec::new();
     for file in &files {
         let bytes = std::fs::read(dir.join(file))?;
-        let a = analyse(&bytes, &IngestLimits::default(), false)?;
+        let a = pixel_features(&bytes, &IngestLimits::default(), false)?;
         let verdict = assess(&a.record, None, &QualityThresholds::default());
         ours_input.push(DupPhoto {
             hash: ContentHash::of(&bytes),

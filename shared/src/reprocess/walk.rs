@@ -13,10 +13,8 @@ use super::report::{Outcome, Progress, ProgressEvent, ReprocessError, ReprocessR
 use super::request::ReprocessRequest;
 use super::verdict::{Verdict, verdicts};
 use crate::cache::{Cache, CacheError, CacheKey};
-use crate::events::publish::Publisher;
-use crate::pipeline::analyzer::Analyzer;
+use crate::photo::PhotoFlow;
 use crate::pipeline::decode_lanes::in_own_lane;
-use crate::pipeline::service::FeatureService;
 use crate::storage::{ListQuery, MAX_PAGE_SIZE, ObjectInfo, ObjectStore, StorageError};
 
 /// How long a lease outlives its call's budget: photos in flight at the deadline finish
@@ -34,37 +32,17 @@ struct SavedCursor {
 pub struct Reprocessor {
     pub(super) store: Arc<dyn ObjectStore>,
     pub(super) cache: Cache,
-    pub(super) features: Arc<FeatureService>,
-    pub(super) analyzer: Arc<Analyzer>,
-    pub(super) publishers: Publishers,
+    /// What each due photo goes through, as an upload or an announcement does.
+    pub(super) flow: PhotoFlow,
     pub(super) concurrency: usize,
 }
 
-/// Where a walk announces what it did, as the event routes do.
-#[derive(Clone)]
-pub struct Publishers {
-    /// `ongi-features`, for photos whose embedding step ran (the per-photo steps of the
-    /// other functions listen there); only the embedding function really publishes.
-    pub features: Arc<dyn Publisher>,
-    /// `ongi-results`, for every per-photo result computed.
-    pub results: Arc<dyn Publisher>,
-}
-
 impl Reprocessor {
-    pub fn new(
-        store: Arc<dyn ObjectStore>,
-        cache: Cache,
-        features: Arc<FeatureService>,
-        analyzer: Arc<Analyzer>,
-        publishers: Publishers,
-        concurrency: usize,
-    ) -> Self {
+    pub fn new(store: Arc<dyn ObjectStore>, cache: Cache, flow: PhotoFlow, concurrency: usize) -> Self {
         Self {
             store,
             cache,
-            features,
-            analyzer,
-            publishers,
+            flow,
             concurrency: concurrency.max(1),
         }
     }
@@ -75,7 +53,7 @@ impl Reprocessor {
         req: &ReprocessRequest,
         progress: Option<Progress>,
     ) -> Result<ReprocessReport, ReprocessError> {
-        let model = self.features.model_id().to_owned();
+        let model = self.flow.model_id().to_owned();
         let run = req.run_id(&model);
         let ks = self.cache.keyspace().clone();
         let lease_key = ks.reprocess_lease(&run);

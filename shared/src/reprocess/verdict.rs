@@ -6,7 +6,7 @@ use super::request::ReprocessRequest;
 use crate::cache::{Cache, CacheKey};
 use crate::domain::ImageRef;
 use crate::image::is_photo_name;
-use crate::pipeline::service::FeatureService;
+use crate::pipeline::FeatureService;
 use crate::storage::ObjectInfo;
 
 /// Where a listed object stands before any work.

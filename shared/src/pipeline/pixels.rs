@@ -1,5 +1,6 @@
 //! One photo, decoded once: the pixel features and the CLIP input from the same pixels.
-//! CPU-bound; runs on tokio's blocking pool.
+//! CPU-bound: the feature service runs it on the decode threads, inside the decode budget
+//! (`decode_budget.rs`), right after the decode that produced the pixels.
 
 use crate::config::IngestLimits;
 use crate::image::features::{exposure, laplacian_variance, phash, to_gray};
@@ -15,27 +16,29 @@ pub const DECODE_FOR_FEATURES: DecodeOptions = DecodeOptions {
     min_long_side: Some(300),
 };
 
-/// The record without its embedding, and the CLIP model input when asked for.
-pub struct Analysed {
+/// A photo's pixel features: its record without the embedding, and the CLIP model input
+/// when asked for.
+pub struct PixelFeatures {
     pub record: FeatureRecord,
     pub clip_input: Option<Vec<f32>>,
 }
 
-/// Decodes `bytes` (at [`DECODE_FOR_FEATURES`]) and analyses the pixels.
-pub fn analyse(bytes: &[u8], limits: &IngestLimits, want_clip_input: bool) -> Result<Analysed, ImageError> {
-    decode(bytes, limits, DECODE_FOR_FEATURES).map(|decoded| analyse_decoded(decoded, want_clip_input))
+/// Decodes `bytes` (at [`DECODE_FOR_FEATURES`]) and measures the pixels (tools and the fuzz
+/// target; the service decodes under its budget and calls [`pixel_features_of`]).
+pub fn pixel_features(bytes: &[u8], limits: &IngestLimits, want_clip_input: bool) -> Result<PixelFeatures, ImageError> {
+    decode(bytes, limits, DECODE_FOR_FEATURES).map(|decoded| pixel_features_of(decoded, want_clip_input))
 }
 
 /// Every pixel feature, and the CLIP input when asked for, from pixels decoded at
 /// [`DECODE_FOR_FEATURES`].
-pub fn analyse_decoded(decoded: DecodedImage, want_clip_input: bool) -> Analysed {
+pub fn pixel_features_of(decoded: DecodedImage, want_clip_input: bool) -> PixelFeatures {
     let gray = to_gray(&decoded.pixels);
     let clip_input = want_clip_input.then(|| {
         let mut v = Vec::new();
         preprocess_into(&decoded.pixels, &mut v);
         v
     });
-    Analysed {
+    PixelFeatures {
         record: FeatureRecord {
             embedding: None,
             phash: phash(&gray),

@@ -1,4 +1,4 @@
-//! [`Analyzer`]: what the album analyses need from the models and the cache: text embeddings
+//! [`AnalysisModels`]: what the album analyses need from the models and the cache: text embeddings
 //! of the taxonomy's prompts, the quality prompt pairs and callers' concepts (memory, then
 //! the shared cache, then the CLIP text encoder), the aesthetic head, and the thresholds. The
 //! decisions themselves are [`crate::analysis`]'s pure functions.
@@ -41,7 +41,7 @@ struct TextMemo {
     callers: Lru<Arc<Vec<f32>>>,
 }
 
-pub struct Analyzer {
+pub struct AnalysisModels {
     models: Arc<Models>,
     cache: Cache,
     settings: AnalysisSettings,
@@ -50,7 +50,7 @@ pub struct Analyzer {
     caller_text_writes: WriteBudget,
 }
 
-impl Analyzer {
+impl AnalysisModels {
     pub fn new(models: Arc<Models>, cache: Cache, settings: AnalysisSettings) -> Self {
         Self {
             models,
@@ -260,7 +260,7 @@ impl Analyzer {
                 hash: *hash,
                 phash: record.phash,
                 embedding: record.embedding.clone(),
-                rank: self.keeper_rank(record, v),
+                rank: duplicate::keeper_rank(record, v, self.aesthetic(record)),
                 captured_at: record.captured_at,
             })
             .collect();
@@ -270,15 +270,5 @@ impl Analyzer {
     /// The aesthetic score, when the head and an embedding are available.
     pub fn aesthetic(&self, record: &FeatureRecord) -> Option<f32> {
         Some(self.models.aesthetic.as_ref()?.score(record.embedding.as_deref()?))
-    }
-
-    /// Keeper rank: a photo that passes the quality tests beats one that fails; then the
-    /// aesthetic score; then sharpness and resolution (log scales, so neither dominates).
-    pub fn keeper_rank(&self, record: &FeatureRecord, verdict: &QualityVerdict) -> f64 {
-        let quality = if verdict.low_quality { 0.0 } else { 1000.0 };
-        let aesthetic = self.aesthetic(record).map_or(0.0, |s| f64::from(s) * 10.0);
-        let sharpness = (record.blur_variance.max(0.0) + 1.0).log10();
-        let pixels = (f64::from(record.width) * f64::from(record.height) + 1.0).log10() * 0.5;
-        quality + aesthetic + sharpness + pixels
     }
 }

@@ -1,4 +1,4 @@
-//! Batch reprocessing (DESIGN.md flow D): walk a bucket page by page, skip the photos whose
+//! Batch reprocessing (docs/reprocess.md): walk a bucket page by page, skip the photos whose
 //! results are current for the deployed model, and process the rest with bounded
 //! concurrency. `POST /batch/reprocess` and `ongi reprocess` are thin shells over [`Reprocessor`].
 //!
@@ -8,13 +8,12 @@
 //!   hash)` for `category`, `quality` and `score`. A photo that could not be read (corrupt,
 //!   unsupported, too large) is recorded under `Keyspace::failure` and not retried for the same
 //!   generation and model.
-//! - **Processing** is [`FeatureService::object`](super::service::FeatureService::object) (one
-//!   download, one decode; a cache hit when only a per-photo step is missing). When the
-//!   embedding step ran, `ongi-features` is told, as on an upload (flow A), so on Cloud Run
-//!   the embedding function's walk fans out to the other functions' per-photo steps. Then each
-//!   missing per-photo step of this process runs through [`steps`](super::steps): its result
-//!   is published on `ongi-results` and then stored. Either publish failing leaves the photo
-//!   due for the next call.
+//! - **Processing** is the per-photo flow ([`PhotoFlow::run`](crate::photo::PhotoFlow::run)):
+//!   features (one download, one decode; a cache hit when only a per-photo result is
+//!   missing); when the embedding step ran, `ongi-features` is told, as on an upload (flow A),
+//!   so on Cloud Run the embedding function's walk fans out to the other functions' per-photo
+//!   results; then each missing result of this process is published on `ongi-results` and
+//!   then stored. Either publish failing leaves the photo due for the next call.
 //! - **The cursor** is the last object name up to which everything is handled, kept in the
 //!   cache's backend (Redis, or in-process) under a key naming the run: bucket, prefix, since,
 //!   steps and the model id (a new model starts a new walk). Pages are listed after it, so a
@@ -39,4 +38,4 @@ mod walk;
 pub use report::{Outcome, Progress, ProgressEvent, ReprocessError, ReprocessFailure, ReprocessReport};
 pub use request::{MAX_BUDGET, RawRequest, ReprocessRequest, RequestError, Step, resolve_steps, validate_prefix};
 pub use verdict::image_like;
-pub use walk::{Publishers, Reprocessor};
+pub use walk::Reprocessor;

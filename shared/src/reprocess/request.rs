@@ -5,9 +5,9 @@
 use std::time::{Duration, SystemTime};
 
 use crate::domain::{BucketName, ContentHash, MAX_REF_BYTES};
+use crate::functions::{Function, Functions};
 use crate::model::Models;
 use crate::model::loaded::PIXELS_ONLY;
-use crate::modules::{Module, Modules};
 use crate::storage::MAX_PAGE_SIZE;
 
 /// What a reprocessing run can redo for a photo.
@@ -32,17 +32,17 @@ impl Step {
     }
 
     /// The module whose process serves this step.
-    pub fn module(self) -> Module {
+    pub fn module(self) -> Function {
         match self {
-            Step::Embedding => Module::Embedding,
-            Step::Category => Module::Category,
-            Step::Quality => Module::Quality,
-            Step::Score => Module::Score,
+            Step::Embedding => Function::Embedding,
+            Step::Category => Function::Category,
+            Step::Quality => Function::Quality,
+            Step::Score => Function::Score,
         }
     }
 
     /// The per-photo step's module, for the steps whose output is a stored result.
-    pub(super) fn per_photo(self) -> Option<Module> {
+    pub(super) fn per_photo(self) -> Option<Function> {
         (self != Step::Embedding).then(|| self.module())
     }
 
@@ -77,10 +77,10 @@ pub enum RequestError {
 /// can run. Sorted, without repeats.
 pub fn resolve_steps(
     requested: Option<&[String]>,
-    modules: &Modules,
+    functions: &Functions,
     models: &Models,
 ) -> Result<Vec<Step>, RequestError> {
-    let served = |s: &Step| modules.contains(s.module());
+    let served = |s: &Step| functions.contains(s.module());
     let Some(requested) = requested else {
         let steps: Vec<Step> = Step::ALL
             .into_iter()
@@ -89,7 +89,7 @@ pub fn resolve_steps(
         if steps.is_empty() {
             return Err(RequestError::Invalid(format!(
                 "this process ({}) serves no step that can be reprocessed: call the embedding, category, quality or score function",
-                modules.service_name()
+                functions.service_name()
             )));
         }
         return Ok(steps);
@@ -111,7 +111,7 @@ pub fn resolve_steps(
             return Err(RequestError::Invalid(format!(
                 "steps: {} is not served by this process ({})",
                 step.name(),
-                modules.service_name()
+                functions.service_name()
             )));
         }
         if let Some(why) = step.missing_model(models) {
@@ -169,7 +169,7 @@ impl RawRequest<'_> {
     pub fn validate(
         &self,
         served_bucket: &BucketName,
-        modules: &Modules,
+        functions: &Functions,
         models: &Models,
         default_budget: Duration,
     ) -> Result<ReprocessRequest, RequestError> {
@@ -213,7 +213,7 @@ impl RawRequest<'_> {
             bucket,
             prefix: self.prefix.to_owned(),
             since,
-            steps: resolve_steps(self.steps, modules, models)?,
+            steps: resolve_steps(self.steps, functions, models)?,
             dry_run: self.dry_run,
             budget,
             page_size,
@@ -260,31 +260,36 @@ mod tests {
     #[test]
     fn steps_default_to_what_is_served_and_loaded() {
         let none = Models::none("test");
-        let all = resolve_steps(None, &Modules::all(), &none).unwrap();
+        let all = resolve_steps(None, &Functions::all(), &none).unwrap();
         assert_eq!(
             all,
             vec![Step::Embedding, Step::Quality],
             "pixel-only: no category, no score"
         );
-        let only = resolve_steps(None, &Modules::only(Module::Quality), &none).unwrap();
+        let only = resolve_steps(None, &Functions::only(Function::Quality), &none).unwrap();
         assert_eq!(only, vec![Step::Quality]);
         assert!(matches!(
-            resolve_steps(None, &Modules::only(Module::Duplicate), &none),
+            resolve_steps(None, &Functions::only(Function::Duplicate), &none),
             Err(RequestError::Invalid(_))
         ));
         let asked = ["quality".to_owned(), "embedding".to_owned(), "quality".to_owned()];
         assert_eq!(
-            resolve_steps(Some(&asked), &Modules::all(), &none).unwrap(),
+            resolve_steps(Some(&asked), &Functions::all(), &none).unwrap(),
             vec![Step::Embedding, Step::Quality]
         );
-        let err = resolve_steps(Some(&["people".to_owned()]), &Modules::all(), &none).unwrap_err();
+        let err = resolve_steps(Some(&["people".to_owned()]), &Functions::all(), &none).unwrap_err();
         assert!(err.to_string().contains("\"people\" is not a step"), "{err}");
-        let err = resolve_steps(Some(&["embedding".to_owned()]), &Modules::only(Module::Quality), &none).unwrap_err();
+        let err = resolve_steps(
+            Some(&["embedding".to_owned()]),
+            &Functions::only(Function::Quality),
+            &none,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("not served"), "{err}");
-        let err = resolve_steps(Some(&["score".to_owned()]), &Modules::all(), &none).unwrap_err();
+        let err = resolve_steps(Some(&["score".to_owned()]), &Functions::all(), &none).unwrap_err();
         assert!(matches!(err, RequestError::Unavailable(_)), "{err}");
         assert!(matches!(
-            resolve_steps(Some(&[]), &Modules::all(), &none),
+            resolve_steps(Some(&[]), &Functions::all(), &none),
             Err(RequestError::Invalid(_))
         ));
     }
@@ -303,7 +308,7 @@ mod tests {
     fn requests_name_the_field_that_is_wrong() {
         let uploads = BucketName::parse("uploads").unwrap();
         let none = Models::none("test");
-        let check = |raw: RawRequest<'_>| raw.validate(&uploads, &Modules::all(), &none, Duration::from_secs(50));
+        let check = |raw: RawRequest<'_>| raw.validate(&uploads, &Functions::all(), &none, Duration::from_secs(50));
         let ok = check(RawRequest {
             bucket: "uploads",
             prefix: "a/",
