@@ -195,9 +195,47 @@ pub fn rank(embeddings: &[&[f32]], query: &[f32], limit: usize) -> Vec<(usize, f
     scored
 }
 
+/// One photo's neighbours in its album: the other photos by cosine similarity to photo
+/// `target` (the vectors are unit length), at most `limit`. The photos marked in `copies`
+/// (the same bytes as the target) come first; then the most similar (a re-encode of the same
+/// picture can be as similar as a copy); ties in album order.
+pub fn similar_to(target: usize, embeddings: &[&[f32]], copies: &[bool], limit: usize) -> Vec<(usize, f32)> {
+    let Some(query) = embeddings.get(target) else {
+        return Vec::new();
+    };
+    let copy = |i: usize| copies.get(i).copied().unwrap_or(false);
+    let mut scored: Vec<(usize, f32)> = rank(embeddings, query, embeddings.len())
+        .into_iter()
+        .filter(|(i, _)| *i != target)
+        .collect();
+    // Stable: within copies and within the rest, `rank`'s order stays.
+    scored.sort_by_key(|(i, _)| !copy(*i));
+    scored.truncate(limit);
+    scored
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_photos_neighbours_leave_it_out_and_keep_the_limit() {
+        let photos: [&[f32]; 5] = [&[1.0, 0.0], &[0.0, 1.0], &[0.8, 0.6], &[1.0, 0.0], &[1.0, 0.0]];
+        let no_copies = [false; 5];
+        let near = similar_to(0, &photos, &no_copies, 3);
+        assert_eq!(near.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![3, 4, 2]);
+        assert!((near[0].1 - 1.0).abs() < 1e-6 && (near[2].1 - 0.8).abs() < 1e-6);
+        // A copy of the bytes goes before an equally similar photo.
+        let copies = [false, false, false, false, true];
+        let near = similar_to(0, &photos, &copies, 2);
+        assert_eq!(near.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![4, 3]);
+        assert_eq!(
+            similar_to(3, &photos, &no_copies, 10).len(),
+            4,
+            "every other photo, never itself"
+        );
+        assert!(similar_to(9, &photos, &no_copies, 10).is_empty());
+    }
 
     #[test]
     fn english_queries_pass_through_with_white_space_tidied() {

@@ -14,6 +14,7 @@ use crate::domain::{BucketName, ImageRef};
 #[serde(deny_unknown_fields)]
 pub struct ImagesRequest {
     /// Object names in the uploads bucket, or `gs://bucket/object`.
+    #[schema(min_items = 1, max_items = 1000)]
     pub images: Vec<String>,
 }
 
@@ -21,9 +22,12 @@ pub struct ImagesRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CategoriesRequest {
+    #[schema(min_items = 1, max_items = 1000)]
     pub images: Vec<String>,
-    /// The album's concepts (tags chosen in the app), optional.
+    /// The album's concepts (tags chosen in the app), optional: at most 100, each of 1 to 100
+    /// characters, not blank, no control character.
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub concepts: Vec<String>,
 }
 
@@ -31,6 +35,8 @@ pub struct CategoriesRequest {
 #[serde(deny_unknown_fields)]
 pub struct ScoreCategory {
     pub category: String,
+    /// At most 1000 images over every category of the call.
+    #[schema(min_items = 1, max_items = 1000)]
     pub images: Vec<String>,
 }
 
@@ -38,6 +44,7 @@ pub struct ScoreCategory {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScoreRequest {
+    #[schema(min_items = 1)]
     pub categories: Vec<ScoreCategory>,
 }
 
@@ -50,10 +57,13 @@ pub struct StyleRequest {
     /// `anime`) or a free-text style of at most 200 characters.
     pub style: String,
     /// How far from the photo the result may go, (0, 1]; default 0.6.
+    #[schema(exclusive_minimum = 0.0, maximum = 1.0)]
     pub strength: Option<f64>,
     /// Denoising steps, 1–50; default 20.
+    #[schema(minimum = 1, maximum = 50)]
     pub steps: Option<u32>,
     /// Classifier-free guidance scale, 1–20; default 7.5.
+    #[schema(minimum = 1.0, maximum = 20.0)]
     pub guidance_scale: Option<f64>,
     /// The noise seed; random by default (the job records the one used).
     pub seed: Option<u64>,

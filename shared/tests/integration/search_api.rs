@@ -235,6 +235,94 @@ async fn search_ranks_the_album_by_similarity_to_the_query() {
 }
 
 #[tokio::test]
+async fn similar_ranks_the_album_by_likeness_to_one_of_its_photos() {
+    let app = embedding_app(&unique_prefix()).await;
+    let mut images = upload(&app);
+    // The same bytes under another name, and a photo that is not there.
+    let uploads = app.data_dir().join("uploads");
+    std::fs::copy(uploads.join(&images[0]), uploads.join("album/copy.jpg")).unwrap();
+    images.push("album/copy.jpg".into());
+    images.push("album/missing.jpg".into());
+    let (_, vectors) = post(
+        &app,
+        "/api/albums/embedding?include=embedding",
+        json!({ "images": images }),
+    )
+    .await;
+    let vector_of: std::collections::HashMap<String, Vec<f32>> = vectors["data"]["embeddings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["image"].as_str().unwrap().to_owned(), floats(&e["embedding"])))
+        .collect();
+
+    // Asked under its gs:// spelling, the photo is still the album's own, and left out.
+    let asked = format!("gs://uploads/{}", images[0]);
+    let (status, body) = post(
+        &app,
+        "/api/albums/similar",
+        json!({ "images": images, "image": asked, "limit": 4 }),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let data = &body["data"];
+    assert_eq!(data["image"], asked.as_str());
+    assert_eq!(body["invalid_images"][0]["image"], "album/missing.jpg");
+    assert_eq!(body["invalid_images"][0]["reason"], "not_found");
+    let results = data["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4, "the limit: {data}");
+    assert_eq!(results[0]["image"], "album/copy.jpg", "{data}");
+    assert_eq!(results[0]["exact_duplicate"], true);
+    assert!((results[0]["similarity"].as_f64().unwrap() - 1.0).abs() < 1e-4);
+    assert!(results.iter().all(|h| h["image"] != images[0].as_str()), "never itself");
+    assert!(results[1..].iter().all(|h| h["exact_duplicate"] == false));
+    // Each similarity, recomputed from the vectors (a re-encode of the same picture, album/2,
+    // is as similar as the copy, but not the same bytes, so it comes after it).
+    let target = &vector_of[&images[0]];
+    for hit in results {
+        let expected = dot(&vector_of[hit["image"].as_str().unwrap()], target);
+        assert!(
+            (hit["similarity"].as_f64().unwrap() as f32 - expected).abs() < 1e-4,
+            "{hit}"
+        );
+    }
+    let similarities: Vec<f64> = results.iter().map(|h| h["similarity"].as_f64().unwrap()).collect();
+    assert!(
+        similarities.windows(2).all(|w| w[0] >= w[1]),
+        "best first: {similarities:?}"
+    );
+
+    // The asked-about photo cannot be read: a 400 whose invalid_images says why.
+    let (status, err) = post(
+        &app,
+        "/api/albums/similar",
+        json!({ "images": images, "image": "album/missing.jpg" }),
+    )
+    .await;
+    assert_eq!(status, 400, "{err}");
+    assert!(err["error"].as_str().unwrap().contains("album/missing.jpg"), "{err}");
+    assert_eq!(err["invalid_images"][0]["reason"], "not_found", "{err}");
+
+    for (body, named) in [
+        (
+            json!({ "images": images, "image": "album/other.jpg" }),
+            "is not one of images",
+        ),
+        (
+            json!({ "images": images, "image": images[1], "limit": 0 }),
+            "limit is 0",
+        ),
+        (json!({ "images": [], "image": "a.jpg" }), "images is empty"),
+        (json!({ "images": images, "image": "../a.jpg" }), "image \"../a.jpg\""),
+    ] {
+        let (status, err) = post(&app, "/api/albums/similar", body).await;
+        assert_eq!(status, 400, "{err}");
+        let message = err["error"].as_str().unwrap();
+        assert!(message.contains(named), "{message}");
+    }
+}
+
+#[tokio::test]
 async fn concurrent_calls_for_the_same_new_photos_compute_each_once() {
     let app = embedding_app(&unique_prefix()).await;
     let images = upload(&app);

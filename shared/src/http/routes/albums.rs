@@ -52,6 +52,7 @@ pub enum Include {
 
 /// `?include=embedding&encoding=json|base64`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EmbeddingQuery {
     #[serde(default)]
     #[param(value_type = Option<Include>)]

@@ -25,6 +25,7 @@ use crate::http::state::AppState;
 type ApiResult = Result<Response, ApiError>;
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DetailQuery {
     /// `true` (or `1`) for the richer answer; `false` or `0` for the plain one.
     #[serde(default, deserialize_with = "crate::http::extract::flag")]

@@ -37,12 +37,15 @@ pub struct ReprocessBody {
     pub dry_run: bool,
     /// Seconds after which no new photo is started (default `ONGI_REPROCESS_BUDGET_SECS`, 50; at most 3600).
     #[serde(default)]
+    #[schema(exclusive_minimum = 0.0, maximum = 3600.0)]
     pub budget_secs: Option<f64>,
     /// Objects per listed page, 1–1000 (default 1000).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000)]
     pub page_size: Option<u32>,
     /// Stop after this many pages (the next call resumes).
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub max_pages: Option<u32>,
 }
 

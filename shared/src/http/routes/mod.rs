@@ -8,6 +8,7 @@ pub(crate) mod events;
 pub(crate) mod health;
 pub(crate) mod people;
 pub(crate) mod search;
+pub(crate) mod similar;
 pub mod style;
 
 use std::collections::BTreeMap;
@@ -58,6 +59,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             Function::Embedding => routes
                 .post("/api/albums/embedding", albums::embedding)
                 .post("/api/albums/search", search::search)
+                .post("/api/albums/similar", similar::similar)
                 .post("/api/text/embedding", search::text_embedding)
                 .post("/events/storage", events::storage),
             Function::Category => routes.post("/api/albums/categories", analyses::categories),

@@ -45,6 +45,7 @@ pub enum VectorEncoding {
 
 /// `?encoding=json|base64` (default json).
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EncodingQuery {
     #[serde(default)]
     #[param(value_type = Option<VectorEncoding>)]
@@ -76,6 +77,7 @@ impl Vector {
 #[serde(deny_unknown_fields)]
 pub struct TextEmbeddingRequest {
     /// 1 to 64 texts of 1 to 1000 characters. CLIP's text encoder is English-only.
+    #[schema(min_items = 1, max_items = 64)]
     pub texts: Vec<String>,
 }
 
@@ -98,10 +100,13 @@ pub struct TextEmbeddings {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
+    #[schema(min_items = 1, max_items = 1000)]
     pub images: Vec<String>,
     /// English, or Korean names of the taxonomy (tags and app concepts), up to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub query: String,
     /// At most this many photos, 1–1000; default 20.
+    #[schema(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -134,6 +139,19 @@ pub struct SearchAnswer {
     pub query: SearchQuery,
     /// The album's photos, most similar first.
     pub results: Vec<SearchHit>,
+}
+
+/// How many photos a ranking answers: `limit`, 1 to [`MAX_REFS_PER_CALL`](crate::http::MAX_REFS_PER_CALL),
+/// or [`DEFAULT_LIMIT`].
+pub(super) fn result_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=crate::http::MAX_REFS_PER_CALL).contains(&limit) {
+        return Err(ApiError::InvalidRequest(format!(
+            "limit is {limit}: send 1 to {}",
+            crate::http::MAX_REFS_PER_CALL
+        )));
+    }
+    Ok(limit)
 }
 
 /// Checks one caller text: not blank, no control character, not too long.
@@ -196,13 +214,7 @@ pub async fn text_embedding(
 pub async fn search(State(state): State<AppState>, ApiJson(req): ApiJson<SearchRequest>) -> ApiResult {
     let refs = validate_refs("images", &req.images, &state.settings.bucket)?;
     check_text("query", &req.query, MAX_QUERY_CHARS)?;
-    let limit = req.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=crate::http::MAX_REFS_PER_CALL).contains(&limit) {
-        return Err(ApiError::InvalidRequest(format!(
-            "limit is {limit}: send 1 to {}",
-            crate::http::MAX_REFS_PER_CALL
-        )));
-    }
+    let limit = result_limit(req.limit)?;
     let taxonomy = Taxonomy::builtin();
     let english =
         search::to_english(taxonomy, &req.query).map_err(|e| ApiError::InvalidRequest(format!("query: {e}")))?;
