@@ -89,6 +89,29 @@ where
     }
 }
 
+/// An optional whole number in a JSON body. `406.0` counts as 406: JSON Schema calls a number
+/// without a fraction an integer, so a client generated from the API document may send it so.
+pub fn optional_integer<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    let Some(number) = <Option<serde_json::Number> as serde::Deserialize>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let whole = number.as_u64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < u64::MAX as f64)
+            .map(|f| f as u64)
+    });
+    let whole =
+        whole.ok_or_else(|| serde::de::Error::custom(format!("{number} is not a whole number of 0 or more")))?;
+    T::try_from(whole)
+        .map(Some)
+        .map_err(|_| serde::de::Error::custom(format!("{number} is too large")))
+}
+
 /// A flag in a query string: `true`, `false`, `1` or `0`, and nothing else (a typo must not
 /// silently mean `false`).
 pub fn flag<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
@@ -100,5 +123,30 @@ pub fn flag<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error
             "expected true, false, 1 or 0, got {:?}",
             other.chars().take(40).collect::<String>()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod integer_tests {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        #[serde(default, deserialize_with = "super::optional_integer")]
+        n: Option<u32>,
+    }
+
+    fn n(json: &str) -> Result<Option<u32>, String> {
+        serde_json::from_str::<Body>(json).map(|b| b.n).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn whole_numbers_count_however_they_are_written() {
+        assert_eq!(n("{}"), Ok(None));
+        assert_eq!(n(r#"{"n": null}"#), Ok(None));
+        assert_eq!(n(r#"{"n": 406}"#), Ok(Some(406)));
+        assert_eq!(n(r#"{"n": 406.0}"#), Ok(Some(406)));
+        assert_eq!(n(r#"{"n": 4e2}"#), Ok(Some(400)));
+        for bad in [r#"{"n": 1.5}"#, r#"{"n": -1}"#, r#"{"n": 4294967296}"#, r#"{"n": "7"}"#] {
+            assert!(n(bad).is_err(), "{bad}");
+        }
     }
 }

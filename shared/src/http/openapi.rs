@@ -3,7 +3,9 @@
 use utoipa::OpenApi;
 
 use super::error::ErrorBody;
-use super::request::{CategoriesRequest, ImagesRequest, ScoreCategory, ScoreRequest, StyleRequest};
+use super::request::{
+    CategoriesRequest, ImageReference, ImagesRequest, SERVED_BUCKET, ScoreCategory, ScoreRequest, StyleRequest,
+};
 use super::routes::{albums, analyses, batch, events, health, people, search, similar, style};
 use crate::album;
 use crate::album::InvalidImage;
@@ -32,6 +34,7 @@ use crate::album::InvalidImage;
         health::openapi,
     ),
     components(schemas(
+        ImageReference,
         ImagesRequest,
         CategoriesRequest,
         ScoreRequest,
@@ -81,15 +84,55 @@ use crate::album::InvalidImage;
 )]
 struct ApiDoc;
 
-pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+/// The document, with the bucket this process serves in the image references' pattern.
+pub fn document(served: &crate::domain::BucketName) -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let pattern = &mut doc["components"]["schemas"]["ImageReference"]["pattern"];
+    if let Some(p) = pattern.as_str() {
+        // Bucket names hold letters, digits, `-`, `_` and `.`: only `.` means something in a pattern.
+        *pattern = p.replace(SERVED_BUCKET, &served.as_str().replace('.', "\\.")).into();
+    }
+    // Answers the layers in front of every handler may give: a body over the limit or too
+    // slow, and load shed.
+    let error = serde_json::json!({"description": "", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}});
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for operation in paths
+            .values_mut()
+            .filter_map(|p| p.as_object_mut())
+            .flat_map(|p| p.values_mut())
+        {
+            let has_body = operation.get("requestBody").is_some();
+            let Some(responses) = operation.get_mut("responses").and_then(|r| r.as_object_mut()) else {
+                continue;
+            };
+            let mut add = |status: &str, why: &str| {
+                responses.entry(status).or_insert_with(|| {
+                    let mut answer = error.clone();
+                    answer["description"] = why.into();
+                    answer
+                });
+            };
+            if has_body {
+                add("408", "The body did not arrive in time");
+                add("413", "The body is larger than the limit");
+            }
+            add("503", "Shedding load, or a dependency is down: retry after Retry-After");
+        }
+    }
+    // A walk is of the served bucket only.
+    let bucket = &mut doc["components"]["schemas"]["ReprocessBody"]["properties"]["bucket"];
+    if bucket.is_object() {
+        bucket["enum"] = serde_json::json!([served.as_str()]);
+    }
+    doc
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{Value, json};
+    use serde_json::json;
 
     use super::document;
+    use crate::domain::BucketName;
     use crate::http::MAX_REFS_PER_CALL;
     use crate::http::request::MAX_CONCEPTS;
     use crate::http::routes::search::{MAX_QUERY_CHARS, MAX_TEXTS};
@@ -97,11 +140,116 @@ mod tests {
     use crate::reprocess::MAX_BUDGET;
     use crate::storage::MAX_PAGE_SIZE;
 
+    fn uploads() -> BucketName {
+        BucketName::parse("up.loads").unwrap()
+    }
+
+    /// The references the document's pattern admits are the ones the handlers accept.
+    #[test]
+    fn the_reference_pattern_is_the_handlers_rule() {
+        let doc = document(&uploads());
+        let pattern = doc["components"]["schemas"]["ImageReference"]["pattern"]
+            .as_str()
+            .unwrap();
+        let rx = regex::Regex::new(pattern).unwrap();
+        let cases = [
+            "a.jpg",
+            "gs://up.loads/a.jpg",
+            "gs://upXloads/a.jpg",
+            "gs://other/a.jpg",
+            "gs://up.loads",
+            "gs://up.loads/",
+            "../a",
+            "a/./b",
+            "a//b",
+            "/a",
+            "a\\b",
+            ".a",
+            "..a",
+            "...",
+            "a/..",
+            "http://x/y",
+            "gs:/x",
+            "x://y",
+            "a b/c d.jpg",
+            "반려묘.jpg",
+            "a\u{0}b",
+            "a\u{85}b",
+            ".",
+            "..",
+            "a/",
+            "gs://up.loads//x",
+            "gs://up.loads/gs://up.loads/x",
+            "",
+        ];
+        for raw in cases {
+            let accepted = crate::http::request::validate_ref("image", raw, &uploads()).is_ok();
+            assert_eq!(
+                rx.is_match(raw),
+                accepted,
+                "{raw:?}: the pattern and the handlers disagree"
+            );
+        }
+    }
+
+    /// The prefixes the document's pattern admits are the ones a walk accepts.
+    #[test]
+    fn the_prefix_pattern_is_the_walks_rule() {
+        let doc = document(&uploads());
+        let prefix = &doc["components"]["schemas"]["ReprocessBody"]["properties"]["prefix"];
+        let rx = regex::Regex::new(prefix["pattern"].as_str().unwrap()).unwrap();
+        for raw in [
+            "", "a", "a/", "a/b", "a/b/", "/a", "a//b", "a/./", "a/..", ".", "..", ".a/", "a\\b", "a\u{7}", "반려/",
+        ] {
+            let accepted = crate::reprocess::validate_prefix(raw).is_ok();
+            assert_eq!(rx.is_match(raw), accepted, "{raw:?}: the pattern and the walk disagree");
+        }
+        assert_eq!(
+            doc["components"]["schemas"]["ReprocessBody"]["properties"]["bucket"]["enum"],
+            json!(["up.loads"])
+        );
+    }
+
+    /// The texts the document's pattern admits are the ones the handlers accept.
+    #[test]
+    fn the_text_pattern_is_the_handlers_rule() {
+        let rx = regex::Regex::new(crate::http::request::VISIBLE_TEXT_PATTERN).unwrap();
+        let cases = [
+            "여행",
+            "a cat",
+            " x ",
+            "",
+            " ",
+            "\u{3000}",
+            "\u{a0}x",
+            "a\u{0}b",
+            "two\nlines",
+            "tab\there",
+            "\u{85}next",
+            "\u{feff}",
+            "\u{200b}",
+            "\u{2028}",
+            "x\u{2029}",
+            "é",
+        ];
+        for text in cases {
+            let accepted = crate::http::request::validate_concepts(&[text.to_owned()]).is_ok();
+            assert_eq!(
+                rx.is_match(text),
+                accepted,
+                "{text:?}: the pattern and the handlers disagree"
+            );
+        }
+        let doc = document(&uploads());
+        let query = &doc["components"]["schemas"]["QueryText"];
+        assert_eq!(query["maxLength"], json!(MAX_QUERY_CHARS), "{query}");
+    }
+
     /// The limits the handlers enforce, as the document states them: a client generated from
     /// it must not send what the server refuses for a count, a length or a range.
     #[test]
     fn the_document_states_the_limits_the_server_enforces() {
-        let doc: Value = serde_json::to_value(document()).unwrap();
+        let doc = document(&uploads());
         let field = |schema: &str, name: &str| doc["components"]["schemas"][schema]["properties"][name].clone();
         for schema in [
             "ImagesRequest",
@@ -121,7 +269,6 @@ mod tests {
         assert_eq!(field("ScoreRequest", "categories")["minItems"], json!(1));
         let texts = field("TextEmbeddingRequest", "texts");
         assert_eq!((&texts["minItems"], &texts["maxItems"]), (&json!(1), &json!(MAX_TEXTS)));
-        assert_eq!(field("SearchRequest", "query")["maxLength"], json!(MAX_QUERY_CHARS));
         for schema in ["SearchRequest", "SimilarRequest"] {
             let limit = field(schema, "limit");
             assert_eq!(
@@ -142,7 +289,7 @@ mod tests {
     /// and the switches (`detail`, `include`, `encoding`) are optional query parameters.
     #[test]
     fn parameters_are_where_the_server_reads_them() {
-        let doc: Value = serde_json::to_value(document()).unwrap();
+        let doc = document(&uploads());
         let mut switches = 0;
         for (path, operations) in doc["paths"].as_object().unwrap() {
             for (method, op) in operations.as_object().unwrap() {

@@ -9,12 +9,83 @@ use super::MAX_REFS_PER_CALL;
 use super::error::ApiError;
 use crate::domain::{BucketName, ImageRef};
 
+/// The bucket in [`ImageReference`]'s pattern until [`crate::http::openapi::document`] puts
+/// the served one there.
+pub(crate) const SERVED_BUCKET: &str = "SERVED-BUCKET";
+
+/// An image reference, as the API document states the rules [`ImageRef::parse`] and
+/// [`validate_ref`] apply: an object name of the uploads bucket, or `gs://<that
+/// bucket>/<object>`; path segments split by `/`, none empty, `.` or `..`; no backslash and
+/// no control character; at most 1024 bytes of UTF-8 (JSON Schema counts characters, so
+/// `maxLength` says 1024 and a name of many-byte characters may still be refused).
+pub(crate) struct ImageReference;
+
+/// [`ImageReference`]'s pattern; see there.
+const REFERENCE_PATTERN: &str = r"^(?:gs://SERVED-BUCKET/)?(?:[^/\\\u0000-\u001f\u007f-\u009f.][^/\\\u0000-\u001f\u007f-\u009f]*|\.[^/\\\u0000-\u001f\u007f-\u009f.][^/\\\u0000-\u001f\u007f-\u009f]*|\.\.[^/\\\u0000-\u001f\u007f-\u009f]+)(?:/(?:[^/\\\u0000-\u001f\u007f-\u009f.][^/\\\u0000-\u001f\u007f-\u009f]*|\.[^/\\\u0000-\u001f\u007f-\u009f.][^/\\\u0000-\u001f\u007f-\u009f]*|\.\.[^/\\\u0000-\u001f\u007f-\u009f]+))*$";
+
+impl utoipa::PartialSchema for ImageReference {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(1024))
+            .pattern(Some(REFERENCE_PATTERN))
+            .description(Some(
+                "An object name of the uploads bucket or gs://<that bucket>/<object>: segments split by '/', \
+                 none empty, '.' or '..'; no backslash, no control character; at most 1024 bytes of UTF-8.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for ImageReference {}
+
+/// A caller's text (a concept, a text to embed, a search query) as the document states the
+/// handlers' rule: something besides white space, no control character (NUL, a line break,
+/// …). White space is Unicode's, as `str::trim` takes it.
+pub(crate) const VISIBLE_TEXT_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$";
+
+/// The schema of a caller's text of 1 to `max_chars` characters (see [`VISIBLE_TEXT_PATTERN`]).
+pub(crate) fn visible_text(max_chars: usize) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(max_chars))
+        .pattern(Some(VISIBLE_TEXT_PATTERN))
+        .into()
+}
+
+/// A style request's `style`, in the document: 1 to 200 characters, not blank, no control
+/// character (see [`crate::style::preset::StyleChoice::parse`]).
+pub(crate) struct StyleText;
+
+impl utoipa::PartialSchema for StyleText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        visible_text(crate::style::preset::MAX_STYLE_CHARS)
+    }
+}
+
+impl ToSchema for StyleText {}
+
+/// One of a categories call's concepts, in the document (see [`validate_concepts`]).
+pub(crate) struct ConceptText;
+
+impl utoipa::PartialSchema for ConceptText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        visible_text(MAX_CONCEPT_CHARS)
+    }
+}
+
+impl ToSchema for ConceptText {}
+
 /// `{"images": [ref, …]}`: embedding, duplicates, quality, people.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImagesRequest {
     /// Object names in the uploads bucket, or `gs://bucket/object`.
-    #[schema(min_items = 1, max_items = 1000)]
+    #[schema(value_type = Vec<ImageReference>, min_items = 1, max_items = 1000)]
     pub images: Vec<String>,
 }
 
@@ -22,12 +93,12 @@ pub struct ImagesRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CategoriesRequest {
-    #[schema(min_items = 1, max_items = 1000)]
+    #[schema(value_type = Vec<ImageReference>, min_items = 1, max_items = 1000)]
     pub images: Vec<String>,
     /// The album's concepts (tags chosen in the app), optional: at most 100, each of 1 to 100
     /// characters, not blank, no control character.
     #[serde(default)]
-    #[schema(max_items = 100)]
+    #[schema(value_type = Vec<ConceptText>, max_items = 100)]
     pub concepts: Vec<String>,
 }
 
@@ -36,7 +107,7 @@ pub struct CategoriesRequest {
 pub struct ScoreCategory {
     pub category: String,
     /// At most 1000 images over every category of the call.
-    #[schema(min_items = 1, max_items = 1000)]
+    #[schema(value_type = Vec<ImageReference>, min_items = 1, max_items = 1000)]
     pub images: Vec<String>,
 }
 
@@ -52,23 +123,29 @@ pub struct ScoreRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StyleRequest {
+    #[schema(value_type = ImageReference)]
     pub image: String,
     /// A preset (`ghibli`, `watercolor`, `oil_painting`, `3d_animation`, `pencil_sketch`,
     /// `anime`) or a free-text style of at most 200 characters.
+    #[schema(value_type = StyleText)]
     pub style: String,
     /// How far from the photo the result may go, (0, 1]; default 0.6.
     #[schema(exclusive_minimum = 0.0, maximum = 1.0)]
     pub strength: Option<f64>,
     /// Denoising steps, 1–50; default 20.
+    #[serde(default, deserialize_with = "crate::http::extract::optional_integer")]
     #[schema(minimum = 1, maximum = 50)]
     pub steps: Option<u32>,
     /// Classifier-free guidance scale, 1–20; default 7.5.
     #[schema(minimum = 1.0, maximum = 20.0)]
     pub guidance_scale: Option<f64>,
     /// The noise seed; random by default (the job records the one used).
+    #[serde(default, deserialize_with = "crate::http::extract::optional_integer")]
     pub seed: Option<u64>,
     /// A repeated request with the same key returns the same job (the `Idempotency-Key`
-    /// header does the same).
+    /// header does the same; if both are sent they must agree): 1 to 256 visible ASCII
+    /// characters.
+    #[schema(pattern = "^[!-~]{1,256}$")]
     pub idempotency_key: Option<String>,
 }
 

@@ -77,6 +77,18 @@ impl StyleChoice {
     /// A preset by id (case, spaces, hyphens and a few common spellings forgiven), else free
     /// text. Empty, too long or non-printable text is refused with a sentence saying why.
     pub fn parse(raw: &str) -> Result<Self, String> {
+        // Counted and checked as sent, before white space is tidied: the API document states
+        // the rule on the text the caller writes.
+        if raw.chars().count() > MAX_STYLE_CHARS {
+            return Err(format!(
+                "style is {} characters; at most {MAX_STYLE_CHARS} (or name a preset: {})",
+                raw.chars().count(),
+                preset_ids()
+            ));
+        }
+        if raw.chars().any(char::is_control) {
+            return Err("style contains control characters".into());
+        }
         let cleaned: String = raw.split_whitespace().collect::<Vec<_>>().join(" ");
         if cleaned.is_empty() {
             return Err("style is empty: name a preset or describe a style".into());
@@ -96,16 +108,6 @@ impl StyleChoice {
         };
         if let Some(p) = PRESETS.iter().find(|p| p.id == key) {
             return Ok(Self::Preset(p));
-        }
-        if cleaned.chars().count() > MAX_STYLE_CHARS {
-            return Err(format!(
-                "style is {} characters; a free-text style is at most {MAX_STYLE_CHARS} (or name a preset: {})",
-                cleaned.chars().count(),
-                preset_ids()
-            ));
-        }
-        if cleaned.chars().any(char::is_control) {
-            return Err("style contains control characters".into());
         }
         Ok(Self::FreeText(cleaned))
     }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::http::album::split;
-use crate::http::envelope::success;
+use crate::http::envelope::{Envelope, success};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::request::{ImagesRequest, validate_refs};
@@ -67,7 +67,7 @@ pub struct EmbeddingQuery {
 /// Computes and caches every photo's features (CLIP embedding, pHash, blur, exposure); with
 /// `?include=embedding`, returns the embeddings too.
 #[utoipa::path(post, path = "/api/albums/embedding", tag = "albums", request_body = ImagesRequest, params(EmbeddingQuery),
-    responses((status = 201, body = EmbeddingSummary, description = "Features cached; unreadable photos in invalid_images"),
+    responses((status = 201, body = Envelope<EmbeddingSummary>, description = "Features cached; unreadable photos in invalid_images"),
               (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn embedding(
     State(state): State<AppState>,

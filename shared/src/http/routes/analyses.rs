@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::Response;
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::album::{Album, CategoryGroup, DuplicateGroup, QualityDetail, ScoreMembers, ScoredCategory};
 use crate::domain::{ImageRef, Reason};
 use crate::http::album::{AlbumFeatures, split};
-use crate::http::envelope::success;
+use crate::http::envelope::{Envelope, success};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::request::{
@@ -23,6 +23,28 @@ use crate::http::request::{
 use crate::http::state::AppState;
 
 type ApiResult = Result<Response, ApiError>;
+
+/// One item of `quality`'s answer, as the document states it: a low-quality photo's
+/// reference, or with `?detail=true` one photo's verdict. Never built: the handler answers
+/// one list or the other; this names both for the OpenAPI document.
+#[allow(dead_code)]
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum QualityItem {
+    Image(String),
+    Detail(QualityDetail),
+}
+
+/// One item of `duplicates`' answer, as the document states it: a group's references,
+/// keeper first, or with `?detail=true` the group with each member's tier and distances.
+/// Never built, like [`QualityItem`].
+#[allow(dead_code)]
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum DuplicateItem {
+    Images(Vec<String>),
+    Detail(DuplicateGroup),
+}
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -67,7 +89,7 @@ pub(super) fn with_embeddings(album: AlbumFeatures) -> AlbumFeatures {
 
 /// Zero-shot categories of the album's photos.
 #[utoipa::path(post, path = "/api/albums/categories", tag = "albums", request_body = CategoriesRequest,
-    responses((status = 201, body = Vec<CategoryGroup>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 201, body = Envelope<Vec<CategoryGroup>>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn categories(State(state): State<AppState>, ApiJson(req): ApiJson<CategoriesRequest>) -> ApiResult {
     let refs = validate_refs("images", &req.images, &state.settings.bucket)?;
     validate_concepts(&req.concepts)?;
@@ -86,7 +108,7 @@ pub async fn categories(State(state): State<AppState>, ApiJson(req): ApiJson<Cat
 
 /// The low-quality photos (`[ref]`), or with `?detail=true` every photo's verdict, reasons and metrics.
 #[utoipa::path(post, path = "/api/albums/quality", tag = "albums", request_body = ImagesRequest, params(DetailQuery),
-    responses((status = 201, body = Vec<String>, description = "low-quality photos; with detail=true, [QualityDetail]"),
+    responses((status = 201, body = Envelope<Vec<QualityItem>>, description = "low-quality photos; with detail=true, every photo's QualityDetail"),
               (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn quality(
     State(state): State<AppState>,
@@ -109,7 +131,7 @@ pub async fn quality(
 /// Duplicate groups `[[ref, …]]` (the keeper first), or with `?detail=true` each group's
 /// keeper, members, tier and evidence.
 #[utoipa::path(post, path = "/api/albums/duplicates", tag = "albums", request_body = ImagesRequest, params(DetailQuery),
-    responses((status = 201, body = Vec<Vec<String>>, description = "groups of 2+, keeper first; with detail=true, [DuplicateGroup]"),
+    responses((status = 201, body = Envelope<Vec<DuplicateItem>>, description = "groups of 2+, keeper first; with detail=true, each a DuplicateGroup"),
               (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn duplicates(
     State(state): State<AppState>,
@@ -131,7 +153,7 @@ pub async fn duplicates(
 
 /// Aesthetic scores per category, in input order; `?detail=true` adds highlights.
 #[utoipa::path(post, path = "/api/albums/score", tag = "albums", request_body = ScoreRequest, params(DetailQuery),
-    responses((status = 201, body = Vec<ScoredCategory>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 201, body = Envelope<Vec<ScoredCategory>>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn score(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<DetailQuery>,

@@ -23,14 +23,22 @@ use crate::reprocess::{RawRequest, ReprocessError, ReprocessReport, RequestError
 pub struct ReprocessBody {
     /// The photos bucket; must be the one this process serves (`ONGI_BUCKET`).
     pub bucket: String,
-    /// Only objects whose names start with this; `""` for the whole bucket.
+    /// Only objects whose names start with this; `""` for the whole bucket. The rules of an
+    /// object name's beginning: no empty, `.` or `..` segment, no leading `/`, no backslash,
+    /// no control character, at most 1024 bytes.
+    #[schema(
+        max_length = 1024,
+        pattern = r"^(?:(?:[^/\\\u0000-\u001f\u007f-\u009f.][^/\\\u0000-\u001f\u007f-\u009f]*|\.[^/\\\u0000-\u001f\u007f-\u009f.][^/\\\u0000-\u001f\u007f-\u009f]*|\.\.[^/\\\u0000-\u001f\u007f-\u009f]+)(?:/(?:[^/\\\u0000-\u001f\u007f-\u009f.][^/\\\u0000-\u001f\u007f-\u009f]*|\.[^/\\\u0000-\u001f\u007f-\u009f.][^/\\\u0000-\u001f\u007f-\u009f]*|\.\.[^/\\\u0000-\u001f\u007f-\u009f]+))*/?)?$"
+    )]
     pub prefix: String,
     /// Only objects updated at or after this RFC 3339 time, e.g. `2026-11-25T00:00:00Z`.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub since: Option<String>,
     /// Any of `embedding`, `category`, `quality`, `score`; default: every one this process
     /// serves and has the models for.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<StepName>>, min_items = 1)]
     pub steps: Option<Vec<String>>,
     /// Count what would be processed; process nothing and leave the cursor where it is.
     #[serde(default)]
@@ -40,13 +48,24 @@ pub struct ReprocessBody {
     #[schema(exclusive_minimum = 0.0, maximum = 3600.0)]
     pub budget_secs: Option<f64>,
     /// Objects per listed page, 1–1000 (default 1000).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::extract::optional_integer")]
     #[schema(minimum = 1, maximum = 1000)]
     pub page_size: Option<u32>,
     /// Stop after this many pages (the next call resumes).
-    #[serde(default)]
-    #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "crate::http::extract::optional_integer")]
+    #[schema(minimum = 1, maximum = 4294967295_u64, format = Int64)]
     pub max_pages: Option<u32>,
+}
+
+/// A step's name, as the document states [`Step::parse`](crate::reprocess::Step)'s.
+#[derive(ToSchema)]
+#[allow(dead_code)] // only names the schema: the handler reads the names as strings
+#[schema(rename_all = "lowercase")]
+pub(crate) enum StepName {
+    Embedding,
+    Category,
+    Quality,
+    Score,
 }
 
 /// `{"message": "success", "data": <report>}`.
@@ -94,6 +113,7 @@ impl From<ReprocessError> for ApiError {
 /// another call walks the same run; 503 when a dependency failed (the cursor is kept).
 #[utoipa::path(post, path = "/batch/reprocess", tag = "batch", request_body = ReprocessBody,
     responses((status = 200, body = ReprocessAnswer), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody, description = "The bucket does not exist"),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn reprocess(
     State(state): State<AppState>,

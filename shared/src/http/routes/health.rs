@@ -121,6 +121,6 @@ pub async fn metrics() -> Response {
 }
 
 #[utoipa::path(get, path = "/openapi.json", tag = "health", responses((status = 200, description = "This document")))]
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(document())
+pub async fn openapi(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(document(&state.settings.bucket))
 }

@@ -13,7 +13,7 @@ use axum::response::Response;
 
 use crate::album::{Person, persons};
 use crate::domain::ImageRef;
-use crate::http::envelope::{InvalidImage, success};
+use crate::http::envelope::{Envelope, InvalidImage, success};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::request::{ImagesRequest, validate_refs};
@@ -22,7 +22,7 @@ use crate::http::state::AppState;
 use crate::pipeline::face_record::StoredFace;
 
 #[utoipa::path(post, path = "/api/albums/people", tag = "albums", request_body = ImagesRequest, params(DetailQuery),
-    responses((status = 201, body = Vec<Person>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 201, body = Envelope<Vec<Person>>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn people(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<DetailQuery>,

@@ -14,10 +14,10 @@ use super::analyses::{model_unavailable, with_embeddings};
 use crate::analysis::search;
 use crate::analysis::taxonomy::Taxonomy;
 use crate::http::album::split;
-use crate::http::envelope::success;
+use crate::http::envelope::{Envelope, success};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery};
-use crate::http::request::validate_refs;
+use crate::http::request::{ImageReference, validate_refs, visible_text};
 use crate::http::state::AppState;
 
 type ApiResult = Result<Response, ApiError>;
@@ -31,6 +31,30 @@ pub const MAX_TEXT_CHARS: usize = 1000;
 pub const MAX_QUERY_CHARS: usize = 200;
 /// Results of a search when the call does not say.
 pub const DEFAULT_LIMIT: usize = 20;
+
+/// A text to embed, in the document: 1 to [`MAX_TEXT_CHARS`] characters, not blank, no
+/// control character.
+pub(crate) struct CallerText;
+
+impl utoipa::PartialSchema for CallerText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        visible_text(MAX_TEXT_CHARS)
+    }
+}
+
+impl ToSchema for CallerText {}
+
+/// A search query, in the document: 1 to [`MAX_QUERY_CHARS`] characters, not blank, no
+/// control character. Which Korean it may hold (the taxonomy's names) is beyond a pattern.
+pub(crate) struct QueryText;
+
+impl utoipa::PartialSchema for QueryText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        visible_text(MAX_QUERY_CHARS)
+    }
+}
+
+impl ToSchema for QueryText {}
 
 /// How vectors are written in an answer.
 #[derive(Debug, Default, Clone, Copy, Deserialize, ToSchema, PartialEq, Eq)]
@@ -77,7 +101,7 @@ impl Vector {
 #[serde(deny_unknown_fields)]
 pub struct TextEmbeddingRequest {
     /// 1 to 64 texts of 1 to 1000 characters. CLIP's text encoder is English-only.
-    #[schema(min_items = 1, max_items = 64)]
+    #[schema(value_type = Vec<CallerText>, min_items = 1, max_items = 64)]
     pub texts: Vec<String>,
 }
 
@@ -100,12 +124,13 @@ pub struct TextEmbeddings {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
-    #[schema(min_items = 1, max_items = 1000)]
+    #[schema(value_type = Vec<ImageReference>, min_items = 1, max_items = 1000)]
     pub images: Vec<String>,
     /// English, or Korean names of the taxonomy (tags and app concepts), up to 200 characters.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(value_type = QueryText)]
     pub query: String,
     /// At most this many photos, 1–1000; default 20.
+    #[serde(default, deserialize_with = "crate::http::extract::optional_integer")]
     #[schema(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
@@ -171,7 +196,7 @@ fn check_text(field: &str, text: &str, max_chars: usize) -> Result<(), ApiError>
 
 /// CLIP text embeddings of the caller's texts, normalised.
 #[utoipa::path(post, path = "/api/text/embedding", tag = "search", request_body = TextEmbeddingRequest, params(EncodingQuery),
-    responses((status = 201, body = TextEmbeddings), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 201, body = Envelope<TextEmbeddings>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn text_embedding(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<EncodingQuery>,
@@ -209,7 +234,7 @@ pub async fn text_embedding(
 
 /// The album's photos ranked by CLIP similarity to a text query.
 #[utoipa::path(post, path = "/api/albums/search", tag = "search", request_body = SearchRequest,
-    responses((status = 201, body = SearchAnswer, description = "photos without a CLIP embedding go to invalid_images"),
+    responses((status = 201, body = Envelope<SearchAnswer>, description = "photos without a CLIP embedding go to invalid_images"),
               (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn search(State(state): State<AppState>, ApiJson(req): ApiJson<SearchRequest>) -> ApiResult {
     let refs = validate_refs("images", &req.images, &state.settings.bucket)?;

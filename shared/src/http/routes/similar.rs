@@ -11,10 +11,10 @@ use super::analyses::{model_unavailable, with_embeddings};
 use super::search::result_limit;
 use crate::analysis::search::similar_to;
 use crate::http::album::split;
-use crate::http::envelope::success;
+use crate::http::envelope::{Envelope, success};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::ApiJson;
-use crate::http::request::{validate_ref, validate_refs};
+use crate::http::request::{ImageReference, validate_ref, validate_refs};
 use crate::http::state::AppState;
 use crate::model::loaded::PIXELS_ONLY;
 
@@ -23,11 +23,13 @@ use crate::model::loaded::PIXELS_ONLY;
 #[serde(deny_unknown_fields)]
 pub struct SimilarRequest {
     /// The album: object names in the uploads bucket, or `gs://bucket/object`.
-    #[schema(min_items = 1, max_items = 1000)]
+    #[schema(value_type = Vec<ImageReference>, min_items = 1, max_items = 1000)]
     pub images: Vec<String>,
-    /// The photo to compare with: one of `images`.
+    /// The photo to compare with: one of `images`, or a photo read with them.
+    #[schema(value_type = ImageReference)]
     pub image: String,
     /// How many photos to answer, 1–1000; default 20.
+    #[serde(default, deserialize_with = "crate::http::extract::optional_integer")]
     #[schema(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
@@ -54,21 +56,19 @@ pub struct SimilarAnswer {
 
 /// The album's photos most similar to one of them.
 #[utoipa::path(post, path = "/api/albums/similar", tag = "search", request_body = SimilarRequest,
-    responses((status = 201, body = SimilarAnswer, description = "photos that cannot be read or have no CLIP embedding go to invalid_images"),
-              (status = 400, body = ErrorBody, description = "a bad request, or the asked-about photo cannot be compared (its reason in invalid_images)"),
+    responses((status = 201, body = Envelope<SimilarAnswer>, description = "photos that cannot be read or have no CLIP embedding go to invalid_images; when the asked-about photo is one of them, results is empty"),
+              (status = 400, body = ErrorBody),
               (status = 503, body = ErrorBody)))]
 pub async fn similar(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<SimilarRequest>,
 ) -> Result<Response, ApiError> {
     let bucket = &state.settings.bucket;
-    let refs = validate_refs("images", &req.images, bucket)?;
+    let mut refs = validate_refs("images", &req.images, bucket)?;
     let target = validate_ref("image", &req.image, bucket)?;
+    // A photo compared with an album it is not in is read with it, and is not in its results.
     if !refs.contains(&target) {
-        return Err(ApiError::InvalidRequest(format!(
-            "image {:?} is not one of images: send the photo with its album",
-            req.image.chars().take(120).collect::<String>()
-        )));
+        refs.push(target.clone());
     }
     let limit = result_limit(req.limit)?;
     // Without the image encoder no photo has a vector: say so before reading any.
@@ -79,14 +79,15 @@ pub async fn similar(
         ));
     }
     let album = with_embeddings(split(&refs, state.features.album(&refs).await)?);
+    // The asked-about photo cannot be read or has no embedding: nothing to compare with,
+    // and invalid_images says why, as for any photo of an album.
     let Some(at) = album.photos.iter().position(|(r, _)| *r == target) else {
-        return Err(ApiError::InvalidImages {
-            message: format!(
-                "image {:?} has no CLIP embedding to compare with: invalid_images says why",
-                req.image.chars().take(120).collect::<String>()
-            ),
-            invalid: album.invalid,
-        });
+        let data = SimilarAnswer {
+            model: state.features.model_id().to_owned(),
+            image: req.image,
+            results: Vec::new(),
+        };
+        return Ok(success(data, album.invalid));
     };
     let embeddings: Vec<&[f32]> = album
         .photos

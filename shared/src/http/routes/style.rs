@@ -166,9 +166,11 @@ fn idempotency_key(headers: &HeaderMap, req: &StyleRequest) -> Result<Option<Str
         (h, b) => h.or(b),
     };
     match key {
-        Some(k) if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY => Err(ApiError::InvalidRequest(format!(
-            "the idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} bytes"
-        ))),
+        Some(k) if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY || !k.bytes().all(|b| b.is_ascii_graphic()) => {
+            Err(ApiError::InvalidRequest(format!(
+                "the idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+            )))
+        }
         other => Ok(other),
     }
 }
@@ -193,8 +195,9 @@ async fn read_thumbnail(state: &AppState, bucket: &BucketName, image: &ImageRef)
 
 /// Queues a restyled copy of a photo.
 #[utoipa::path(post, path = "/api/albums/style", tag = "style", request_body = StyleRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "A repeated request with the same key returns the same job")),
-    responses((status = 202, body = StyleSubmitted, description = "Queued (or the job the idempotency key names)"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "A repeated request with the same key returns the same job; 1 to 256 visible ASCII characters, the same as idempotency_key if both are sent",
+            pattern = "^[!-~]{1,256}$")),
+    responses((status = 202, body = Envelope<StyleSubmitted>, description = "Queued (or the job the idempotency key names)"),
               (status = 400, body = ErrorBody, description = "Bad request, or the photo cannot be read (invalid_images)"),
               (status = 409, body = ErrorBody, description = "The idempotency key names a job of a different request (conflict)"),
               (status = 429, body = ErrorBody, description = "The queue is full; Retry-After says when to come back"),
@@ -345,20 +348,24 @@ fn unreadable(image: &str, e: PhotoError) -> ApiError {
 
 /// A style job's status, prompt and, once done, its result.
 #[utoipa::path(get, path = "/api/albums/style/{job_id}", tag = "style",
-    params(("job_id" = String, Path, description = "The id returned by POST /api/albums/style")),
-    responses((status = 200, body = StyleJobView),
+    params(("job_id" = String, Path, description = "The id returned by POST /api/albums/style",
+            pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")),
+    responses((status = 200, body = Envelope<StyleJobView>),
               (status = 400, body = ErrorBody, description = "Not a job id"),
               (status = 404, body = ErrorBody, description = "No such job (or it has expired)"),
               (status = 503, body = ErrorBody)))]
 pub async fn status(State(state): State<AppState>, ApiPath(job_id): ApiPath<String>) -> ApiResult {
+    // Only the form the submission answers (a lowercase hyphenated UUID), as the document says.
     let id = uuid::Uuid::parse_str(&job_id)
-        .map_err(|_| {
+        .ok()
+        .map(|id| id.to_string())
+        .filter(|id| *id == job_id)
+        .ok_or_else(|| {
             ApiError::InvalidRequest(format!(
-                "{:?} is not a job id",
+                "{:?} is not a job id (a lowercase UUID, as POST /api/albums/style answered)",
                 job_id.chars().take(64).collect::<String>()
             ))
-        })?
-        .to_string();
+        })?;
     let queue = queue(&state)?;
     let job = queue
         .get(&id)
