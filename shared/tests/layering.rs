@@ -89,6 +89,9 @@ fn ident(t: Option<&TokenTree>) -> Option<String> {
     }
 }
 
+/// One leaf of a `use` tree: its path segments as written, and the name it binds.
+type UseLeaf = (Vec<String>, Option<String>);
+
 /// Reads one module's tokens: the absolute paths it names, each with the top-level module
 /// it lands in.
 struct Reader {
@@ -118,7 +121,7 @@ impl Reader {
 
     /// The use trees of a `use` item (tokens between `use` and `;`), as
     /// `(segments, name bound)` leaves.
-    fn use_leaves(tokens: &[TokenTree], prefix: &[String], out: &mut Vec<(Vec<String>, Option<String>)>) {
+    fn use_leaves(tokens: &[TokenTree], prefix: &[String], out: &mut Vec<UseLeaf>) {
         let mut segments = prefix.to_vec();
         let mut i = 0;
         while i < tokens.len() {
@@ -158,6 +161,16 @@ impl Reader {
         }
     }
 
+    /// The leaves of the `use` item starting at `tokens[at]`, and where it ends (its `;`).
+    fn use_item(tokens: &[TokenTree], at: usize) -> (Vec<UseLeaf>, usize) {
+        let end = (at..tokens.len())
+            .find(|&j| matches!(&tokens[j], TokenTree::Punct(p) if p.as_char() == ';'))
+            .unwrap_or(tokens.len());
+        let mut leaves = Vec::new();
+        Self::use_leaves(&tokens[at + 1..end], &[], &mut leaves);
+        (leaves, end)
+    }
+
     /// Aliases declared in this module's tokens (not in inline modules), by name.
     fn aliases(module: &[String], tokens: &[TokenTree], aliases: &mut HashMap<String, Vec<String>>) {
         let mut i = 0;
@@ -176,11 +189,7 @@ impl Reader {
                 aliases.insert(name, Vec::new());
             }
             if word.as_deref() == Some("use") {
-                let end = (i..tokens.len())
-                    .find(|&j| matches!(&tokens[j], TokenTree::Punct(p) if p.as_char() == ';'))
-                    .unwrap_or(tokens.len());
-                let mut leaves = Vec::new();
-                Self::use_leaves(&tokens[i + 1..end], &[], &mut leaves);
+                let (leaves, end) = Self::use_item(tokens, i);
                 for (segments, bound) in leaves {
                     if let (Some(path), Some(name)) = (Self::resolve(module, aliases, &segments), bound)
                         && name != "_"
@@ -222,11 +231,7 @@ impl Reader {
                 continue;
             }
             if ident(tokens.get(i)).as_deref() == Some("use") {
-                let end = (i..tokens.len())
-                    .find(|&j| matches!(&tokens[j], TokenTree::Punct(p) if p.as_char() == ';'))
-                    .unwrap_or(tokens.len());
-                let mut leaves = Vec::new();
-                Self::use_leaves(&tokens[i + 1..end], &[], &mut leaves);
+                let (leaves, end) = Self::use_item(tokens, i);
                 for (segments, _) in leaves {
                     if let Some(path) = Self::resolve(module, aliases, &segments) {
                         self.found.insert(path);

@@ -135,7 +135,9 @@ mod integer_tests {
     }
 
     fn n(json: &str) -> Result<Option<u32>, String> {
-        serde_json::from_str::<Body>(json).map(|b| b.n).map_err(|e| e.to_string())
+        serde_json::from_str::<Body>(json)
+            .map(|b| b.n)
+            .map_err(|e| e.to_string())
     }
 
     #[test]

@@ -57,6 +57,22 @@ fn assert_unit(v: &[f32]) {
     assert!((dot(v, v) - 1.0).abs() < 1e-4, "not unit length: {}", dot(v, v));
 }
 
+/// Every readable photo's embedding, as `?include=embedding` answers it.
+async fn vectors_of(app: &TestApp, images: &[String]) -> Vec<(String, Vec<f32>)> {
+    let (_, vectors) = post(
+        app,
+        "/api/albums/embedding?include=embedding",
+        json!({ "images": images }),
+    )
+    .await;
+    vectors["data"]["embeddings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["image"].as_str().unwrap().to_owned(), floats(&e["embedding"])))
+        .collect()
+}
+
 async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
     let resp = app.post_json(path, &body).await;
     let status = resp.status().as_u16();
@@ -173,18 +189,7 @@ async fn search_ranks_the_album_by_similarity_to_the_query() {
     let app = embedding_app(&unique_prefix()).await;
     let mut images = upload(&app);
     images.push("album/missing.jpg".into());
-    let (_, vectors) = post(
-        &app,
-        "/api/albums/embedding?include=embedding",
-        json!({ "images": images }),
-    )
-    .await;
-    let photo_vectors: Vec<(String, Vec<f32>)> = vectors["data"]["embeddings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["image"].as_str().unwrap().to_owned(), floats(&e["embedding"])))
-        .collect();
+    let photo_vectors = vectors_of(&app, &images).await;
 
     let (status, body) = post(
         &app,
@@ -243,18 +248,7 @@ async fn similar_ranks_the_album_by_likeness_to_one_of_its_photos() {
     std::fs::copy(uploads.join(&images[0]), uploads.join("album/copy.jpg")).unwrap();
     images.push("album/copy.jpg".into());
     images.push("album/missing.jpg".into());
-    let (_, vectors) = post(
-        &app,
-        "/api/albums/embedding?include=embedding",
-        json!({ "images": images }),
-    )
-    .await;
-    let vector_of: std::collections::HashMap<String, Vec<f32>> = vectors["data"]["embeddings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["image"].as_str().unwrap().to_owned(), floats(&e["embedding"])))
-        .collect();
+    let vector_of: std::collections::HashMap<String, Vec<f32>> = vectors_of(&app, &images).await.into_iter().collect();
 
     // Asked under its gs:// spelling, the photo is still the album's own, and left out.
     let asked = format!("gs://uploads/{}", images[0]);
