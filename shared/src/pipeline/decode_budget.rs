@@ -34,7 +34,7 @@ use tokio::sync::Semaphore;
 
 use super::decode_lanes::queue_turn;
 use super::decode_threads::{DecodeThreads, Queue};
-use super::features::PhotoError;
+use super::photo_error::PhotoError;
 use crate::config::IngestLimits;
 use crate::domain::Reason;
 use crate::image::{DecodeCost, DecodeOptions, DecodedImage, ImageError, Stop, decode_until, estimate};

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::features::PhotoError;
+use super::photo_error::PhotoError;
 use crate::domain::Reason;
 
 type Job = (Instant, Box<dyn FnOnce() + Send>);

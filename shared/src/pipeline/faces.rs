@@ -11,8 +11,9 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use super::face_record::{self, StoredFace};
-use super::features::{FeatureService, PhotoError};
+use super::features::FeatureService;
 use super::hashing::content_hash;
+use super::photo_error::PhotoError;
 use crate::analysis::people::{Cluster, FaceInput, PeopleParams, cluster_faces};
 use crate::cache::Cache;
 use crate::config::IngestLimits;

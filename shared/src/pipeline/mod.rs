@@ -3,6 +3,7 @@
 //! - [`analysis_models`]: text embeddings (memory, cache or computed) and the thresholds the album
 //!   analyses take.
 //! - [`pixels`]: one decode → every pixel feature and the CLIP input.
+//! - [`photo_error`]: why one photo has no features.
 //! - [`batcher`]: cross-request batching of CLIP inference on a model thread.
 //! - [`features`]: cache-or-compute for an album or one object generation.
 //! - [`single_flight`]: concurrent calls that need the same photo compute it once.
@@ -23,8 +24,10 @@ pub(crate) mod faces;
 pub(crate) mod fair_slots;
 pub(crate) mod features;
 pub(crate) mod hashing;
+pub mod photo_error;
 pub mod pixels;
 pub(crate) mod remote;
 pub(crate) mod single_flight;
 
-pub use features::{FeatureService, Features, PhotoError};
+pub use features::{FeatureService, Features};
+pub use photo_error::PhotoError;

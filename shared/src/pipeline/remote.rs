@@ -17,7 +17,7 @@ use google_cloud_auth::credentials::idtoken::{self, IDTokenCredentials};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
-use super::features::PhotoError;
+use super::photo_error::PhotoError;
 use crate::domain::Reason;
 
 #[derive(Clone)]

@@ -10,6 +10,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures::StreamExt;
 
+use super::report::ItemResult;
 use super::request::{ReprocessRequest, Step};
 use super::verdict::Verdict;
 use super::walk::Reprocessor;
@@ -17,16 +18,6 @@ use crate::domain::BucketName;
 use crate::functions::Function;
 use crate::photo::{Arrival, FlowError, PhotoObject};
 use crate::storage::ObjectInfo;
-
-pub(super) enum ItemResult {
-    Processed,
-    Failed {
-        reason: String,
-        detail: String,
-    },
-    /// A retry may succeed: the walk stops before this photo.
-    Transient(String),
-}
 
 impl Reprocessor {
     /// Processes a page's due photos, at most `concurrency` at once and in name order, until

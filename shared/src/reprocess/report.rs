@@ -1,5 +1,5 @@
 //! What a call answers: the [`ReprocessReport`] and its counters (added up over chained
-//! calls), the [`ReprocessError`] that stops a call, and the [`ProgressEvent`]s a progress
+//! calls, from each photo's `ItemResult`), the [`ReprocessError`] that stops a call, and the [`ProgressEvent`]s a progress
 //! display hears.
 
 use std::collections::BTreeMap;
@@ -13,6 +13,17 @@ use crate::cache::CacheError;
 
 /// Failures listed one by one in a report; the counts cover all of them.
 const FAILURES_LISTED: usize = 20;
+
+/// What became of one due photo, as the walk tallies it into the report.
+pub(super) enum ItemResult {
+    Processed,
+    Failed {
+        reason: String,
+        detail: String,
+    },
+    /// A retry may succeed: the walk stops before this photo.
+    Transient(String),
+}
 
 /// A photo that failed, as listed in a report.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]

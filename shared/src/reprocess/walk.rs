@@ -8,8 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::process::ItemResult;
-use super::report::{Outcome, Progress, ProgressEvent, ReprocessError, ReprocessReport};
+use super::report::{ItemResult, Outcome, Progress, ProgressEvent, ReprocessError, ReprocessReport};
 use super::request::ReprocessRequest;
 use super::verdict::{Verdict, verdicts};
 use crate::cache::{Cache, CacheError, CacheKey};

@@ -6,10 +6,11 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use super::{FeatureService, Features, PhotoError};
+use super::{FeatureService, Features};
 use crate::analysis::FeatureRecord;
 use crate::cache::CacheKey;
 use crate::domain::{BucketName, ContentHash, ImageRef};
+use crate::pipeline::PhotoError;
 use crate::pipeline::pixels::DECODE_FOR_FEATURES;
 
 /// Alias value: generation (i64 LE) followed by the 32-byte content hash.

@@ -8,10 +8,11 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::decode_failures::decode_failure;
-use super::{FeatureService, Features, PhotoError};
+use super::{FeatureService, Features};
 use crate::analysis::FeatureRecord;
 use crate::domain::{BucketName, ContentHash, Reason};
 use crate::model::clip::l2_normalize;
+use crate::pipeline::PhotoError;
 use crate::pipeline::batcher::BatchError;
 use crate::pipeline::hashing::content_hash;
 use crate::pipeline::pixels::{DECODE_FOR_FEATURES, pixel_features_of};

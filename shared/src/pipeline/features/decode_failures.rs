@@ -4,10 +4,11 @@
 
 use bytes::Bytes;
 
-use super::{FeatureService, PhotoError};
+use super::FeatureService;
 use crate::cache::CacheKey;
 use crate::domain::ContentHash;
 use crate::image::{DecodeCost, DecodeOptions, DecodedImage, ImageError};
+use crate::pipeline::PhotoError;
 
 /// A remembered decode failure: `reason\ndetail`, with a reason of [`ImageError::REASONS`].
 pub(super) fn decode_failure(bytes: &[u8]) -> Option<PhotoError> {

@@ -27,6 +27,7 @@ use futures::StreamExt;
 use super::batcher::Batcher;
 use super::decode_budget::DecodeBudget;
 use super::fair_slots::{FairSlots, Slot};
+use super::photo_error::PhotoError;
 use super::remote::EmbeddingClient;
 use super::single_flight::SingleFlight;
 use crate::analysis::FeatureRecord;
@@ -34,48 +35,7 @@ use crate::cache::{Cache, CacheKey};
 use crate::config::IngestLimits;
 use crate::domain::{BucketName, ContentHash, ImageRef, Reason};
 use crate::model::Models;
-use crate::storage::{ObjectStore, StorageError};
-
-/// Why one photo has no features. `reason` is the stable reason of `invalid_images`.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{reason}: {detail}")]
-pub struct PhotoError {
-    pub reason: Reason,
-    pub detail: String,
-    /// A retry may succeed (storage or model unavailable): the caller should answer 503.
-    pub transient: bool,
-}
-
-impl PhotoError {
-    pub(crate) fn permanent(reason: Reason, detail: impl Into<String>) -> Self {
-        Self {
-            reason,
-            detail: detail.into(),
-            transient: false,
-        }
-    }
-
-    pub(crate) fn transient(reason: Reason, detail: impl Into<String>) -> Self {
-        Self {
-            reason,
-            detail: detail.into(),
-            transient: true,
-        }
-    }
-}
-
-impl From<StorageError> for PhotoError {
-    fn from(e: StorageError) -> Self {
-        match &e {
-            StorageError::NotFound { .. } => Self::permanent(Reason::NotFound, e.to_string()),
-            StorageError::TooLarge { .. } => Self::permanent(Reason::TooLarge, e.to_string()),
-            StorageError::Refused(_) => Self::permanent(Reason::Refused, e.to_string()),
-            StorageError::Unreadable(_) => Self::permanent(Reason::Unreadable, e.to_string()),
-            _ if e.is_transient() => Self::transient(Reason::StorageUnavailable, e.to_string()),
-            _ => Self::transient(Reason::StorageError, e.to_string()),
-        }
-    }
-}
+use crate::storage::ObjectStore;
 
 /// A photo's features and whether this call computed them (false: from the cache).
 #[derive(Debug, Clone)]
