@@ -140,6 +140,19 @@ mod tests {
     use crate::reprocess::MAX_BUDGET;
     use crate::storage::MAX_PAGE_SIZE;
 
+    /// Asserts that `pattern` admits exactly the `cases` that `accepts` (the handlers' own
+    /// check) accepts.
+    fn agrees(pattern: &str, cases: &[&str], accepts: impl Fn(&str) -> bool) {
+        let rx = regex::Regex::new(pattern).unwrap();
+        for case in cases {
+            assert_eq!(
+                rx.is_match(case),
+                accepts(case),
+                "{case:?}: the document's pattern and the handlers disagree"
+            );
+        }
+    }
+
     fn uploads() -> BucketName {
         BucketName::parse("up.loads").unwrap()
     }
@@ -151,7 +164,6 @@ mod tests {
         let pattern = doc["components"]["schemas"]["ImageReference"]["pattern"]
             .as_str()
             .unwrap();
-        let rx = regex::Regex::new(pattern).unwrap();
         let cases = [
             "a.jpg",
             "gs://up.loads/a.jpg",
@@ -182,14 +194,9 @@ mod tests {
             "gs://up.loads/gs://up.loads/x",
             "",
         ];
-        for raw in cases {
-            let accepted = crate::http::request::validate_ref("image", raw, &uploads()).is_ok();
-            assert_eq!(
-                rx.is_match(raw),
-                accepted,
-                "{raw:?}: the pattern and the handlers disagree"
-            );
-        }
+        agrees(pattern, &cases, |raw| {
+            crate::http::request::validate_ref("image", raw, &uploads()).is_ok()
+        });
     }
 
     /// The prefixes the document's pattern admits are the ones a walk accepts.
@@ -197,13 +204,12 @@ mod tests {
     fn the_prefix_pattern_is_the_walks_rule() {
         let doc = document(&uploads());
         let prefix = &doc["components"]["schemas"]["ReprocessBody"]["properties"]["prefix"];
-        let rx = regex::Regex::new(prefix["pattern"].as_str().unwrap()).unwrap();
-        for raw in [
+        let cases = [
             "", "a", "a/", "a/b", "a/b/", "/a", "a//b", "a/./", "a/..", ".", "..", ".a/", "a\\b", "a\u{7}", "반려/",
-        ] {
-            let accepted = crate::reprocess::validate_prefix(raw).is_ok();
-            assert_eq!(rx.is_match(raw), accepted, "{raw:?}: the pattern and the walk disagree");
-        }
+        ];
+        agrees(prefix["pattern"].as_str().unwrap(), &cases, |raw| {
+            crate::reprocess::validate_prefix(raw).is_ok()
+        });
         assert_eq!(
             doc["components"]["schemas"]["ReprocessBody"]["properties"]["bucket"]["enum"],
             json!(["up.loads"])
@@ -213,7 +219,6 @@ mod tests {
     /// The texts the document's pattern admits are the ones the handlers accept.
     #[test]
     fn the_text_pattern_is_the_handlers_rule() {
-        let rx = regex::Regex::new(crate::http::request::VISIBLE_TEXT_PATTERN).unwrap();
         let cases = [
             "여행",
             "a cat",
@@ -232,14 +237,9 @@ mod tests {
             "x\u{2029}",
             "é",
         ];
-        for text in cases {
-            let accepted = crate::http::request::validate_concepts(&[text.to_owned()]).is_ok();
-            assert_eq!(
-                rx.is_match(text),
-                accepted,
-                "{text:?}: the pattern and the handlers disagree"
-            );
-        }
+        agrees(crate::http::request::VISIBLE_TEXT_PATTERN, &cases, |text| {
+            crate::http::request::validate_concepts(&[text.to_owned()]).is_ok()
+        });
         let doc = document(&uploads());
         let query = &doc["components"]["schemas"]["QueryText"];
         assert_eq!(query["maxLength"], json!(MAX_QUERY_CHARS), "{query}");

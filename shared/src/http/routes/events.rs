@@ -38,27 +38,31 @@ pub struct EventOutcome {
     pub results: Option<Value>,
 }
 
-/// A 200 with `status`, counted under `outcome`.
-fn answer(route: &'static str, status: &'static str, object: Option<String>, reason: Option<String>) -> Response {
-    let outcome = if status == "rejected" { "malformed" } else { status };
+impl EventOutcome {
+    fn new(status: &'static str, object: Option<String>, reason: Option<String>) -> Self {
+        Self {
+            status,
+            object,
+            reason,
+            results: None,
+        }
+    }
+}
+
+/// A 200 with `body`, counted under `outcome`.
+fn answer(route: &'static str, outcome: &'static str, body: EventOutcome) -> Response {
     metrics::counter!("ongi_events_total", "route" => route, "outcome" => outcome).increment(1);
-    let body = EventOutcome {
-        status,
-        object,
-        reason,
-        results: None,
-    };
     (StatusCode::OK, Json(body)).into_response()
 }
 
 fn rejected(route: &'static str, why: String) -> Response {
     tracing::error!(route, error = %why, "malformed event acknowledged and dropped");
-    answer(route, "rejected", None, Some(why))
+    answer(route, "malformed", EventOutcome::new("rejected", None, Some(why)))
 }
 
 fn skipped(route: &'static str, object: String, why: String) -> Response {
     tracing::info!(route, object = %object, reason = %why, "event skipped");
-    answer(route, "skipped", Some(object), Some(why))
+    answer(route, "skipped", EventOutcome::new("skipped", Some(object), Some(why)))
 }
 
 /// A failure of the flow, as the event's answer: 2xx for an unreadable photo, 503 when a
@@ -96,7 +100,7 @@ pub async fn storage(State(state): State<AppState>, headers: HeaderMap, body: By
         Ok(done) => {
             let status = if done.computed { "computed" } else { "cached" };
             tracing::info!(object = %name, generation = event.generation, envelope = event.envelope, status, "storage event handled");
-            Ok(answer(ROUTE, status, Some(name), None))
+            Ok(answer(ROUTE, status, EventOutcome::new(status, Some(name), None)))
         }
         Err(e) => failed(ROUTE, name, e),
     }
@@ -119,19 +123,16 @@ pub async fn features(State(state): State<AppState>, body: Bytes) -> Result<Resp
     let name = format!("{}/{}", arrival.photo.bucket, arrival.photo.name);
     match state.photo.run(&arrival).await {
         Ok(done) => {
-            metrics::counter!("ongi_events_total", "route" => ROUTE, "outcome" => "handled").increment(1);
             let results = done
                 .results
                 .into_iter()
                 .map(|(function, result)| (function.name().to_owned(), result))
                 .collect();
             let body = EventOutcome {
-                status: "handled",
-                object: Some(name),
-                reason: None,
                 results: Some(Value::Object(results)),
+                ..EventOutcome::new("handled", Some(name), None)
             };
-            Ok((StatusCode::OK, Json(body)).into_response())
+            Ok(answer(ROUTE, "handled", body))
         }
         Err(e) => failed(ROUTE, name, e),
     }
